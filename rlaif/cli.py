@@ -1,0 +1,64 @@
+"""`rlaif` command line: one verb per module in rlaif/commands/.
+
+Each command module defines `HELP` (one line), `add_arguments(parser)` and
+`run(args) -> int`; it imports heavy libraries (torch, transformers) inside `run`, so
+`rlaif --help` stays fast. `main(argv)` returns the exit code and is testable in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+VERBS = ("demo", "train", "evaluate", "score", "compare", "judges")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every verb."""
+    parser = argparse.ArgumentParser(
+        prog="rlaif",
+        description="Reinforcement learning from AI feedback: judges, PPO, hold-out evaluation.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for verb in VERBS:
+        try:
+            module = importlib.import_module(f"rlaif.commands.{verb}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"rlaif.commands.{verb}":
+                raise
+            continue  # verb not built yet
+        p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    from rlaif.judges.base import JudgeError
+
+    try:
+        return int(args._module.run(args) or 0)
+    except (JudgeError, FileNotFoundError, ValueError) as exc:
+        print(f"rlaif {args.verb}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"rlaif {args.verb}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The judge contract: a judge scores a batch of (prompt, response) samples.
+
+The batch is the unit of work: it is what makes classifiers fast (one padded forward pass)
+and API judges concurrent (many requests in flight). Every judge is async at heart
+(`ascore`); `score` is the sync wrapper for scripts and notebooks.
+
+A `Score.value` of None means "could not score" and `Score.error` says why. It is never
+silently 0 or the scale's minimum: what to do with an unscored sample (skip it, fail the
+step) is the caller's configured policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class JudgeError(RuntimeError):
+    """A judge cannot work at all (bad spec, missing model, unreachable API after retries)."""
+
+
+class BudgetExceeded(JudgeError):
+    """A judge hit its configured spending limit; scores already paid for are kept."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The declared score range of a judge; higher is always better."""
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.low >= self.high:
+            raise ValueError(
+                f"scale must be two finite numbers with low < high, got ({self.low}, {self.high})"
+            )
+
+    def contains(self, value: float) -> bool:
+        """Whether `value` lies inside [low, high]."""
+        return self.low <= value <= self.high
+
+    def to_unit(self, value: float) -> float:
+        """Map `value` from this scale onto [-1, 1] (affine)."""
+        return 2.0 * (value - self.low) / (self.high - self.low) - 1.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One thing to judge: the prompt the policy saw and the response it gave."""
+
+    prompt: str
+    response: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Usage:
+    """What scoring cost: API requests, tokens, dollars, and wall time."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            requests=self.requests + other.requests,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            latency_s=self.latency_s + other.latency_s,
+        )
+
+
+@dataclass
+class Score:
+    """A judge's verdict on one sample.
+
+    value: the score on the judge's scale, or None when the judge could not score.
+    error: why value is None (required then, None otherwise).
+    rationale: the judge's short justification, when it gives one.
+    raw: the raw model output (text, or a JSON dump of logits), for audit.
+    usage: cost of producing this score (None for free local judges).
+    details: named sub-scores (multi-criteria LLM judges, ensemble members), cache flags.
+    """
+
+    value: float | None
+    rationale: str | None = None
+    raw: str | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.value is None and not self.error:
+            raise ValueError("a Score with value None must say why in `error`")
+        if self.value is not None and not math.isfinite(self.value):
+            raise ValueError(f"a Score value must be finite, got {self.value!r}")
+
+    @property
+    def ok(self) -> bool:
+        """True when the judge produced a value."""
+        return self.value is not None
+
+    @classmethod
+    def failed(cls, error: str, raw: str | None = None, usage: Usage | None = None) -> Score:
+        """A score the judge could not produce, carrying the reason."""
+        return cls(value=None, error=error, raw=raw, usage=usage)
+
+
+def as_samples(items: Sequence[Sample | tuple[str, str] | dict[str, Any]]) -> list[Sample]:
+    """Accept Samples, (prompt, response) pairs or {"prompt", "response"} dicts."""
+    out: list[Sample] = []
+    for i, item in enumerate(items):
+        if isinstance(item, Sample):
+            out.append(item)
+        elif isinstance(item, tuple) and len(item) == 2:
+            out.append(Sample(str(item[0]), str(item[1])))
+        elif isinstance(item, dict) and "response" in item:
+            meta = {k: v for k, v in item.items() if k not in ("prompt", "response")}
+            out.append(Sample(str(item.get("prompt", "")), str(item["response"]), meta))
+        else:
+            raise TypeError(
+                f"sample {i}: expected Sample, (prompt, response) or a dict with 'response', "
+                f"got {type(item).__name__}"
+            )
+    return out
+
+
+class Judge(ABC):
+    """Base class for every judge. Subclasses implement `ascore` over a batch."""
+
+    name: str
+    scale: Scale
+
+    @abstractmethod
+    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+        """Score a batch; returns one Score per sample, in input order."""
+
+    def score(self, samples: Sequence[Sample | tuple[str, str] | dict[str, Any]]) -> list[Score]:
+        """Synchronous wrapper over `ascore` (works inside a running event loop too)."""
+        batch = as_samples(samples)
+        return run_sync(self.ascore(batch))
+
+    def usage(self) -> Usage:
+        """Total usage so far (API judges override; local judges cost nothing)."""
+        return Usage()
+
+    def close(self) -> None:
+        """Release clients, models, files. Safe to call twice."""
+
+    def __enter__(self) -> Judge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, scale=({self.scale.low}, {self.scale.high}))"
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even if a loop already runs here.
+
+    Jupyter runs an event loop in the main thread, where `asyncio.run` refuses to work;
+    there the coroutine runs on a fresh loop in a helper thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, name="rlaif-run-sync")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]

@@ -1,0 +1,269 @@
+"""Judge specs: YAML files validated by pydantic, discriminated by `type`.
+
+    type: classifier | function | llm | ensemble
+
+`load_spec("roberta-hate")` resolves a built-in name or a path; `build_judge(spec)` makes
+the Judge. Unknown keys fail loudly (`extra="forbid"`), naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rlaif.judges.base import Judge, JudgeError, Scale
+from rlaif.resources import resolve
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Fields that change how a judge runs, not what it scores: left out of the cache key.
+RUNTIME_FIELDS = frozenset(
+    {"name", "description", "batch_size", "device", "max_concurrency", "requests_per_minute",
+     "timeout", "max_retries", "cache", "budget", "base_url", "endpoint_url", "region", "price"}
+)
+
+
+class _SpecBase(_Strict):
+    name: str = ""
+    description: str = ""
+    scale: tuple[float, float] | None = None
+    cache: str | None = Field(
+        default=None, description="path of a sqlite score cache; repeated samples cost nothing"
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _check_scale(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None:
+            Scale(*v)  # raises with the values and the rule
+        return v
+
+    def fingerprint(self) -> str:
+        """Stable hash of what determines the scores (not how they are computed)."""
+        payload = self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class ClassifierSpec(_SpecBase):
+    """Any Hugging Face sequence classifier or reward model (hub id or local folder)."""
+
+    type: Literal["classifier"] = "classifier"
+    model: str
+    label: str | int | None = Field(
+        default=None,
+        description="label name (checked against id2label) or index; None = the single logit "
+        "of a 1-output reward model",
+    )
+    output: Literal["logit", "prob", "logprob"] = "logit"
+    input: Literal["response", "prompt_response"] = "response"
+    max_length: int = Field(default=512, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    device: str = "auto"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    revision: str | None = None
+
+
+class Transform(_Strict):
+    """value = multiply * raw + add: maps a function's output onto the declared scale."""
+
+    multiply: float = 1.0
+    add: float = 0.0
+
+
+class FunctionSpec(_SpecBase):
+    """Any importable callable `module:function` taking a list of texts, returning numbers."""
+
+    type: Literal["function"] = "function"
+    function: str = Field(description="'package.module:callable' over a list[str]")
+    input: Literal["response", "prompt_response"] = "response"
+    batch_size: int = Field(default=256, gt=0)
+    transform: Transform = Transform()
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("function")
+    @classmethod
+    def _check_function(cls, v: str) -> str:
+        mod, sep, attr = v.partition(":")
+        if not sep or not mod or not attr:
+            raise ValueError(
+                f"function must look like 'package.module:callable', got {v!r}"
+            )
+        return v
+
+
+class Price(_Strict):
+    """USD per million tokens, used to estimate a run's cost."""
+
+    input_per_mtok: float = Field(default=0.0, ge=0)
+    output_per_mtok: float = Field(default=0.0, ge=0)
+
+
+class Budget(_Strict):
+    """Stop cleanly (keeping every score already paid for) past either limit."""
+
+    max_usd: float | None = Field(default=None, gt=0)
+    max_requests: int | None = Field(default=None, gt=0)
+
+
+class LLMSpec(_SpecBase):
+    """Claude scoring with a prompt template, via the Anthropic API or Amazon Bedrock."""
+
+    type: Literal["llm"] = "llm"
+    provider: Literal["anthropic", "bedrock"]
+    model: str
+    prompt: str = Field(description="a template in prompts/ (name or path)")
+    api: Literal["messages", "invoke_model", "converse"] = Field(
+        default="messages",
+        description="anthropic: messages; bedrock: invoke_model (Anthropic body) or converse",
+    )
+    criteria: list[str] | None = Field(
+        default=None, description="score several criteria in one request (named sub-scores)"
+    )
+    structured: bool = Field(default=True, description="ask for the score through tool use")
+    temperature: float = Field(default=0.0, ge=0, le=1)
+    max_tokens: int = Field(default=512, gt=0)
+    max_concurrency: int = Field(default=8, gt=0)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=4, ge=0)
+    region: str | None = None
+    base_url: str | None = None
+    endpoint_url: str | None = None
+    price: Price = Price()
+    budget: Budget | None = None
+
+    @model_validator(mode="after")
+    def _check_api(self) -> LLMSpec:
+        allowed = {"anthropic": {"messages"}, "bedrock": {"invoke_model", "converse"}}[self.provider]
+        if self.api not in allowed:
+            default = "messages" if self.provider == "anthropic" else "invoke_model"
+            raise ValueError(
+                f"api {self.api!r} does not exist for provider {self.provider!r}; "
+                f"use one of {sorted(allowed)} (e.g. api: {default})"
+            )
+        return self
+
+
+class Member(_Strict):
+    """One ensemble member: a judge (built-in name, path, or inline spec) and its weight."""
+
+    judge: Union[str, "JudgeSpec"]
+    weight: float = Field(default=1.0, ge=0)
+    criterion: str | None = Field(
+        default=None, description="take this named sub-score of a multi-criteria judge"
+    )
+
+
+class EnsembleSpec(_SpecBase):
+    """A weighted combination of judges."""
+
+    type: Literal["ensemble"] = "ensemble"
+    members: list[Member] = Field(min_length=1)
+    normalize: Literal["range", "zscore", "none"] = "range"
+    aggregate: Literal["weighted_mean", "min", "mean_minus_std"] = "weighted_mean"
+    std_coef: float = Field(default=1.0, ge=0, description="k in mean - k*std")
+    on_missing: Literal["skip", "renormalize", "fail"] = "renormalize"
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> EnsembleSpec:
+        if sum(m.weight for m in self.members) <= 0:
+            raise ValueError("ensemble weights sum to 0; give at least one member a weight > 0")
+        return self
+
+
+JudgeSpec = Annotated[
+    Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec], Field(discriminator="type")
+]
+Member.model_rebuild()
+
+_ADAPTER: Any = None
+
+
+def _adapter() -> Any:
+    global _ADAPTER
+    if _ADAPTER is None:
+        from pydantic import TypeAdapter
+
+        _ADAPTER = TypeAdapter(JudgeSpec)
+    return _ADAPTER
+
+
+def parse_spec(data: dict[str, Any], source: str = "<dict>") -> ClassifierSpec | FunctionSpec | LLMSpec | EnsembleSpec:
+    """Validate a spec dict; errors name the source and every offending field."""
+    if not isinstance(data, dict):
+        raise JudgeError(f"{source}: a judge spec must be a mapping, got {type(data).__name__}")
+    if "type" not in data:
+        raise JudgeError(
+            f"{source}: missing field 'type'; set it to one of classifier, function, llm, ensemble"
+        )
+    try:
+        return _adapter().validate_python(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {loc or '(top)'}: {err['msg']}")
+        raise JudgeError(f"{source}: invalid judge spec\n" + "\n".join(lines)) from None
+
+
+def load_spec(ref: str | Path) -> ClassifierSpec | FunctionSpec | LLMSpec | EnsembleSpec:
+    """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
+    path = resolve("judges", ref)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise JudgeError(f"{path}: not valid YAML: {exc}") from None
+    spec = parse_spec(data, source=str(path))
+    if not spec.name:
+        spec = spec.model_copy(update={"name": path.stem})
+    return spec
+
+
+AnySpec = Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec]
+
+
+def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -> Judge:
+    """Make a Judge from a spec object, a dict, a built-in name or a path.
+
+    `overrides` replace spec fields (e.g. `device="cpu"`, `base_url=...`) and are validated.
+    A spec with `cache:` set is wrapped in the persistent score cache.
+    """
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif isinstance(spec, dict):
+        spec = parse_spec(spec)
+    if overrides:
+        spec = parse_spec({**spec.model_dump(), **overrides}, source=f"{spec.name or spec.type} + overrides")
+    judge: Judge
+    if isinstance(spec, ClassifierSpec):
+        from rlaif.judges.classifier import ClassifierJudge
+
+        judge = ClassifierJudge(spec)
+    elif isinstance(spec, FunctionSpec):
+        from rlaif.judges.function import FunctionJudge
+
+        judge = FunctionJudge(spec)
+    elif isinstance(spec, LLMSpec):
+        from rlaif.judges.llm import LLMJudge
+
+        judge = LLMJudge(spec)
+    elif isinstance(spec, EnsembleSpec):
+        from rlaif.judges.ensemble import EnsembleJudge
+
+        judge = EnsembleJudge(spec)
+    else:  # pragma: no cover - the union is closed
+        raise JudgeError(f"unknown judge spec type {type(spec).__name__}")
+    if spec.cache:
+        from rlaif.judges.cache import CachedJudge
+
+        judge = CachedJudge(judge, path=spec.cache, key=spec.fingerprint())
+    return judge
