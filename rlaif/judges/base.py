@@ -21,7 +21,16 @@ from typing import Any
 
 
 class JudgeError(RuntimeError):
-    """A judge cannot work at all (bad spec, missing model, unreachable API after retries)."""
+    """A judge cannot work (bad spec, missing model, unreachable API after retries, budget).
+
+    `partial` holds what was finished before the failure, one entry per input sample
+    (a Score, or None where nothing was computed), so callers such as the score cache
+    keep every score already paid for.
+    """
+
+    def __init__(self, message: str, partial: list[Score | None] | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class BudgetExceeded(JudgeError):
