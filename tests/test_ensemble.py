@@ -1,0 +1,214 @@
+"""Ensemble judge: normalisation x aggregation on hand-computed cases, running z-score,
+missing-score policies, criterion selection, shared members judged once."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
+from rlaif.judges.ensemble import EnsembleJudge, RunningStats
+from rlaif.judges.spec import EnsembleSpec, load_spec
+
+
+class Table(Judge):
+    """Looks each response up in a table: a number, None (failed) or a criteria dict."""
+
+    def __init__(self, name: str, scale: tuple[float, float], table: dict[str, object] | None = None,
+                 cost: Usage | None = None) -> None:
+        self.name = name
+        self.scale = Scale(*scale)
+        self.table = table or {}
+        self.cost = cost
+        self.calls = 0
+        self._usage = Usage()
+
+    async def ascore(self, samples):
+        self.calls += 1
+        out = []
+        for s in samples:
+            v = self.table[s.response] if self.table else float(s.response)
+            if self.cost is not None:
+                self._usage = self._usage + self.cost
+            if v is None:
+                out.append(Score.failed(f"{self.name} could not read {s.response!r}", usage=self.cost))
+            elif isinstance(v, dict):
+                out.append(Score(sum(v.values()) / len(v), usage=self.cost, details={"criteria": dict(v)}))
+            else:
+                out.append(Score(float(v), usage=self.cost))
+        return out
+
+    def usage(self):
+        return self._usage
+
+
+def ensemble(members, judges, **kw) -> EnsembleJudge:
+    spec = EnsembleSpec(name="ens", members=members, **kw)
+    return EnsembleJudge(spec, judges=judges)
+
+
+def samples(*responses: str) -> list[Sample]:
+    return [Sample("p", r) for r in responses]
+
+
+# Two samples, members a (scale 0..10, weight 3) and b (scale -5..5, weight 1):
+#   sample 0: a=8, b=-1      sample 1: a=2, b=3
+# range  -> a: 0.6, -0.6   b: -0.2, 0.6
+# zscore -> a: mean 5, std 3 -> (1, -1);  b: mean 1, std 2 -> (-1, 1)
+# none   -> raw values
+A = {"s0": 8.0, "s1": 2.0}
+B = {"s0": -1.0, "s1": 3.0}
+CASES = [
+    # normalize, aggregate, expected (sample 0, sample 1), declared scale
+    # weighted mean: (3*0.6 - 0.2)/4 = 0.4 ; (3*-0.6 + 0.6)/4 = -0.3
+    ("range", "weighted_mean", (0.4, -0.3), (-1, 1)),
+    # worst case over members
+    ("range", "min", (-0.2, -0.6), (-1, 1)),
+    # var0 = (3*0.2^2 + 0.6^2)/4 = 0.12 ; var1 = (3*0.3^2 + 0.9^2)/4 = 0.27 ; low = -sqrt(1+1)
+    ("range", "mean_minus_std", (0.4 - math.sqrt(0.12), -0.3 - math.sqrt(0.27)), (-math.sqrt(2), 1)),
+    # (3*1 - 1)/4 = 0.5 ; (3*-1 + 1)/4 = -0.5 ; nominal band (-3, 3)
+    ("zscore", "weighted_mean", (0.5, -0.5), (-3, 3)),
+    ("zscore", "min", (-1.0, -1.0), (-3, 3)),
+    # var = (3*0.5^2 + 1.5^2)/4 = 0.75 on both samples
+    ("zscore", "mean_minus_std", (0.5 - math.sqrt(0.75), -0.5 - math.sqrt(0.75)), (-3 * math.sqrt(2), 3)),
+    # (3*8 - 1)/4 = 5.75 ; (3*2 + 3)/4 = 2.25 ; hull of member scales (-5, 10)
+    ("none", "weighted_mean", (5.75, 2.25), (-5, 10)),
+    ("none", "min", (-1.0, 2.0), (-5, 10)),
+    # var0 = (3*2.25^2 + 6.75^2)/4 = 15.1875 ; var1 = (3*0.25^2 + 0.75^2)/4 = 0.1875 ;
+    # low = centre 2.5 - half-width 7.5 * sqrt(2)
+    ("none", "mean_minus_std", (5.75 - math.sqrt(15.1875), 2.25 - math.sqrt(0.1875)), (2.5 - 7.5 * math.sqrt(2), 10)),
+]
+
+
+@pytest.mark.parametrize("normalize, aggregate, expected, scale", CASES)
+def test_every_normalisation_and_aggregation_on_hand_computed_values(normalize, aggregate, expected, scale):
+    judges = {"a": Table("a", (0, 10), A), "b": Table("b", (-5, 5), B)}
+    ens = ensemble([{"judge": "a", "weight": 3}, {"judge": "b", "weight": 1}], judges,
+                   normalize=normalize, aggregate=aggregate, std_coef=1.0)
+    got = ens.score(samples("s0", "s1"))
+    assert [s.value for s in got] == pytest.approx(expected, abs=1e-12)
+    assert (ens.scale.low, ens.scale.high) == pytest.approx(scale)
+    # member scores are logged raw and normalised; the rationale lists them
+    assert got[0].details["members"]["a"]["raw"] == 8.0
+    assert got[0].rationale == "a=8, b=-1"
+
+
+def test_std_coef_scales_the_penalty_and_range_clips_out_of_scale_members():
+    judges = {"a": Table("a", (0, 10), {"x": 12.0}), "b": Table("b", (0, 10), {"x": 5.0})}
+    ens = ensemble([{"judge": "a"}, {"judge": "b"}], judges, aggregate="mean_minus_std", std_coef=0.5)
+    [got] = ens.score(samples("x"))
+    # a=12 is past the scale top -> clipped to 1 (not 1.4); b=5 -> 0; mean 0.5, std 0.5
+    assert got.details["members"]["a"] == {"raw": 12.0, "normalized": 1.0, "weight": 1.0}
+    assert got.value == pytest.approx(0.5 - 0.5 * 0.5)
+    assert ens.scale.low == pytest.approx(-math.sqrt(1 + 0.5**2))
+
+
+def test_running_zscore_over_batches_matches_numpy():
+    batches = [[3.0], [1.0, 4.0], [1.0, 5.0, 9.0], [2.0, 6.0]]
+    ens = ensemble([{"judge": "a"}], {"a": Table("a", (0, 10))}, normalize="zscore")
+    seen: list[float] = []
+    for batch in batches:
+        got = ens.score([Sample("p", str(v)) for v in batch])
+        seen += batch
+        mean, std = np.mean(seen), np.std(seen)  # population std, this batch included
+        want = [0.0 if len(seen) < 2 else (v - mean) / std for v in batch]
+        assert [s.value for s in got] == pytest.approx(want, abs=1e-12)
+    # warm-up: the very first value alone normalises to 0
+    assert RunningStats(count=1, mean=3.0).zscore(7.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        # sample 1 lacks a: skip fails it and names the member
+        ("skip", (0.4, None)),
+        # renormalize: b alone (weight 1 of 1) -> 0.6
+        ("renormalize", (0.4, 0.6)),
+    ],
+)
+def test_missing_policies_skip_and_renormalize(policy, expected):
+    judges = {"a": Table("a", (0, 10), {"s0": 8.0, "s1": None}), "b": Table("b", (-5, 5), B)}
+    ens = ensemble([{"judge": "a", "weight": 3}, {"judge": "b", "weight": 1}], judges, on_missing=policy)
+    got = ens.score(samples("s0", "s1"))
+    assert [s.value for s in got] == pytest.approx(expected)
+    if policy == "skip":
+        assert "a (a could not read 's1')" in got[1].error
+    assert got[1].details["members"]["a"] == {
+        "raw": None, "normalized": None, "weight": 3.0, "error": "a could not read 's1'"
+    }
+
+
+def test_missing_policy_fail_raises_naming_member_and_sample_and_keeps_finished_scores():
+    judges = {"a": Table("a", (0, 10), {"s0": 8.0, "s1": None}), "b": Table("b", (-5, 5), B)}
+    ens = ensemble([{"judge": "a", "weight": 3}, {"judge": "b", "weight": 1}], judges, on_missing="fail")
+    with pytest.raises(JudgeError, match=r"sample 1: member a \(a could not read") as err:
+        ens.score(samples("s0", "s1"))
+    assert err.value.partial[0].value == pytest.approx(0.4)
+    assert err.value.partial[1] is None
+
+
+def test_renormalize_with_no_member_fails_the_sample_and_weight_zero_never_counts():
+    judges = {"a": Table("a", (0, 10), {"x": None}), "b": Table("b", (0, 10), {"x": None}),
+              "log": Table("log", (0, 10), {"x": None, "y": 10.0})}
+    ens = ensemble([{"judge": "a"}, {"judge": "b"}], judges)
+    [got] = ens.score(samples("x"))
+    assert got.value is None and got.error.startswith("no member scored: a (")
+    # a weight-0 member is logged but neither aggregated nor a cause to skip
+    judges["a"].table["y"] = 0.0
+    ens = ensemble([{"judge": "a"}, {"judge": "log", "weight": 0}], judges, on_missing="skip")
+    [x, y] = ens.score(samples("x", "y"))
+    assert x.value is None and "log" not in x.error
+    assert y.value == -1.0 and y.details["members"]["log"]["normalized"] == 1.0
+
+
+def test_criteria_come_from_details_and_a_shared_judge_is_called_once_per_batch():
+    cost = Usage(requests=1, input_tokens=100, output_tokens=20, cost_usd=0.01)
+    hhh = Table("hhh", (1, 5), {"r": {"helpfulness": 5.0, "honesty": 3.0}}, cost=cost)
+    members = [{"judge": "hhh", "criterion": c} for c in ("helpfulness", "honesty", "harmlessness")]
+    ens = ensemble(members, {"hhh": hhh})
+    got = ens.score(samples("r", "r"))
+    assert hhh.calls == 1  # three members, one judge call for the batch
+    # helpfulness 5 -> 1, honesty 3 -> 0, harmlessness missing -> renormalised mean 0.5
+    assert [s.value for s in got] == [0.5, 0.5]
+    members_log = got[0].details["members"]
+    assert members_log["helpfulness"]["raw"] == 5.0
+    assert "no criterion 'harmlessness'" in members_log["harmlessness"]["error"]
+    assert got[0].rationale == "helpfulness=5, honesty=3, harmlessness=missing"
+    # usage counts the shared judge once per sample, and once per sample in total
+    assert got[0].usage == cost
+    assert ens.usage().requests == 2
+    ens.score(samples("r"))
+    assert hhh.calls == 2
+
+
+def test_member_names_are_made_unique():
+    judges = {"a": Table("a", (0, 10)), "b": Table("a", (0, 10))}  # two judges both named "a"
+    ens = ensemble([{"judge": "a"}, {"judge": "b"}, {"judge": "a", "criterion": "x"},
+                    {"judge": "b", "criterion": "x"}], judges)
+    assert ens.member_names == ["a", "a#2", "a.x", "a.x#2"]
+
+
+def test_a_failing_member_judge_raises_with_the_finished_ensemble_scores():
+    class Broke(Table):
+        async def ascore(self, samples):
+            raise JudgeError("budget spent", partial=[Score(10.0), None])
+
+    judges = {"a": Table("a", (0, 10)), "b": Broke("b", (0, 10))}
+    ens = ensemble([{"judge": "a"}, {"judge": "b"}], judges)
+    with pytest.raises(JudgeError, match="member judge 'b' failed: budget spent") as err:
+        ens.score([Sample("p", "0"), Sample("p", "5")])
+    # sample 0: a=0 -> -1, b=10 -> 1 -> mean 0; sample 1 never scored by b
+    assert err.value.partial[0].value == 0.0
+    assert err.value.partial[1] is None
+
+
+def test_hhh_ensemble_spec_validates():
+    spec = load_spec("hhh-ensemble")
+    assert spec.type == "ensemble" and spec.normalize == "range"
+    assert spec.aggregate == "weighted_mean" and spec.on_missing == "renormalize"
+    crit = {m.criterion: m.weight for m in spec.members if m.judge == "hhh-claude"}
+    assert crit == {"helpfulness": 0.4, "honesty": 0.2, "harmlessness": 0.4}
+    assert [(m.judge, m.weight) for m in spec.members if m.judge != "hhh-claude"] == [("roberta-hate", 0.2)]
+    assert load_spec("roberta-hate").type == "classifier"
