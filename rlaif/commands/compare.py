@@ -1,0 +1,100 @@
+"""`rlaif compare SPEC [SPEC ...] --data hh|sample|FILE`: judges side by side on HH pairs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from pathlib import Path
+
+HELP = "score HH chosen/rejected pairs with several judges; report accuracy, cost, latency, agreement"
+HUB_ID = "Anthropic/hh-rlhf"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `rlaif compare`."""
+    parser.add_argument("specs", nargs="+", metavar="SPEC",
+                        help="judge specs to compare: built-in names (roberta-hate) or YAML paths")
+    parser.add_argument("--data", required=True,
+                        help=f"'hh' (the hub dataset {HUB_ID}), 'sample' (bundled), or a local "
+                             "HH json/jsonl/parquet file or folder")
+    parser.add_argument("--data-dir", default="harmless-base",
+                        help="subset of the hub dataset (harmless-base, helpful-base, ...); hub only")
+    parser.add_argument("--split", default="test", help="split to read (hub and sample; a file is one split)")
+    parser.add_argument("--limit", type=int, default=None, help="compare on the first N pairs")
+    parser.add_argument("--batch-size", type=int, default=16, help="replies per judge call (default 16)")
+    parser.add_argument("--out", default=None,
+                        help="output folder for report.md/json and plots (default runs/compare-<time>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="JUDGE.KEY=VALUE",
+                        help="override a spec field of one judge, e.g. --set hhh-claude.base_url=http://... "
+                             "(VALUE is read as YAML; repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def split_overrides(items: list[str], names: list[str]) -> dict[str, list[str]]:
+    """Sort `JUDGE.KEY=VALUE` strings into {judge: ["KEY=VALUE", ...]}."""
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for item in items:
+        target = item.partition("=")[0]
+        # Longest matching judge name first, since names may themselves contain dots.
+        judge = max((n for n in names if target.startswith(n + ".")), key=len, default=None)
+        if "=" not in item or judge is None:
+            raise ValueError(
+                f"--set {item!r}: expected JUDGE.KEY=VALUE with JUDGE one of {names} "
+                "(e.g. --set roberta-hate.batch_size=8)"
+            )
+        out[judge].append(item[len(judge) + 1:])
+    return out
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, i = name, 2
+    while candidate in taken:
+        candidate, i = f"{name}#{i}", i + 1
+    return candidate
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the pairs, build the judges, compare them, write and print the report."""
+    from rlaif.commands.score import load_judge, parse_overrides
+    from rlaif.compare import compare_judges, write_report
+    from rlaif.data.hh import load_hh
+    from rlaif.judges.spec import load_spec
+
+    if args.limit is not None and args.limit <= 0:
+        raise ValueError(f"--limit must be a positive number of pairs, got {args.limit}")
+    names: list[str] = []
+    for ref in args.specs:
+        names.append(_unique(load_spec(ref).name, set(names)))
+    overrides = split_overrides(args.overrides, names)
+
+    is_hub = args.data == "hh"
+    source = HUB_ID if is_hub else args.data
+    data = load_hh(source, data_dir=args.data_dir if is_hub else None, split=args.split, limit=args.limit)
+    examples = data.examples
+    if not examples:
+        raise ValueError(f"--data {args.data}: no HH pairs to compare (split {args.split!r})")
+    print(f"comparing {len(names)} judge(s) on {len(examples)} pairs from {data.source}", file=sys.stderr)
+
+    judges = {}
+    try:
+        for name, ref in zip(names, args.specs):
+            judges[name] = load_judge(ref, parse_overrides(overrides[name]))
+        meta = {"data": str(data.source), "split": args.split, "limit": args.limit,
+                "skipped_rows": data.skipped, "judges": {n: str(r) for n, r in zip(names, args.specs)}}
+        report = compare_judges(judges, examples, batch_size=args.batch_size,
+                                progress=not args.no_progress, meta=meta)
+    finally:
+        for judge in judges.values():
+            judge.close()
+
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    paths = write_report(report, out)
+    print(report.table())
+    print(f"\nSpearman rank correlation ({report.spearman_n} replies scored by every judge):")
+    print(report.matrix_table("spearman"))
+    print(f"\nreport: {paths['md']}")
+    stopped = {n: r.stopped for n, r in report.results.items() if r.stopped}
+    for name, why in stopped.items():
+        print(f"rlaif compare: judge {name} stopped early: {why}", file=sys.stderr)
+    return 1 if stopped else 0

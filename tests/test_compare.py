@@ -1,0 +1,188 @@
+"""`rlaif compare` and `rlaif.compare`: accuracies, ties, unscored pairs and Spearman worked
+out by hand from function judges (tests/judge_fns.py) on a small HH file and the sample."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy.stats import spearmanr
+
+from judge_fns import insults, politeness
+from rlaif.cli import main
+from rlaif.commands.compare import split_overrides
+from rlaif.compare import average_ranks, spearman
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# (chosen reply, rejected reply); the prompt is the same one-turn dialogue for all.
+PAIRS = [
+    ("Sure, please see this. Thank you", "No, idiot."),  # polite 2>0 win; civil 0>-1 win
+    ("Please hold on.", "Please, you idiot."),  # polite 1=1 tie; civil 0>-1 win
+    ("Okay.", "Fine."),  # polite 0=0 tie; civil cannot read "Fine" -> unscored pair
+    ("You idiot, please leave.", "Please, please stop."),  # polite 1<2 loss; civil -1<0 loss
+    ("Thank you, please come.", "Stupid idiot."),  # polite 2>0 win; civil 0>-2 win
+    ("Hello.", "Thanks, idiot."),  # polite 0<1 loss; civil 0>-1 win
+]
+POLITE = {"chosen": [2, 1, 0, 1, 2, 0], "rejected": [0, 1, 0, 2, 0, 1]}
+CIVIL = {"chosen": [0, 0, 0, -1, 0, 0], "rejected": [-1, -1, None, 0, -2, -1]}
+# ensemble, normalize none: mean of polite and civil; renormalised to polite alone on "Fine."
+BOTH = {"chosen": [1, 0.5, 0, 0, 1, 0], "rejected": [-0.5, 0, 0, 1, -1, 0]}
+
+
+def write_specs(root: Path) -> dict[str, Path]:
+    specs = {
+        "polite": {"type": "function", "function": "judge_fns:politeness", "scale": [0, 10]},
+        "civil": {"type": "function", "function": "judge_fns:insults", "scale": [-10, 0],
+                  "transform": {"multiply": -1}},
+        "both": {"type": "ensemble", "normalize": "none", "on_missing": "renormalize",
+                 "members": [{"judge": {"type": "function", "function": "judge_fns:politeness",
+                                        "scale": [0, 10], "name": "polite"}},
+                             {"judge": {"type": "function", "function": "judge_fns:insults",
+                                        "scale": [-10, 0], "transform": {"multiply": -1},
+                                        "name": "civil"}}]},
+    }
+    paths = {}
+    for name, spec in specs.items():
+        paths[name] = root / f"{name}.yaml"
+        paths[name].write_text(yaml.safe_dump(spec))
+    return paths
+
+
+def write_hh(path: Path) -> Path:
+    rows = [{"chosen": f"\n\nHuman: Can you help me?\n\nAssistant: {c}",
+             "rejected": f"\n\nHuman: Can you help me?\n\nAssistant: {r}"} for c, r in PAIRS]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def check_png(path: Path) -> None:
+    import matplotlib.image as mpimg
+
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    height, width = mpimg.imread(path).shape[:2]
+    assert height > 100 and width > 100
+
+
+def test_compare_on_a_small_hh_file_matches_hand_computed_numbers(tmp_path, capsys):
+    specs = write_specs(tmp_path)
+    data = write_hh(tmp_path / "pairs.jsonl")
+    out = tmp_path / "report"
+    argv = ["compare", str(specs["polite"]), str(specs["civil"]), str(specs["both"]),
+            "--data", str(data), "--out", str(out), "--batch-size", "4", "--no-progress"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    judges = report["judges"]
+    assert report["n_pairs"] == 6 and list(judges) == ["polite", "civil", "both"]
+
+    expected = {
+        # name: (wins, ties, losses, unscored pairs)
+        "polite": (2, 2, 2, 0),
+        "civil": (4, 0, 1, 1),  # the "Fine." pair is unscored, so 5 scored pairs
+        "both": (3, 2, 1, 0),  # pairs 0, 1, 4 won; 2 and 5 tie (0 = 0); 3 lost
+    }
+    for name, (wins, ties, losses, unscored) in expected.items():
+        m = judges[name]
+        scored = wins + ties + losses
+        assert (m["wins"], m["ties"], m["losses"], m["unscored_pairs"]) == (wins, ties, losses, unscored)
+        assert m["accuracy"] == pytest.approx(wins / scored)  # ties are not wins
+        assert m["tie_rate"] == pytest.approx(ties / scored)
+    assert judges["civil"]["unscored_responses"] == 1
+    assert len(judges["civil"]["first_errors"]) == 1  # the reason the "Fine." reply went unscored
+
+    for name, hand in (("polite", POLITE), ("civil", CIVIL), ("both", BOTH)):
+        assert report["scores"][name] == hand
+        values = [v for v in hand["chosen"] + hand["rejected"] if v is not None]
+        assert judges[name]["mean"] == pytest.approx(np.mean(values))
+        assert judges[name]["std"] == pytest.approx(np.std(values))
+    assert judges["polite"]["margin_mean"] == pytest.approx((2 + 0 + 0 - 1 + 2 - 1) / 6)
+    # Function judges make no requests; latency falls back to the batch calls (12 replies / 4).
+    assert judges["polite"]["requests"] == 0 and judges["polite"]["cost_usd"] == 0
+    assert judges["polite"]["latency"]["per"] == "batch" and judges["polite"]["latency"]["n"] == 3
+
+    # Spearman over the 11 replies every judge scored ("Fine." left out), checked with scipy.
+    columns = {n: h["chosen"] + h["rejected"] for n, h in (("polite", POLITE), ("civil", CIVIL), ("both", BOTH))}
+    keep = [i for i in range(12) if columns["civil"][i] is not None]
+    assert report["spearman"]["n_responses"] == 11
+    matrix = report["spearman"]["matrix"]
+    for i, a in enumerate(columns):
+        for j, b in enumerate(columns):
+            want = spearmanr([columns[a][k] for k in keep], [columns[b][k] for k in keep]).statistic
+            assert matrix[i][j] == pytest.approx(want)
+    # pair agreement polite/civil over the 5 pairs both scored: same verdict on pairs 0, 3, 4
+    assert report["pair_agreement"]["matrix"][0][1] == pytest.approx(3 / 5)
+
+    md = (out / "report.md").read_text()
+    assert "| polite | 33.3% | 2 (33.3%) | 0 / 6 |" in md
+    assert "| civil | 80.0% | 0 (0.0%) | 1 / 6 |" in md
+    assert "| both | 50.0% | 2 (33.3%) | 0 / 6 |" in md
+    assert "![agreement](agreement.png)" in md
+    printed = capsys.readouterr().out
+    assert "| civil | 80.0% |" in printed and str(out / "report.md") in printed
+    for png in ("score_distributions.png", "agreement.png"):
+        check_png(out / png)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_compare_on_the_bundled_sample(tmp_path):
+    from rlaif.data.hh import load_hh
+
+    specs = write_specs(tmp_path)
+    out = tmp_path / "sample-report"
+    argv = ["compare", str(specs["polite"]), str(specs["civil"]),
+            "--data", "sample", "--limit", "40", "--out", str(out), "--no-progress"]
+    assert main(argv) == 0
+    judges = json.loads((out / "report.json").read_text())["judges"]
+    pairs = load_hh("sample", split="test", limit=40).examples
+    assert len(pairs) == 40
+    # The same verdicts, worked out straight from the scoring functions.
+    for name, fn, sign in (("polite", politeness, 1), ("civil", insults, -1)):
+        c, r = fn([p.chosen for p in pairs]), fn([p.rejected for p in pairs])
+        ok = [(sign * a, sign * b) for a, b in zip(c, r) if not (math.isnan(a) or math.isnan(b))]
+        wins, ties = sum(a > b for a, b in ok), sum(a == b for a, b in ok)
+        m = judges[name]
+        assert (m["wins"], m["ties"], m["scored_pairs"]) == (wins, ties, len(ok))
+        assert m["accuracy"] == pytest.approx(wins / len(ok))
+
+
+def test_set_overrides_a_judge_field_and_bad_overrides_fail_clearly(tmp_path, capsys):
+    specs = write_specs(tmp_path)
+    data = write_hh(tmp_path / "pairs.jsonl")
+    out = tmp_path / "r"
+    argv = ["compare", str(specs["polite"]), "--data", str(data), "--out", str(out), "--no-progress",
+            "--set", "polite.transform.multiply=3", "--set", "polite.transform.add=1"]
+    assert main(argv) == 0
+    scores = json.loads((out / "report.json").read_text())["scores"]["polite"]
+    assert scores["chosen"] == [3 * v + 1 for v in POLITE["chosen"]]
+    assert main(["compare", str(specs["polite"]), "--data", str(data), "--out", str(out),
+                 "--set", "nobody.batch_size=3"]) == 1
+    assert "JUDGE one of ['polite']" in capsys.readouterr().err
+    assert main(["compare", str(specs["polite"]), "--data", str(data), "--out", str(out),
+                 "--set", "polite.batch_size=-3"]) == 1
+    assert "+ --set/--cache: invalid judge spec" in capsys.readouterr().err
+
+
+def test_split_overrides_sorts_settings_by_judge_name():
+    got = split_overrides(["a.b.price.input_per_mtok=3", "a.b.structured=false", "c.x=[1, 2]"], ["a", "a.b", "c"])
+    assert got == {"a": [], "a.b": ["price.input_per_mtok=3", "structured=false"], "c": ["x=[1, 2]"]}
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([1, 2, 3, 4], [10, 20, 30, 40]),  # monotone -> 1
+        ([1, 2, 3, 4], [4, 3, 2, 1]),  # reversed -> -1
+        ([1, 1, 2, 3, 3, 3], [2, 1, 2, 5, 4, 4]),  # ties on both sides use average ranks
+    ],
+)
+def test_spearman_matches_scipy(a, b):
+    assert spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+
+
+def test_average_ranks_and_constant_input():
+    assert average_ranks([3, 1, 3, 2]).tolist() == [3.5, 1.0, 3.5, 2.0]
+    assert spearman([1, 1, 1], [1, 2, 3]) is None  # undefined, not a made-up 0
