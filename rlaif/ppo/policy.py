@@ -1,0 +1,375 @@
+"""The PPO policy: a causal or seq2seq LM with a scalar value head, optional LoRA, and its reference.
+
+The reference (the KL anchor) is the same weights with the LoRA adapters switched off when
+LoRA is on, so it costs no memory; without LoRA it is a frozen deep copy (`.ref_model`).
+Hub ids and local folders go through the same `from_pretrained` path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from rlaif.ppo.core import entropy_from_logits, first_true_indices, logprobs_from_logits
+
+POLICY_META = "policy.json"
+VALUE_HEAD_FILE = "value_head.pt"
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+
+# LoRA targets per `config.model_type`: attention projections (plus GPT-2's c_proj, which
+# covers both the attention output and the MLP output). Other architectures fall back to
+# peft's own mapping.
+DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
+    "gpt2": ["c_attn", "c_proj"],
+    "t5": ["q", "v"],
+    "mt5": ["q", "v"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
+}
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapter settings (peft `LoraConfig`); `target_modules` None = default per architecture."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    bias: Literal["none", "all", "lora_only"] = "none"
+
+
+def default_lora_targets(model_type: str) -> list[str]:
+    """LoRA target module names for a `config.model_type`; ValueError names the fix if unknown."""
+    if model_type in DEFAULT_LORA_TARGETS:
+        return list(DEFAULT_LORA_TARGETS[model_type])
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as peft_map
+
+    if model_type in peft_map:
+        return list(peft_map[model_type])
+    raise ValueError(
+        f"no default LoRA target modules for model_type {model_type!r}; set "
+        "lora.target_modules to the attention projection names, e.g. ['q_proj', 'v_proj']"
+    )
+
+
+@dataclass
+class ResponseOutput:
+    """Per-response-token outputs of `forward_response`, all (B, R) except logits (B, R, V)."""
+
+    logprobs: torch.Tensor
+    values: torch.Tensor | None
+    entropy: torch.Tensor
+    logits: torch.Tensor | None = None
+
+
+def truncate_response(response_ids: torch.Tensor, eos_token_id: int | Sequence[int],
+                      pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad everything after the first EOS: (B, R) -> (response_ids, response_mask); EOS stays valid."""
+    eos_ids = torch.as_tensor(eos_token_id, device=response_ids.device).flatten()
+    is_eos = torch.isin(response_ids, eos_ids)  # (B, R)
+    first_eos = first_true_indices(is_eos)  # (B,), R when no EOS
+    positions = torch.arange(response_ids.size(1), device=response_ids.device)  # (R,)
+    response_mask = (positions[None, :] <= first_eos[:, None]).long()  # (B, R)
+    response_ids = torch.where(response_mask.bool(), response_ids, pad_token_id)
+    return response_ids, response_mask
+
+
+class PolicyWithValueHead(nn.Module):
+    """LM policy + value head (on the last hidden states) + reference for the KL penalty."""
+
+    def __init__(self, model: nn.Module, *, is_seq2seq: bool, name_or_path: str,
+                 lora: LoraSettings | None = None, revision: str | None = None,
+                 ref_model: nn.Module | None = None, with_reference: bool = True) -> None:
+        super().__init__()
+        self.model = model
+        self.is_seq2seq = is_seq2seq
+        self.name_or_path = name_or_path
+        self.revision = revision
+        self.lora = lora
+        base = self.base_model()
+        self.config = base.config
+        hidden_size = self.config.get_text_config().hidden_size
+        # Float32 head whatever the LM dtype: values are regressed with MSE and bf16 is coarse.
+        self.value_head = nn.Linear(hidden_size, 1)
+        # Small init (CleanRL's std = 1/sqrt(hidden + 1)) so early values stay near 0.
+        nn.init.normal_(self.value_head.weight, std=1.0 / (hidden_size + 1) ** 0.5)
+        nn.init.zeros_(self.value_head.bias)
+        self.ref_model: nn.Module | None = None
+        if not self.uses_lora and with_reference:
+            # Registered as a submodule so `.to(device)` moves it; frozen, so never trained.
+            self.ref_model = ref_model if ref_model is not None else _frozen_copy(model)
+            self.ref_model.requires_grad_(False)
+            self.ref_model.eval()
+        # Causal LMs in transformers can skip the vocabulary projection for query positions.
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(type(base).forward).parameters
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, lora: LoraSettings | None = None,
+                        dtype: torch.dtype | None = None, revision: str | None = None,
+                        gradient_checkpointing: bool = False,
+                        disable_dropout: bool = True) -> PolicyWithValueHead:
+        """Load a hub id or local folder; causal vs seq2seq comes from `config.is_encoder_decoder`."""
+        model = load_base_model(name_or_path, dtype=dtype, revision=revision)
+        if disable_dropout:
+            # PPO compares logprobs from rollout and update passes: dropout would make the
+            # ratio differ from 1 on identical weights. LoRA dropout (added below) stays.
+            _disable_dropout(model)
+        ref_model = None if lora is not None else _frozen_copy(model)
+        if gradient_checkpointing:
+            _enable_checkpointing(model)
+        if lora is not None:
+            model = _wrap_lora(model, lora)
+        return cls(model, is_seq2seq=bool(model.config.is_encoder_decoder), name_or_path=name_or_path,
+                   lora=lora, revision=revision, ref_model=ref_model)
+
+    @property
+    def uses_lora(self) -> bool:
+        """True when `.model` is a peft model carrying LoRA adapters."""
+        return self.lora is not None
+
+    def base_model(self) -> nn.Module:
+        """The underlying transformers model (inside the peft wrapper when LoRA is on)."""
+        if self.lora is not None:
+            return self.model.get_base_model()
+        return self.model
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters the optimiser should update (LoRA + value head, or LM + value head)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def train(self, mode: bool = True) -> PolicyWithValueHead:
+        """Set train/eval mode; the frozen reference copy always stays in eval mode."""
+        super().train(mode)
+        if self.ref_model is not None:
+            self.ref_model.eval()
+        return self
+
+    # ------------------------------------------------------------------ reference
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[nn.Module]:
+        """Context yielding the reference LM: adapters disabled (LoRA) or the frozen copy."""
+        if self.uses_lora:
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            if self.ref_model is None:
+                raise RuntimeError(
+                    f"policy {self.name_or_path!r} was loaded with with_reference=False; "
+                    "load it with with_reference=True to compute reference logprobs"
+                )
+            yield self.ref_model
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, *args: Any, **kwargs: Any) -> ResponseOutput:
+        """Alias of `forward_response`, so DDP-wrapped policies sync gradients through `__call__`."""
+        return self.forward_response(*args, **kwargs)
+
+    def forward_response(self, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                         response_ids: torch.Tensor, response_mask: torch.Tensor, *,
+                         reference: bool = False, with_values: bool = True,
+                         temperature: float = 1.0, return_logits: bool = False) -> ResponseOutput:
+        """Logprobs, values and entropy of each response token given its (left-padded) query.
+
+        Logits are divided by the sampling `temperature` (as TRL's PPO did), so logprobs are
+        those of the distribution the responses were sampled from. `reference=True` uses the
+        reference weights under no_grad and returns no values.
+        """
+        if reference:
+            with torch.no_grad(), self.reference() as ref:
+                return self._forward_lm(ref, query_ids, query_mask, response_ids, response_mask,
+                                        with_values=False, temperature=temperature,
+                                        return_logits=return_logits)
+        return self._forward_lm(self.model, query_ids, query_mask, response_ids, response_mask,
+                                with_values=with_values, temperature=temperature,
+                                return_logits=return_logits)
+
+    def _forward_lm(self, lm: nn.Module, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                    response_ids: torch.Tensor, response_mask: torch.Tensor, *, with_values: bool,
+                    temperature: float, return_logits: bool) -> ResponseOutput:
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 to score responses, got {temperature}")
+        q_len, r_len = query_ids.size(1), response_ids.size(1)
+        if self.is_seq2seq:
+            batch = response_ids.size(0)
+            start = torch.full((batch, 1), self.decoder_start_token_id, dtype=response_ids.dtype,
+                               device=response_ids.device)
+            decoder_input_ids = torch.cat([start, response_ids[:, :-1]], dim=1)  # (B, R)
+            decoder_mask = torch.cat([torch.ones_like(start), response_mask[:, :-1]], dim=1)  # (B, R)
+            out = lm(input_ids=query_ids, attention_mask=query_mask,
+                     decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_mask,
+                     output_hidden_states=with_values, use_cache=False)
+            logits = out.logits  # (B, R, V)
+            hidden = out.decoder_hidden_states[-1] if with_values else None  # (B, R, H)
+        else:
+            input_ids = torch.cat([query_ids, response_ids], dim=1)  # (B, Q + R)
+            attention_mask = torch.cat([query_mask, response_mask], dim=1)  # (B, Q + R)
+            # Left padding: positions count only real tokens, as they did during generation.
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            extra = {"logits_to_keep": r_len + 1} if self._logits_to_keep else {}
+            out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                     output_hidden_states=with_values, use_cache=False, **extra)
+            # The token at position Q + t is predicted from position Q - 1 + t.
+            logits = out.logits[:, -(r_len + 1):-1]  # (B, R, V)
+            hidden = out.hidden_states[-1][:, q_len - 1:-1] if with_values else None  # (B, R, H)
+        logits = logits / temperature
+        values = None
+        if hidden is not None:
+            values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)  # (B, R)
+        return ResponseOutput(
+            logprobs=logprobs_from_logits(logits, response_ids),
+            values=values,
+            entropy=entropy_from_logits(logits.detach()),
+            logits=logits if return_logits else None,
+        )
+
+    @property
+    def decoder_start_token_id(self) -> int:
+        """The token a seq2seq decoder starts from (`config.decoder_start_token_id`)."""
+        start = self.config.decoder_start_token_id
+        if start is None:
+            raise ValueError(f"seq2seq model {self.name_or_path!r} has no decoder_start_token_id in its config")
+        return int(start)
+
+    # ------------------------------------------------------------------ generation
+
+    @torch.no_grad()
+    def generate(self, query_ids: torch.Tensor, query_mask: torch.Tensor, **gen_kwargs: Any) -> torch.Tensor:
+        """Sample responses with the policy: (B, Q) -> response_ids (B, R), query/start token stripped."""
+        if gen_kwargs.get("pad_token_id") is None:
+            pad = self.config.pad_token_id
+            gen_kwargs["pad_token_id"] = pad if pad is not None else self.config.eos_token_id
+        out = self.model.generate(input_ids=query_ids, attention_mask=query_mask, **gen_kwargs)
+        if self.is_seq2seq:
+            return out[:, 1:]  # drop decoder_start
+        return out[:, query_ids.size(1):]
+
+    truncate_response = staticmethod(truncate_response)
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the adapter (LoRA) or full model, `value_head.pt` and `policy.json` into `directory`.
+
+        Files are written in place; callers wanting atomic checkpoints write to a temporary
+        folder and rename it.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(directory / (ADAPTER_DIR if self.uses_lora else MODEL_DIR))
+        torch.save(self.value_head.state_dict(), directory / VALUE_HEAD_FILE)
+        meta = {
+            "format": 1,
+            "is_seq2seq": self.is_seq2seq,
+            "base_model": self.name_or_path,
+            "revision": self.revision,
+            "lora": self.lora.model_dump() if self.lora is not None else None,
+        }
+        (directory / POLICY_META).write_text(json.dumps(meta, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, base: str | None = None, *, dtype: torch.dtype | None = None,
+             with_reference: bool = True) -> PolicyWithValueHead:
+        """Restore a policy written by `save`; `base` overrides the recorded base model path.
+
+        The base model (recorded or `base`) is what LoRA adapters attach to, and the
+        reference of a full fine-tune (the trained weights are never the KL anchor).
+        """
+        directory = Path(directory)
+        meta_path = directory / POLICY_META
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path} not found: {directory} is not a policy saved by PolicyWithValueHead.save")
+        meta = json.loads(meta_path.read_text())
+        base_path = base or meta["base_model"]
+        revision = meta.get("revision") if base is None else None
+        lora = LoraSettings(**meta["lora"]) if meta.get("lora") else None
+        if lora is not None:
+            from peft import PeftModel
+
+            model = load_base_model(base_path, dtype=dtype, revision=revision)
+            _disable_dropout(model)
+            model = PeftModel.from_pretrained(model, str(directory / ADAPTER_DIR), is_trainable=True)
+            ref_model = None
+        else:
+            model = load_base_model(str(directory / MODEL_DIR), dtype=dtype)
+            _disable_dropout(model)
+            ref_model = None
+            if with_reference:
+                ref_model = load_base_model(base_path, dtype=dtype, revision=revision)
+                _disable_dropout(ref_model)
+        policy = cls(model, is_seq2seq=bool(meta["is_seq2seq"]), name_or_path=base_path, lora=lora,
+                     revision=revision, ref_model=ref_model, with_reference=with_reference)
+        policy.value_head.load_state_dict(torch.load(directory / VALUE_HEAD_FILE, map_location="cpu",
+                                                     weights_only=True))
+        return policy
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def load_base_model(name_or_path: str, *, dtype: torch.dtype | None = None,
+                    revision: str | None = None) -> nn.Module:
+    """Load the LM for a hub id or folder: AutoModelForSeq2SeqLM if encoder-decoder, else causal."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    kwargs: dict[str, Any] = {"revision": revision}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return auto.from_pretrained(name_or_path, **kwargs)
+
+
+def _wrap_lora(model: nn.Module, lora: LoraSettings) -> nn.Module:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    model_type = model.config.model_type
+    config = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, bias=lora.bias,
+        target_modules=lora.target_modules or default_lora_targets(model_type),
+        task_type=TaskType.SEQ_2_SEQ_LM if model.config.is_encoder_decoder else TaskType.CAUSAL_LM,
+        # GPT-2 stores its projections as Conv1D (weight transposed).
+        fan_in_fan_out=model_type == "gpt2",
+    )
+    return get_peft_model(model, config)
+
+
+def _frozen_copy(model: nn.Module) -> nn.Module:
+    ref = copy.deepcopy(model)
+    ref.requires_grad_(False)
+    return ref.eval()
+
+
+def _enable_checkpointing(model: nn.Module) -> None:
+    # Non-reentrant checkpointing needs no input grads, so it works under frozen LoRA bases.
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    model.config.use_cache = False
+
+
+def _disable_dropout(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0

@@ -1,0 +1,228 @@
+"""PolicyWithValueHead on the tiny GPT-2 and T5: logprobs vs manual HF forwards, LoRA, reference, save/load."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+from rlaif.ppo.policy import (
+    LoraSettings,
+    PolicyWithValueHead,
+    default_lora_targets,
+    truncate_response,
+)
+
+QUERIES = ["Human: hi", "Human: How do I bake bread? Assistant:"]
+
+
+def _batch(path, seed=0, response_len=5):
+    """Left-padded (GPT-2) / right-padded (T5) queries and random right-padded responses."""
+    tok = AutoTokenizer.from_pretrained(path)
+    enc = tok(QUERIES, return_tensors="pt", padding=True)
+    gen = torch.Generator().manual_seed(seed)
+    # Avoid special ids (0..2) so no response token is an EOS/pad by accident.
+    response_ids = torch.randint(3, len(tok), (2, response_len), generator=gen)
+    response_mask = torch.ones_like(response_ids)
+    response_mask[1, 3:] = 0  # second response is 3 tokens long
+    response_ids[1, 3:] = tok.pad_token_id
+    return enc.input_ids, enc.attention_mask, response_ids, response_mask
+
+
+def _manual(hf_model, policy, q, r, is_seq2seq):
+    """Logprobs and values of one unpadded example, straight from the HF model."""
+    with torch.no_grad():
+        if is_seq2seq:
+            start = torch.tensor([[hf_model.config.decoder_start_token_id]])
+            out = hf_model(input_ids=q[None], decoder_input_ids=torch.cat([start, r[None, :-1]], 1),
+                           output_hidden_states=True)
+            logits, hidden = out.logits[0], out.decoder_hidden_states[-1][0]
+        else:
+            out = hf_model(input_ids=torch.cat([q, r])[None], output_hidden_states=True)
+            logits = out.logits[0, len(q) - 1:-1]
+            hidden = out.hidden_states[-1][0, len(q) - 1:-1]
+        logprobs = torch.log_softmax(logits, -1).gather(-1, r[:, None]).squeeze(-1)
+        values = policy.value_head(hidden).squeeze(-1)
+    return logprobs, values
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_forward_response_matches_manual_forward_with_and_without_padding(tiny_models, arch):
+    path = tiny_models[arch]
+    policy = PolicyWithValueHead.from_pretrained(str(path))
+    is_seq2seq = arch == "t5"
+    assert policy.is_seq2seq is is_seq2seq and not policy.uses_lora
+    auto = AutoModelForSeq2SeqLM if is_seq2seq else AutoModelForCausalLM
+    hf_model = auto.from_pretrained(path).eval()
+    query_ids, query_mask, response_ids, response_mask = _batch(path)
+    batched = policy.forward_response(query_ids, query_mask, response_ids, response_mask)
+    assert batched.logprobs.shape == batched.values.shape == batched.entropy.shape == (2, 5)
+    for i in range(2):
+        q = query_ids[i][query_mask[i].bool()]
+        r = response_ids[i][response_mask[i].bool()]
+        want_logprobs, want_values = _manual(hf_model, policy, q, r, is_seq2seq)
+        # The unpadded single example agrees with the manual computation to 1e-5 ...
+        single = policy.forward_response(q[None], torch.ones_like(q)[None], r[None], torch.ones_like(r)[None])
+        torch.testing.assert_close(single.logprobs[0], want_logprobs, atol=1e-5, rtol=0)
+        torch.testing.assert_close(single.values[0], want_values, atol=1e-5, rtol=0)
+        # ... and padding (left in queries for GPT-2, right in responses) changes nothing.
+        n = len(r)
+        torch.testing.assert_close(batched.logprobs[i, :n], want_logprobs, atol=1e-4, rtol=0)
+        torch.testing.assert_close(batched.values[i, :n], want_values, atol=1e-4, rtol=0)
+
+
+def test_temperature_divides_logits_and_reference_has_no_values(tiny_models):
+    policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]))
+    query_ids, query_mask, response_ids, response_mask = _batch(tiny_models["gpt2"])
+    plain = policy.forward_response(query_ids, query_mask, response_ids, response_mask, return_logits=True)
+    hot = policy.forward_response(query_ids, query_mask, response_ids, response_mask, temperature=2.0)
+    want = torch.log_softmax(plain.logits / 2.0, -1).gather(-1, response_ids[..., None]).squeeze(-1)
+    torch.testing.assert_close(hot.logprobs, want, atol=1e-5, rtol=0)
+    ref = policy.forward_response(query_ids, query_mask, response_ids, response_mask, reference=True)
+    assert ref.values is None and not ref.logprobs.requires_grad
+    # Before any training the frozen copy and the policy agree exactly.
+    torch.testing.assert_close(ref.logprobs, plain.logprobs.detach())
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_generate_returns_only_the_response(tiny_models, arch):
+    path = tiny_models[arch]
+    policy = PolicyWithValueHead.from_pretrained(str(path))
+    query_ids, query_mask, _, _ = _batch(path)
+    response = policy.generate(query_ids, query_mask, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    full = policy.model.generate(input_ids=query_ids, attention_mask=query_mask, max_new_tokens=4,
+                                 min_new_tokens=4, do_sample=False, pad_token_id=policy.config.pad_token_id)
+    assert response.shape == (2, 4)
+    strip = 1 if arch == "t5" else query_ids.size(1)  # decoder_start or the query
+    assert torch.equal(response, full[:, strip:])
+
+
+@pytest.mark.parametrize(
+    "ids, eos, pad, want_ids, want_mask",
+    [
+        # EOS in the middle: it stays valid, everything after becomes pad
+        ([[5, 6, 2, 7, 8]], 2, 0, [[5, 6, 2, 0, 0]], [[1, 1, 1, 0, 0]]),
+        # no EOS: nothing changes
+        ([[5, 6, 7]], 2, 0, [[5, 6, 7]], [[1, 1, 1]]),
+        # EOS first: a one-token response
+        ([[2, 6, 7]], 2, 0, [[2, 0, 0]], [[1, 0, 0]]),
+        # GPT-2: eos == pad, generation already padded with it after the EOS
+        ([[5, 9, 9, 9]], 9, 9, [[5, 9, 9, 9]], [[1, 1, 0, 0]]),
+        # several EOS ids (Llama 3): the first of any counts
+        ([[5, 4, 6, 3]], [3, 4], 0, [[5, 4, 0, 0]], [[1, 1, 0, 0]]),
+        # rows are independent
+        ([[2, 5], [5, 2]], 2, 0, [[2, 0], [5, 2]], [[1, 0], [1, 1]]),
+    ],
+)
+def test_truncate_response(ids, eos, pad, want_ids, want_mask):
+    got_ids, got_mask = truncate_response(torch.tensor(ids), eos, pad)
+    assert got_ids.tolist() == want_ids and got_mask.tolist() == want_mask
+    assert PolicyWithValueHead.truncate_response is truncate_response
+
+
+def test_default_lora_targets():
+    assert default_lora_targets("gpt2") == ["c_attn", "c_proj"]
+    assert default_lora_targets("t5") == ["q", "v"]
+    assert default_lora_targets("llama") == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    assert default_lora_targets("bloom") == ["query_key_value"]  # peft's mapping as fallback
+    with pytest.raises(ValueError, match="set lora.target_modules"):
+        default_lora_targets("my-own-arch")
+    with pytest.raises(ValueError, match="extra"):
+        LoraSettings(rank=8)
+
+
+def _numel(params):
+    return sum(p.numel() for p in params)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_lora_reference_is_the_base_model_without_a_second_copy(tiny_models, arch):
+    path = tiny_models[arch]
+    auto = AutoModelForSeq2SeqLM if arch == "t5" else AutoModelForCausalLM
+    base = auto.from_pretrained(path).eval()
+    policy = PolicyWithValueHead.from_pretrained(str(path), lora=LoraSettings(r=4, alpha=8, dropout=0.0))
+    assert policy.uses_lora and policy.ref_model is None
+    trainable = dict((n, p) for n, p in policy.named_parameters() if p.requires_grad)
+    assert trainable and all("lora_" in n or n.startswith("value_head.") for n in trainable)
+    assert len(policy.trainable_parameters()) == len(trainable)
+    # Memory: the policy holds the base weights once, plus LoRA and the value head.
+    ptrs = {p.data_ptr() for p in policy.parameters()}
+    assert len(ptrs) == len(list(policy.parameters()))
+    assert _numel(policy.parameters()) == _numel(base.parameters()) + _numel(trainable.values())
+    full = PolicyWithValueHead.from_pretrained(str(path))
+    assert _numel(full.parameters()) == 2 * _numel(base.parameters()) + _numel(full.value_head.parameters())
+
+    query_ids, query_mask, response_ids, response_mask = _batch(path)
+    args = (query_ids, query_mask, response_ids, response_mask)
+    ref_before = policy.forward_response(*args, reference=True).logprobs
+    for i in range(2):
+        q, r = query_ids[i][query_mask[i].bool()], response_ids[i][response_mask[i].bool()]
+        want, _ = _manual(base, policy, q, r, arch == "t5")
+        torch.testing.assert_close(ref_before[i, :len(r)], want, atol=1e-4, rtol=0)
+
+    # One optimiser step on LoRA + value head: the policy moves, the reference does not.
+    optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=1e-2)
+    out = policy.forward_response(*args)
+    loss = -(out.logprobs * response_mask).sum() + (out.values ** 2).sum()
+    loss.backward()
+    optimizer.step()
+    after = policy.forward_response(*args)
+    assert (after.logprobs - out.logprobs).abs().max() > 1e-3
+    torch.testing.assert_close(policy.forward_response(*args, reference=True).logprobs, ref_before,
+                               atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("lora", [None, LoraSettings(r=4, alpha=8, dropout=0.0)], ids=["full", "lora"])
+def test_save_load_round_trip(tiny_models, tmp_path, lora):
+    path = tiny_models["gpt2"]
+    policy = PolicyWithValueHead.from_pretrained(str(path), lora=lora)
+    args = _batch(path)
+    ref_before = policy.forward_response(*args, reference=True).logprobs
+    optimizer = torch.optim.Adam(policy.trainable_parameters(), lr=1e-2)
+    out = policy.forward_response(*args)
+    (-(out.logprobs * args[3]).sum() + (out.values ** 2).sum()).backward()
+    optimizer.step()
+    with torch.no_grad():
+        want = policy.forward_response(*args)
+    policy.save(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / ("adapter" if lora else "model")).is_dir()
+    assert (tmp_path / "ckpt" / "value_head.pt").is_file()
+
+    loaded = PolicyWithValueHead.load(tmp_path / "ckpt")
+    assert loaded.uses_lora == (lora is not None) and loaded.lora == lora
+    got = loaded.forward_response(*args)
+    torch.testing.assert_close(got.logprobs, want.logprobs, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got.values, want.values, atol=1e-6, rtol=0)
+    assert (got.logprobs - ref_before).abs().max() > 1e-3  # it really is the trained policy
+    # The reference after loading is still the untrained base model, not the trained weights.
+    torch.testing.assert_close(loaded.forward_response(*args, reference=True).logprobs, ref_before,
+                               atol=1e-6, rtol=0)
+    # Only the trainable parameters are trainable again (LoRA must come back trainable).
+    assert _numel(loaded.trainable_parameters()) == _numel(policy.trainable_parameters())
+
+
+def test_load_errors_and_policy_without_reference(tiny_models, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a policy saved"):
+        PolicyWithValueHead.load(tmp_path)
+    policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]))
+    policy.save(tmp_path / "p")
+    bare = PolicyWithValueHead.load(tmp_path / "p", with_reference=False)
+    assert bare.ref_model is None
+    with pytest.raises(RuntimeError, match="with_reference=False"):
+        bare.forward_response(*_batch(tiny_models["gpt2"]), reference=True)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(tiny_models):
+    path = str(tiny_models["gpt2"])
+    args = _batch(tiny_models["gpt2"])
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        policy = PolicyWithValueHead.from_pretrained(path, gradient_checkpointing=checkpointing)
+        policy.train()
+        assert policy.base_model().is_activation_checkpointing is checkpointing
+        assert not policy.ref_model.training  # the frozen copy stays in eval mode
+        out = policy.forward_response(*args)
+        (out.logprobs.sum() + out.values.sum()).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
