@@ -1,0 +1,219 @@
+"""Persistent score cache: a repeated (judge spec, prompt, response) costs nothing.
+
+One sqlite file, keyed by (spec fingerprint, sha256 of prompt and response). WAL mode and
+a busy timeout let several threads and processes (e.g. DDP ranks, parallel `rlaif score`
+runs) read and write the same file at once. Only real scores (value not None) are stored,
+so a sample that failed is retried next time. When the inner judge fails part-way
+(`JudgeError.partial`), every finished score is stored before the error goes up: scores
+already paid for are never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rlaif.judges.base import Judge, JudgeError, Sample, Score, Usage
+
+BUSY_TIMEOUT_S = 30.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    value REAL NOT NULL,
+    rationale TEXT,
+    raw TEXT,
+    usage TEXT,
+    details TEXT,
+    created REAL NOT NULL DEFAULT (julianday('now')),
+    PRIMARY KEY (key, sample)
+)
+"""
+
+
+def sample_hash(prompt: str, response: str) -> str:
+    """sha256 of the (prompt, response) pair; JSON framing keeps ("ab", "c") != ("a", "bc")."""
+    blob = json.dumps([prompt, response], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CachedJudge(Judge):
+    """Wraps a judge with a sqlite cache; only cache misses reach the inner judge."""
+
+    def __init__(self, judge: Judge, path: str | Path, key: str,
+                 timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.judge = judge
+        self.path = Path(path).expanduser()
+        self.key = key
+        self.timeout = timeout
+        self.name = judge.name
+        self.scale = judge.scale
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = -1
+        self._connect()  # a corrupt or unwritable file fails here, before any scoring
+
+    # -- sqlite plumbing --------------------------------------------------------------------
+
+    def _error(self, exc: sqlite3.Error, doing: str) -> JudgeError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return JudgeError(
+                f"score cache {self.path} is locked ({text}) while {doing}: another process "
+                f"holds it and did not let go within {self.timeout:.0f} s. Stop that process, "
+                "or point `cache:` / --cache at another file."
+            )
+        return JudgeError(
+            f"score cache {self.path} cannot be used ({type(exc).__name__}: {text}) while "
+            f"{doing}; if the file is corrupt or not a cache, delete it ({self.path}) and "
+            "its -wal/-shm files to start a fresh cache."
+        )
+
+    def _connect(self) -> sqlite3.Connection:
+        # A connection must not cross a fork: each process opens its own.
+        if self._conn is not None and self._pid == os.getpid():
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise self._error(exc, "opening it") from exc
+        except OSError as exc:
+            raise JudgeError(
+                f"score cache {self.path} cannot be created ({exc}); choose a writable path"
+            ) from exc
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    def _lookup(self, hashes: list[str]) -> dict[str, Score]:
+        found: dict[str, Score] = {}
+        with self._lock:
+            conn = self._connect()
+            try:
+                for start in range(0, len(hashes), 500):  # stay under sqlite's variable limit
+                    chunk = hashes[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows = conn.execute(
+                        "SELECT sample, value, rationale, raw, details FROM scores "
+                        f"WHERE key = ? AND sample IN ({marks})",
+                        [self.key, *chunk],
+                    ).fetchall()
+                    for sample, value, rationale, raw, details in rows:
+                        meta = json.loads(details) if details else {}
+                        found[sample] = Score(
+                            value=float(value), rationale=rationale, raw=raw, usage=Usage(),
+                            details={**meta, "cached": True},
+                        )
+            except sqlite3.Error as exc:
+                raise self._error(exc, "reading") from exc
+        return found
+
+    def _store(self, items: list[tuple[str, Score]]) -> None:
+        rows = [
+            (self.key, h, s.value, s.rationale, s.raw,
+             json.dumps(asdict(s.usage)) if s.usage else None,
+             json.dumps(s.details, default=str) if s.details else None)
+            for h, s in items if s is not None and s.value is not None
+        ]
+        if not rows:
+            return
+        with self._lock:
+            conn = self._connect()
+            try:
+                # IMMEDIATE takes the write lock up front, so concurrent writers queue on the
+                # busy timeout instead of failing on a lock upgrade.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO scores (key, sample, value, rationale, raw, usage, "
+                        "details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._error(exc, "writing") from exc
+
+    # -- the judge --------------------------------------------------------------------------
+
+    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+        """Answer hits from the file, score the misses (each distinct one once), store them."""
+        hashes = [sample_hash(s.prompt, s.response) for s in samples]
+        found = self._lookup(sorted(set(hashes)))
+        results: list[Score | None] = [found.get(h) for h in hashes]
+        # Distinct misses only: a sample repeated within the batch is scored once.
+        todo: dict[str, int] = {}
+        for i, (h, r) in enumerate(zip(hashes, results)):
+            if r is None and h not in todo:
+                todo[h] = i
+        n_hits = sum(r is not None for r in results)
+        self.hits += n_hits
+        self.misses += len(samples) - n_hits
+        if todo:
+            miss_hashes = list(todo)
+            try:
+                fresh = await self.judge.ascore([samples[todo[h]] for h in miss_hashes])
+            except JudgeError as exc:
+                done = list(zip(miss_hashes, exc.partial or []))
+                self._store([(h, s) for h, s in done if s is not None])
+                by_hash = {h: s for h, s in done if s is not None}
+                exc.partial = [r if r is not None else by_hash.get(h) for h, r in zip(hashes, results)]
+                raise
+            if len(fresh) != len(miss_hashes):
+                raise JudgeError(
+                    f"judge {self.name!r} returned {len(fresh)} scores for {len(miss_hashes)} "
+                    "samples; a judge must return exactly one Score per sample"
+                )
+            by_hash = dict(zip(miss_hashes, fresh))
+            results = [r if r is not None else by_hash[h] for h, r in zip(hashes, results)]
+            try:
+                self._store(list(by_hash.items()))
+            except JudgeError as exc:
+                exc.partial = list(results)  # the scores exist; only saving them failed
+                raise
+        return results  # type: ignore[return-value]  # every slot is filled above
+
+    def stats(self) -> dict[str, Any]:
+        """Hit/miss counts of this object and the number of entries stored under this key."""
+        with self._lock:
+            conn = self._connect()
+            try:
+                (entries,) = conn.execute(
+                    "SELECT COUNT(*) FROM scores WHERE key = ?", [self.key]
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise self._error(exc, "counting entries") from exc
+        total = self.hits + self.misses
+        return {
+            "path": str(self.path), "key": self.key, "hits": self.hits, "misses": self.misses,
+            "hit_rate": self.hits / total if total else 0.0, "entries": int(entries),
+        }
+
+    def usage(self) -> Usage:
+        """The inner judge's usage: cache hits add nothing."""
+        return self.judge.usage()
+
+    def close(self) -> None:
+        """Close the sqlite connection and the inner judge."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+        self.judge.close()
