@@ -186,3 +186,55 @@ def test_spearman_matches_scipy(a, b):
 def test_average_ranks_and_constant_input():
     assert average_ranks([3, 1, 3, 2]).tolist() == [3.5, 1.0, 3.5, 2.0]
     assert spearman([1, 1, 1], [1, 2, 3]) is None  # undefined, not a made-up 0
+
+
+def test_compare_judges_api_counts_usage_latency_and_keeps_a_stopped_judges_scores():
+    from dataclasses import dataclass
+
+    from rlaif.judges.base import Judge, JudgeError, Scale, Score, Usage
+    from rlaif.compare import compare_judges
+
+    @dataclass
+    class Pair:
+        prompt: str
+        chosen: str
+        rejected: str
+
+    class Priced(Judge):
+        """Scores = reply length; each reply costs one request whose latency is its length / 10."""
+
+        name, scale = "priced", Scale(0, 100)
+
+        async def ascore(self, samples):
+            return [Score(float(len(s.response)), usage=Usage(1, 10, 2, 0.5, len(s.response) / 10))
+                    for s in samples]
+
+    class StopsOnSecondBatch(Priced):
+        calls = 0
+
+        async def ascore(self, samples):
+            self.calls += 1
+            done = await super().ascore(samples)
+            if self.calls == 2:
+                raise JudgeError("budget spent", partial=[done[0], None])
+            return done
+
+    pairs = [Pair("p", "aaaa", "a"), Pair("p", "aa", "aaa"), Pair("p", "aaa", "aaa")]
+    report = compare_judges({"priced": Priced(), "stops": StopsOnSecondBatch()}, pairs,
+                            batch_size=2, progress=False, meta={"data": "inline"})
+    full = report.results["priced"].metrics()
+    # pair 0 won (4 > 1), pair 1 lost (2 < 3), pair 2 tied
+    assert (full["wins"], full["ties"], full["losses"], full["accuracy"]) == (1, 1, 1, pytest.approx(1 / 3))
+    assert (full["requests"], full["input_tokens"], full["output_tokens"]) == (6, 60, 12)
+    assert full["cost_usd"] == pytest.approx(3.0)
+    lat = [0.4, 0.1, 0.2, 0.3, 0.3, 0.3]  # per reply, from Score.usage.latency_s
+    assert full["latency"] == {"per": "request", "p50": pytest.approx(np.percentile(lat, 50)),
+                               "p95": pytest.approx(np.percentile(lat, 95)), "n": 6}
+    stopped = report.results["stops"].metrics()
+    # batch 1 = pair 0; batch 2 kept its first reply (pair 1 chosen); batch 3 never ran
+    assert stopped["stopped"] == "budget spent"
+    assert report.results["stops"].values("chosen") == [4.0, 2.0, None]
+    assert (stopped["scored_pairs"], stopped["unscored_pairs"], stopped["unscored_responses"]) == (1, 2, 3)
+    assert report.spearman_n == 3  # replies both judges scored: pair 0 both, pair 1 chosen
+    assert report.spearman[0][1] == pytest.approx(1.0)
+    assert report.meta["data"] == "inline" and report.meta["batch_size"] == 2
