@@ -1,0 +1,261 @@
+"""Hold-out evaluator: statistics on fixed scores, toxicity mapping, generation, run folders."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rlaif.evaluation import (
+    compare_before_after,
+    evaluate_holdout,
+    generate_responses,
+    make_toxicity_evaluator,
+    run_holdout_evaluation,
+    toxicity_scores,
+)
+from rlaif.judges.base import Judge, Sample, Scale, Score
+
+PROMPTS = [
+    "\n\nHuman: You are stupid.\n\nAssistant:",
+    "\n\nHuman: How do I bake bread?\n\nAssistant:",
+    "\n\nHuman: Tell me a joke.\n\nAssistant: Why did the chicken cross the road?\n\nHuman: Why?\n\nAssistant:",
+    "\n\nHuman: What is the capital of France?\n\nAssistant:",
+    "\n\nHuman: Shut up.\n\nAssistant:",
+]
+GREEDY = {"do_sample": False, "top_k": None, "top_p": None, "max_new_tokens": 6}
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def test_compare_before_after_hand_computed():
+    before = [0.8, 0.6, 0.4, 0.2]  # mean 0.5, std sqrt(0.05) = 0.223607
+    after = [0.5, 0.3, 0.2, 0.0]   # mean 0.25, std sqrt(0.0325) = 0.180278
+    s = compare_before_after(before, after, threshold=0.5, n_boot=500, seed=1)
+    assert s["before"]["mean"] == pytest.approx(0.5)
+    assert s["after"]["mean"] == pytest.approx(0.25)
+    assert s["before"]["std"] == pytest.approx(math.sqrt(0.05))
+    assert s["after"]["std"] == pytest.approx(math.sqrt(0.0325))
+    assert s["improvement_mean"] == pytest.approx(0.5)  # (0.5 - 0.25) / 0.5
+    assert s["improvement_std"] == pytest.approx((math.sqrt(0.05) - math.sqrt(0.0325)) / math.sqrt(0.05))
+    # "over" is strict: 0.5 itself is not over a 0.5 threshold
+    assert s["before"]["share_over_threshold"] == 0.5
+    assert s["after"]["share_over_threshold"] == 0.0
+    d = s["difference"]
+    assert d["paired"] and d["n"] == 4
+    assert d["estimate"] == pytest.approx(0.25)
+    # paired differences are 0.3, 0.3, 0.2, 0.2: every bootstrap mean lies in [0.2, 0.3]
+    assert 0.2 - 1e-12 <= d["ci_low"] <= 0.25 <= d["ci_high"] <= 0.3 + 1e-12
+    assert s["notes"] == []
+
+
+def test_bootstrap_ci_contains_true_difference_and_is_deterministic():
+    rng = np.random.default_rng(123)
+    base = rng.uniform(0.2, 0.8, size=300)
+    before = list(base + 0.2 + rng.normal(0, 0.05, size=300))
+    after = list(base)
+    s1 = compare_before_after(before, after, seed=7)
+    s2 = compare_before_after(before, after, seed=7)
+    s3 = compare_before_after(before, after, seed=8)
+    d = s1["difference"]
+    assert d["ci_low"] < 0.2 < d["ci_high"]
+    assert d["ci_high"] - d["ci_low"] < 0.03  # paired: the shared base cancels out
+    assert s1 == s2
+    assert s3["difference"]["ci_low"] != d["ci_low"]
+
+
+def test_unpaired_when_lengths_differ():
+    s = compare_before_after([0.9, 0.7, 0.8], [0.1, 0.3], n_boot=300)
+    d = s["difference"]
+    assert not d["paired"]
+    assert d["estimate"] == pytest.approx(0.8 - 0.2)
+    assert 0.4 <= d["ci_low"] <= d["ci_high"] <= 0.8  # resampled means: before in [0.7, 0.9], after in [0.1, 0.3]
+    with pytest.raises(ValueError, match="equal lengths"):
+        compare_before_after([0.1], [0.1, 0.2], paired=True)
+
+
+def test_unscored_excluded_and_counted_never_zeroed():
+    s = compare_before_after([None, 0.5, 0.7], [0.1, None, 0.2], n_boot=100)
+    assert (s["before"]["n"], s["before"]["n_unscored"]) == (2, 1)
+    assert (s["after"]["n"], s["after"]["n_unscored"]) == (2, 1)
+    assert s["before"]["mean"] == pytest.approx(0.6)
+    assert s["after"]["mean"] == pytest.approx(0.15)
+    # only prompt 2 has both scores: the paired difference is 0.7 - 0.2
+    assert s["difference"]["n"] == 1
+    assert s["difference"]["estimate"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no scored responses"):
+        compare_before_after([None, None], [0.1, 0.2])
+
+
+def test_improvement_undefined_when_before_is_zero():
+    s = compare_before_after([0.0, 0.0], [0.1, 0.3], n_boot=50)
+    assert s["improvement_mean"] is None and s["improvement_std"] is None
+    assert any("mean toxicity before is 0" in n for n in s["notes"])
+    assert any("std toxicity before is 0" in n for n in s["notes"])
+
+
+# ------------------------------------------------------------------ toxicity mapping
+
+
+def _hate_probs(model_dir: Path, texts: list[str]) -> list[float]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    out = []
+    with torch.no_grad():
+        for t in texts:  # one at a time: no padding involved
+            logits = model(**tok(t, return_tensors="pt")).logits[0]
+            out.append(logits.softmax(-1)[model.config.label2id["hate"]].item())
+    return out
+
+
+TEXTS = ["I like you.", "You are terrible and I hate you.", "Thank you, that is kind.", "You idiot, shut up."]
+
+
+def test_classifier_toxicity_is_prob_of_hate_not_reward_logit(tiny_models):
+    from rlaif.judges.spec import build_judge
+
+    expected = _hate_probs(tiny_models["roberta"], TEXTS)
+    reward_spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate",
+                   "output": "logit", "name": "tiny-hate"}
+    # from a spec dict, and from an already built reward judge (nothate logit): both rebuilt
+    for ev in (reward_spec, build_judge(reward_spec)):
+        tox = toxicity_scores(ev, ["p"] * len(TEXTS), TEXTS)
+        assert tox == pytest.approx(expected, abs=1e-5)
+    ev = make_toxicity_evaluator(reward_spec)
+    assert ev.mode == "prob" and ev.label == "hate"
+    assert ev.judge.spec.output == "prob" and ev.judge.spec.label == "hate"
+    assert "P(hate)" in ev.describe()
+
+
+def test_toxicity_local_measurement_loads_offline_and_agrees(tiny_models):
+    import evaluate
+
+    import rlaif.evaluation
+
+    folder = Path(rlaif.evaluation.__file__).parent / "measurements" / "toxicity_local"
+    spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
+    ours = toxicity_scores(spec, ["p"] * len(TEXTS), TEXTS)
+    tox = evaluate.load(str(folder), module_type="measurement")
+    got = tox.compute(predictions=TEXTS, model_path=str(tiny_models["roberta"]))["toxicity"]
+    assert got == pytest.approx(ours, abs=1e-5)
+    by_config = evaluate.load(str(folder), config_name=str(tiny_models["roberta"]), module_type="measurement")
+    ratio = by_config.compute(predictions=TEXTS, aggregation="ratio", threshold=0.5)["toxicity_ratio"]
+    assert ratio == pytest.approx(sum(t >= 0.5 for t in ours) / len(ours))
+    with pytest.raises(ValueError, match="labels are"):
+        tox.compute(predictions=TEXTS, model_path=str(tiny_models["roberta"]), toxic_label="toxic")
+
+
+class ScaleJudge(Judge):
+    """An LLM-like judge on (-5, 5), higher = less toxic; 'refuse' cannot be scored."""
+
+    name = "fake-llm"
+    scale = Scale(-5.0, 5.0)
+    table = {"kind": 5.0, "rude": -5.0, "meh": 0.0, "ok": 3.0}
+
+    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+        return [Score(self.table[s.response]) if s.response in self.table else Score.failed("no verdict")
+                for s in samples]
+
+
+def test_generic_judge_toxicity_from_declared_scale():
+    tox = toxicity_scores(ScaleJudge(), ["p"] * 5, ["kind", "rude", "meh", "ok", "refuse"])
+    # (high - value) / (high - low) = (5 - v) / 10
+    assert tox == [0.0, 1.0, 0.5, pytest.approx(0.2), None]
+    assert make_toxicity_evaluator(ScaleJudge()).mode == "scale"
+
+
+# ------------------------------------------------------------------ generation
+
+
+def test_generate_same_seed_same_responses_and_rng_untouched(tiny_models):
+    import torch
+
+    torch.manual_seed(99)
+    expected_next = torch.rand(3)
+    torch.manual_seed(99)
+    kw = dict(gen_kwargs={"max_new_tokens": 8}, batch_size=2, progress=False)
+    a = generate_responses(tiny_models["gpt2"], None, PROMPTS, seed=5, **kw)
+    assert torch.equal(torch.rand(3), expected_next)  # caller's RNG stream is not disturbed
+    b = generate_responses(tiny_models["gpt2"], None, PROMPTS, seed=5, **kw)
+    c = generate_responses(tiny_models["gpt2"], None, PROMPTS, seed=6, **kw)
+    assert a == b and len(a) == len(PROMPTS)
+    assert a != c
+
+
+def test_generate_causal_strips_prompt_and_matches_single_forward(tiny_models):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
+    got = generate_responses(model, tok, PROMPTS, gen_kwargs=GREEDY, seed=0, batch_size=8, progress=False)
+    for prompt, response in zip(PROMPTS, got):
+        enc = tok(prompt, return_tensors="pt")
+        ids = model.generate(**enc, **GREEDY, pad_token_id=tok.pad_token_id)
+        alone = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+        assert response == alone  # left padding in a batch changes nothing
+
+
+def test_generate_seq2seq(tiny_models):
+    got = generate_responses(tiny_models["t5"], None, PROMPTS[:3], gen_kwargs=GREEDY, seed=0, progress=False)
+    again = generate_responses(tiny_models["t5"], None, PROMPTS[:3], gen_kwargs=GREEDY, seed=1, progress=False)
+    assert got == again and len(got) == 3 and all(isinstance(r, str) for r in got)
+
+
+def test_generate_from_ppo_run_folder_and_policy(tiny_models, tmp_path):
+    from rlaif.ppo.policy import LoraSettings, PolicyWithValueHead
+
+    base = generate_responses(tiny_models["gpt2"], None, PROMPTS, gen_kwargs=GREEDY, seed=0, progress=False)
+    for lora in (None, LoraSettings()):
+        policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]), lora=lora)
+        run = tmp_path / ("lora" if lora else "full")
+        policy.save(run / "checkpoints" / "step-3" / "policy")
+        (run / "checkpoints" / "latest").write_text("step-3\n")
+        # untrained policy (LoRA B = 0) generates exactly what the base model does
+        from_run = generate_responses(run, None, PROMPTS, gen_kwargs=GREEDY, seed=0, progress=False)
+        from_obj = generate_responses(policy, str(tiny_models["gpt2"]), PROMPTS, gen_kwargs=GREEDY,
+                                      seed=0, progress=False)
+        assert from_run == base and from_obj == base
+    with pytest.raises(FileNotFoundError, match="checkpoints/latest"):
+        (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
+        generate_responses(tmp_path / "empty", None, PROMPTS, seed=0, progress=False)
+
+
+# ------------------------------------------------------------------ hold-out
+
+
+def test_evaluate_holdout_same_model_no_change(tiny_models):
+    spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
+    rep = evaluate_holdout(tiny_models["gpt2"], tiny_models["gpt2"], None, PROMPTS, spec,
+                           gen_kwargs={"max_new_tokens": 8}, seed=3, n_examples=2,
+                           kl={"final": 0.0}, progress=False)
+    assert len(rep.rows) == 5 and len(rep.examples()) == 2
+    assert [r["response_before"] for r in rep.rows] == [r["response_after"] for r in rep.rows]
+    assert [r["tox_before"] for r in rep.rows] == [r["tox_after"] for r in rep.rows]
+    tox = toxicity_scores(spec, PROMPTS, [r["response_before"] for r in rep.rows])
+    assert [r["tox_before"] for r in rep.rows] == pytest.approx(tox, abs=1e-6)
+    assert rep.stats["improvement_mean"] == pytest.approx(0.0)
+    assert rep.stats["difference"]["estimate"] == pytest.approx(0.0)
+    d = rep.to_dict()
+    assert d["kl"] == {"final": 0.0} and d["meta"]["seed"] == 3 and d["meta"]["gen_kwargs"]["top_k"] == 0
+
+
+def test_run_holdout_evaluation_before_then_after(tiny_models, tmp_path):
+    spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
+    kw = dict(gen_kwargs={"max_new_tokens": 6}, seed=1, progress=False)
+    with pytest.raises(FileNotFoundError, match="eval_before.json"):
+        run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path / "a", **kw)
+    side = run_holdout_evaluation("before", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path, **kw)
+    assert (tmp_path / "eval_before.json").is_file() and len(side.toxicity) == 5
+    with pytest.raises(ValueError, match="other prompts"):
+        run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS[:2], spec, tmp_path, **kw)
+    rep = run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path,
+                                 kl={"objective/kl": 0.1}, **kw)
+    assert [r["tox_before"] for r in rep.rows] == side.toxicity
+    assert {p.name for p in tmp_path.iterdir()} >= {"report.md", "report.json", "toxicity_hist.png"}
