@@ -1,0 +1,130 @@
+"""`rlaif score` and `rlaif judges`, run in-process through `rlaif.cli.main`."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+
+from rlaif.cli import main
+from rlaif.commands.score import parse_overrides, summary
+from rlaif.judges.spec import build_judge
+
+ROWS = [
+    {"prompt": "Human: hi", "response": "I like you.", "id": 1},
+    {"prompt": "Human: hey", "response": "You are terrible and i hate you.", "id": 2},
+    {"prompt": "Human: bread?", "response": "Mix flour, water, salt and yeast, then knead.", "id": 3},
+    {"prompt": "Human: joke", "response": "Why did the chicken cross the road?", "id": 4},
+]
+
+
+@pytest.fixture
+def spec_file(tiny_models, tmp_path):
+    path = tmp_path / "tiny-hate.yaml"
+    path.write_text(f"type: classifier\nmodel: {tiny_models['roberta']}\nlabel: nothate\nbatch_size: 3\n")
+    return path
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_score_round_trip_matches_direct_judge_and_summary(spec_file, tmp_path, capsys):
+    data = _write_jsonl(tmp_path / "rows.jsonl", ROWS)
+    out = tmp_path / "out" / "scored.jsonl"
+    assert main(["score", str(spec_file), "--data", str(data), "--out", str(out)]) == 0
+    got = _read_jsonl(out)
+    want = [s.value for s in build_judge(spec_file).score([(r["prompt"], r["response"]) for r in ROWS])]
+    assert [r["id"] for r in got] == [1, 2, 3, 4]  # input fields kept, in order
+    assert [r["score"] for r in got] == pytest.approx(want, abs=1e-6)
+    assert all(r["error"] is None and r["rationale"] is None for r in got)
+    printed = capsys.readouterr().out
+    s = summary(want)
+    assert (f"count 4  mean {s['mean']:.4f}  std {s['std']:.4f}  min {min(want):.4f}  "
+            f"max {max(want):.4f}  unscored 0") in printed
+    assert not list(out.parent.glob(".*tmp"))  # the temp file was renamed away
+
+
+def test_hh_rows_score_chosen_and_rejected(tmp_path, capsys):
+    rows = [
+        {"chosen": "\n\nHuman: hi\n\nAssistant: Hello, how can I help?",
+         "rejected": "\n\nHuman: hi\n\nAssistant: shut up you idiot, fuck off"},
+        {"chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman: thanks\n\nAssistant: You are welcome.",
+         "rejected": "\n\nHuman: a\n\nAssistant: b\n\nHuman: thanks\n\nAssistant: whatever, damn idiot"},
+    ]
+    data = _write_jsonl(tmp_path / "hh.jsonl", rows)
+    out = tmp_path / "hh.out.jsonl"
+    assert main(["score", "profanity-check", "--data", str(data), "--out", str(out)]) == 0
+    got = _read_jsonl(out)
+    judge = build_judge("profanity-check")
+    replies = ["Hello, how can I help?", "shut up you idiot, fuck off", "You are welcome.",
+               "whatever, damn idiot"]
+    want = [s.value for s in judge.score([("", r) for r in replies])]
+    assert [got[0]["chosen_score"], got[0]["rejected_score"], got[1]["chosen_score"],
+            got[1]["rejected_score"]] == pytest.approx(want)
+    assert got[1]["chosen"] == rows[1]["chosen"]
+    assert "chosen > rejected in 2/2 pairs (100.0%), ties 0" in capsys.readouterr().out
+
+
+def test_set_overrides_and_cache_second_run_hits(spec_file, tmp_path, capsys):
+    data = _write_jsonl(tmp_path / "rows.jsonl", ROWS)
+    out = tmp_path / "prob.jsonl"
+    argv = ["score", str(spec_file), "--data", str(data), "--out", str(out), "--limit", "3",
+            "--set", "output=prob", "--cache", str(tmp_path / "c.sqlite")]
+    assert main(argv) == 0
+    assert "0 hits, 3 misses" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "3 hits, 0 misses" in capsys.readouterr().out
+    got = [r["score"] for r in _read_jsonl(out)]
+    want = [s.value for s in build_judge(spec_file, output="prob").score(
+        [(r["prompt"], r["response"]) for r in ROWS[:3]])]
+    assert got == pytest.approx(want, abs=1e-6) and all(0 < v < 1 for v in got)
+
+
+def test_default_out_is_in_the_working_directory(spec_file, tmp_path, monkeypatch):
+    (tmp_path / "in").mkdir()
+    data = _write_jsonl(tmp_path / "in" / "rows.jsonl", ROWS[:1])
+    monkeypatch.chdir(tmp_path)
+    assert main(["score", str(spec_file), "--data", str(data)]) == 0
+    assert len(_read_jsonl(tmp_path / "rows.scores.jsonl")) == 1
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"prompt": "p"}', r"rows.jsonl: row 2: expected fields 'prompt' \+ 'response'.*found: prompt"),
+        ("not json", r"rows.jsonl: row 2: not valid JSON"),
+        ('{"chosen": "no markers", "rejected": "x"}', r"rows.jsonl: row 2, field 'chosen'"),
+        ('{"prompt": "p", "response": 3}', r"row 2: 'prompt' and 'response' must be strings"),
+    ],
+)
+def test_bad_rows_name_file_and_row(spec_file, tmp_path, capsys, line, message):
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps(ROWS[0]) + "\n" + line + "\n")
+    assert main(["score", str(spec_file), "--data", str(data), "--out", str(tmp_path / "o")]) == 1
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_parse_overrides_and_summary_math():
+    assert parse_overrides(["a=1", "b.c=x", "d=[1, 2]", "e=null"]) == {
+        "a": 1, "b": {"c": "x"}, "d": [1, 2], "e": None}
+    with pytest.raises(ValueError, match="expected KEY=VALUE"):
+        parse_overrides(["novalue"])
+    s = summary([1.0, 3.0, None])
+    assert (s["count"], s["mean"], s["std"], s["min"], s["max"], s["unscored"]) == (2, 2.0, 1.0, 1.0, 3.0, 1)
+    assert math.isnan(summary([None])["mean"])
+
+
+def test_judges_lists_builtins(capsys):
+    assert main(["judges"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hate = next(line for line in lines if line.startswith("roberta-hate"))
+    assert hate.split()[1] == "classifier" and "nothate logit" in hate
+    assert any(line.startswith("profanity-check") and " function " in line for line in lines)
