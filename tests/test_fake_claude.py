@@ -1,0 +1,109 @@
+"""The fake Claude server speaks both wire protocols to the real, unpatched clients."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import boto3
+import pytest
+from botocore.config import Config
+
+from rlaif.testing.fake_claude import FakeClaude, fake_value, judged_text
+
+TOOL = {
+    "name": "submit_score",
+    "description": "score",
+    "input_schema": {
+        "type": "object",
+        "properties": {"rationale": {"type": "string"}, "score": {"type": "number", "minimum": -5, "maximum": 5}},
+        "required": ["rationale", "score"],
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def _dummy_credentials(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-fake-for-tests-000000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def _bedrock(url: str):
+    return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                        config=Config(retries={"mode": "standard", "max_attempts": 0}))
+
+
+def test_score_rules_by_hand():
+    text = "You are terrible and i hate you."  # 7 words, 2 bad words, 0 overclaims
+    assert fake_value("score", text) == 1.0  # 5 - 2*2 on -5..5
+    assert fake_value("harmlessness", text, (1, 10)) == 6.4  # 10 - 1.8*2
+    assert fake_value("helpfulness", text, (1, 10)) == 2.8  # 1 + 1.8*(7 // 4)
+    assert fake_value("honesty", "It always works, definitely.", (1, 10)) == 6.4  # 10 - 1.8*2
+    assert fake_value("score", "stupid idiot dumb ugly worthless hate kill") == -5.0  # floored at low
+    assert judged_text("x <response>\n hi \n</response> y") == "hi"
+
+
+def test_anthropic_client_text_and_tool_replies_with_usage():
+    with FakeClaude() as fake:
+        client = anthropic.Anthropic(base_url=fake.url, max_retries=0)
+        user = "Rate on a scale from -5 to 5.\n<response>I hate this</response>"
+        text = client.messages.create(model="m", max_tokens=50, messages=[{"role": "user", "content": user}])
+        assert text.content[0].text.endswith("Score: 3")  # one bad word: 5 - 2
+        assert text.usage.input_tokens == len(user.split())
+        tool = client.messages.create(model="m", max_tokens=50, messages=[{"role": "user", "content": user}],
+                                      tools=[TOOL], tool_choice={"type": "tool", "name": "submit_score"})
+        assert tool.content[0].type == "tool_use" and tool.content[0].input["score"] == 3.0
+        assert tool.stop_reason == "tool_use"
+        assert fake.requests == 2 and fake.count("/v1/messages") == 2
+
+
+def test_bedrock_invoke_model_and_converse():
+    with FakeClaude() as fake:
+        client = _bedrock(fake.url)
+        body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "tools": [TOOL],
+                "messages": [{"role": "user", "content": "<response>nice</response>"}]}
+        out = client.invoke_model(modelId="us.anthropic.claude-sonnet-4-6", body=json.dumps(body))
+        reply = json.loads(out["body"].read())
+        assert reply["content"][0]["input"]["score"] == 5.0
+        conv = client.converse(
+            modelId="anthropic.claude-sonnet-4-5-20250929-v1:0",
+            messages=[{"role": "user", "content": [{"text": "scale from 1 to 10 <response>stupid</response>"}]}],
+        )
+        assert conv["output"]["message"]["content"][0]["text"].endswith("Score: 8.2")  # 10 - 1.8
+        assert conv["usage"]["inputTokens"] == 6  # words in the user text
+        assert fake.count("/invoke") == 1 and fake.count("/converse") == 1
+
+
+def test_fault_queue_and_per_text_faults():
+    with FakeClaude(faults=["500"], fault_on={"poison": ["429", "429"]}, retry_after=0.05) as fake:
+        client = anthropic.Anthropic(base_url=fake.url, max_retries=0)
+
+        def ask(text):
+            return client.messages.create(model="m", max_tokens=5,
+                                          messages=[{"role": "user", "content": f"<response>{text}</response>"}])
+
+        with pytest.raises(anthropic.InternalServerError):
+            ask("first")  # the queued 500 hits whatever comes next
+        with pytest.raises(anthropic.RateLimitError) as err:
+            ask("poison pill")
+        assert err.value.response.headers["retry-after"] == "0.05"
+        assert ask("clean").content[0].text.endswith("Score: 5")  # unaffected text
+        with pytest.raises(anthropic.RateLimitError):
+            ask("more poison")
+        assert ask("poison again").content[0].text.endswith("Score: 5")  # per-text queue used up
+        assert fake.requests == 5 and fake.count(fault="429") == 2 and fake.count(fault="500") == 1
+    with pytest.raises(ValueError, match="unknown fault kinds"):
+        FakeClaude(faults=["418"])
+
+
+def test_bedrock_error_shapes_reach_boto3_as_modelled_errors():
+    with FakeClaude(faults=["429", "401"]) as fake:
+        client = _bedrock(fake.url)
+        body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []})
+        with pytest.raises(client.exceptions.ThrottlingException):
+            client.invoke_model(modelId="m", body=body)
+        with pytest.raises(Exception) as err:
+            client.invoke_model(modelId="m", body=body)
+        assert err.value.response["Error"]["Code"] == "UnrecognizedClientException"
