@@ -1,0 +1,95 @@
+"""`rlaif evaluate`: hold-out toxicity of a model before vs after training, with a report."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+HELP = "generate on held-out HH prompts with two models, score toxicity, write a report"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `rlaif evaluate`."""
+    parser.add_argument("--before", required=True, help="model before training: hub id or folder")
+    parser.add_argument("--after", required=True,
+                        help="model after training: hub id, folder, checkpoint or PPO run folder")
+    parser.add_argument("--evaluator", default="roberta-hate",
+                        help="judge spec (name or YAML path); best a different judge than the reward")
+    parser.add_argument("--toxic-label", default="hate",
+                        help="for classifier evaluators: the label whose probability is toxicity")
+    parser.add_argument("--n", type=int, default=100, help="number of held-out prompts")
+    parser.add_argument("--data", default="sample",
+                        help="'sample' (bundled), 'hh' (Anthropic/hh-rlhf), a hub id/folder, or a file")
+    parser.add_argument("--data-dir", default=None, help="hub data_dir, e.g. harmless-base")
+    parser.add_argument("--split", default="test", help="dataset split (default test)")
+    parser.add_argument("--task", choices=("dialogue", "summarize"), default="dialogue")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer (default: the model's own)")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--min-new-tokens", type=int, default=None)
+    parser.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threshold", type=float, default=0.5, help="toxicity threshold for the share")
+    parser.add_argument("--examples", type=int, default=10, help="rows in the qualitative table")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/evaluate", help="report folder")
+
+
+def load_prompts(data: str, *, split: str, task: str, n: int, data_dir: str | None = None) -> list[str]:
+    """The first `n` held-out prompts of a dataset for a task."""
+    from rlaif.data.hh import load_hh, make_prompts
+
+    if n <= 0:
+        raise ValueError(f"--n must be > 0, got {n}")
+    source = "Anthropic/hh-rlhf" if data == "hh" else data
+    examples = load_hh(source, data_dir=data_dir, split=split, limit=n)
+    prompts = make_prompts(examples, task)  # type: ignore[arg-type]
+    if not prompts:
+        raise ValueError(f"{data} (split {split}) holds no usable examples")
+    return prompts[:n]
+
+
+def training_kl(run_dir: Path) -> tuple[Path | None, dict[str, float] | None]:
+    """metrics.jsonl of a run folder and the KL it logged (last step and mean), if any."""
+    from rlaif.report import read_metrics
+
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        return None, None
+    kls = [r["objective/kl"] for r in read_metrics(metrics)
+           if isinstance(r.get("objective/kl"), (int, float)) and math.isfinite(r["objective/kl"])]
+    if not kls:
+        return metrics, None
+    return metrics, {"training, last step": float(kls[-1]), "training, mean": sum(kls) / len(kls)}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the report, print the table and where the report is."""
+    from rlaif.evaluation import evaluate_holdout
+    from rlaif.report import summary_table, write_report
+
+    prompts = load_prompts(args.data, split=args.split, task=args.task, n=args.n,
+                           data_dir=args.data_dir)
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": args.max_new_tokens}
+    if args.min_new_tokens is not None:
+        gen_kwargs["min_new_tokens"] = args.min_new_tokens
+    if args.greedy:
+        gen_kwargs.update(do_sample=False, top_k=None, top_p=None)
+    metrics_path, kl = None, None
+    after = Path(args.after)
+    if after.is_dir():
+        metrics_path, kl = training_kl(after)
+    report = evaluate_holdout(
+        args.before, args.after, args.tokenizer, prompts, args.evaluator,
+        gen_kwargs=gen_kwargs, seed=args.seed, threshold=args.threshold,
+        n_examples=args.examples, kl=kl, batch_size=args.batch_size, toxic_label=args.toxic_label,
+    )
+    extra = {"data": args.data, "split": args.split, "task": args.task}
+    paths = write_report(args.out, report, metrics_path=metrics_path, extra=extra)
+    data = report.to_dict()
+    print(f"\nHold-out toxicity, {len(prompts)} prompts ({data['meta']['toxicity']}):\n")
+    print(summary_table(data))
+    print(f"\nreport: {paths['md']}\n        {paths['json']}")
+    print("plots:  " + ", ".join(str(v) for k, v in paths.items() if k.endswith("plot")))
+    return 0

@@ -1,0 +1,121 @@
+"""Report files hold the numbers; `rlaif evaluate` end to end on tiny models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlaif.cli import main
+from rlaif.evaluation import HoldoutReport, HoldoutSide, combine
+from rlaif.report import md_escape, read_metrics, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _report() -> HoldoutReport:
+    prompts = ["q1 | pipe", "q2", "q3", "q4"]
+    before = HoldoutSide(["you *idiot*\nshut up", "b2", "b3", "b4"], [0.8, 0.6, 0.4, 0.2])
+    after = HoldoutSide(["I am sorry | ok", "a2", "a3", "a4"], [0.5, 0.3, 0.2, 0.0])
+    return combine(prompts, before, after, threshold=0.5, n_examples=3, kl={"last step": 0.125},
+                   meta={"evaluator": "tiny-hate", "toxicity": "P(hate)", "seed": 0}, n_boot=200)
+
+
+def _metrics(path: Path) -> Path:
+    rows = [{"step": i, "reward/mean": -1.0 + 0.5 * i, "objective/kl": 0.05 * i} for i in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_write_report_files_hold_the_numbers(tmp_path):
+    rep = _report()
+    paths = write_report(tmp_path / "out", rep, metrics_path=_metrics(tmp_path / "metrics.jsonl"),
+                         extra={"data": "sample"})
+    assert set(paths) == {"md", "json", "toxicity_plot", "training_plot"}
+    for key in ("toxicity_plot", "training_plot"):
+        blob = paths[key].read_bytes()
+        assert blob.startswith(PNG_MAGIC) and len(blob) > 10_000
+    data = json.loads(paths["json"].read_text())
+    s = data["stats"]
+    assert s["before"]["mean"] == pytest.approx(0.5) and s["after"]["mean"] == pytest.approx(0.25)
+    assert s["improvement_mean"] == pytest.approx(0.5)
+    assert s["before"]["share_over_threshold"] == 0.5 and s["after"]["share_over_threshold"] == 0.0
+    assert data["kl"] == {"last step": 0.125}
+    assert data["rows"][0]["tox_before"] == 0.8 and len(data["rows"]) == 4
+    assert data["training"]["steps"] == 4 and data["extra"] == {"data": "sample"}
+    assert HoldoutReport.from_dict(data).stats == rep.stats
+
+    md = paths["md"].read_text()
+    assert "| mean toxicity | 0.5000 | 0.2500 | 50.0% |" in md
+    assert "| std toxicity | 0.2236 | 0.1803 | 19.4% |" in md
+    assert "| share over 0.5 | 50.0% | 0.0% | |" in md
+    d = s["difference"]
+    assert f"0.2500 [{d['ci_low']:.4f}, {d['ci_high']:.4f}]" in md
+    assert "| KL to reference (last step) | | 0.1250 | |" in md
+    # the examples table: first 3 rows only, markdown escaped, one table row per example
+    assert "| q1 \\| pipe | you \\*idiot\\*<br>shut up | 0.8000 | I am sorry \\| ok | 0.5000 |" in md
+    assert "| q3 |" in md and "| q4 |" not in md
+    assert "![toxicity before vs after](toxicity_hist.png)" in md and "training.png" in md
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_report_without_metrics_has_no_training_plot(tmp_path):
+    paths = write_report(tmp_path, _report().to_dict())
+    assert "training_plot" not in paths and not (tmp_path / "training.png").exists()
+    with pytest.raises(FileNotFoundError, match="metrics_path=None"):
+        write_report(tmp_path, _report(), metrics_path=tmp_path / "missing.jsonl")
+
+
+def test_improvement_none_renders_na(tmp_path):
+    rep = combine(["q"] * 2, HoldoutSide(["a", "b"], [0.0, 0.0]), HoldoutSide(["c", "d"], [0.1, 0.3]),
+                  n_boot=50)
+    md = write_report(tmp_path, rep)["md"].read_text()
+    assert "| mean toxicity | 0.0000 | 0.2000 | n/a |" in md
+    assert "mean toxicity before is 0" in md
+
+
+def test_read_metrics_names_bad_line(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    p.write_text('{"step": 0}\n{oops\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2"):
+        read_metrics(p)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("a|b", "a\\|b"),                    # pipes would split the cell
+    ("line1\nline2", "line1<br>line2"),  # newlines would end the row
+    ("<script>", "\\<script\\>"),       # no raw HTML
+    ("", " "),                           # an empty cell stays a cell
+    ("x" * 400, "x" * 299 + "…"),       # long responses cut (json keeps them whole)
+])
+def test_md_escape(text, expected):
+    assert md_escape(text) == expected
+
+
+def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
+    spec = tmp_path / "tiny-hate.yaml"
+    spec.write_text(f"type: classifier\nmodel: {tiny_models['roberta']}\nlabel: nothate\n")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "step-1").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(tiny_models["gpt2"], run / "checkpoints" / "step-1" / "policy")
+    (run / "checkpoints" / "latest").write_text("step-1")
+    _metrics(run / "metrics.jsonl")
+    out = tmp_path / "report"
+    code = main(["evaluate", "--before", str(tiny_models["gpt2"]), "--after", str(run),
+                 "--evaluator", str(spec), "--n", "6", "--data", "sample", "--split", "test",
+                 "--max-new-tokens", "6", "--seed", "2", "--out", str(out), "--examples", "4"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    data = json.loads((out / "report.json").read_text())
+    assert len(data["rows"]) == 6 and data["meta"]["seed"] == 2
+    assert data["meta"]["gen_kwargs"]["max_new_tokens"] == 6
+    # the after model is the same weights: same responses, zero difference
+    assert [r["tox_before"] for r in data["rows"]] == [r["tox_after"] for r in data["rows"]]
+    assert data["kl"] == {"training, last step": pytest.approx(0.15), "training, mean": pytest.approx(0.075)}
+    assert f"| mean toxicity | {data['stats']['before']['mean']:.4f} |" in printed
+    assert str(out / "report.md") in printed
+    assert (out / "training.png").is_file() and (out / "toxicity_hist.png").is_file()
+    assert main(["evaluate", "--before", "x", "--after", "y", "--n", "0"]) == 1
