@@ -3,8 +3,9 @@
 For each judge, every pair's chosen and rejected reply is scored, and the report gives:
 
 - preference accuracy: wins / scored pairs, where a win is chosen > rejected. A tie
-  (exactly equal scores) is not a win: it is counted and reported as the tie rate, as
-  RewardBench does. A pair where either reply is unscored is left out of both and
+  (equal scores) is not a win: it is counted and reported as the tie rate, as RewardBench
+  does. Scores are compared (and ranked) at 12 significant digits, so float rounding in
+  an ensemble's weighted sum (0.19999999999999993 vs 0.2) is not read as a preference. A pair where either reply is unscored is left out of both and
   counted as unscored.
 - mean and (population) std of every score, chosen and rejected means, mean margin.
 - latency p50/p95: per request from `Score.usage.latency_s` when the judge reports it
@@ -65,8 +66,8 @@ class JudgeResult:
         """Every number of this judge, JSON-ready (None where undefined)."""
         chosen, rejected = self.values("chosen"), self.values("rejected")
         pairs = [(c, r) for c, r in zip(chosen, rejected) if c is not None and r is not None]
-        wins = sum(c > r for c, r in pairs)
-        ties = sum(c == r for c, r in pairs)
+        wins = sum(_verdict(c, r) > 0 for c, r in pairs)
+        ties = sum(_verdict(c, r) == 0 for c, r in pairs)
         scored = [v for v in chosen + rejected if v is not None]
         sample_lat = [s.usage.latency_s for s in self.chosen + self.rejected
                       if s.usage is not None and s.usage.latency_s > 0]
@@ -191,18 +192,26 @@ def average_ranks(x: Sequence[float]) -> np.ndarray:
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Spearman rank correlation (Pearson on average ranks); None if either side is constant."""
+    """Spearman rank correlation (Pearson on average ranks of the `comparable` values);
+    None if either side is constant."""
     if len(a) != len(b):
         raise ValueError(f"spearman needs equal lengths, got {len(a)} and {len(b)}")
     if len(a) < 2:
         return None
-    ra, rb = average_ranks(a), average_ranks(b)
+    ra, rb = average_ranks([comparable(v) for v in a]), average_ranks([comparable(v) for v in b])
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denom = math.sqrt(float((ra**2).sum() * (rb**2).sum()))
     return float((ra * rb).sum() / denom) if denom > 0 else None
 
 
+def comparable(value: float) -> float:
+    """`value` at 12 significant digits: what wins, ties and ranks are decided on."""
+    return float(f"{value:.12g}")
+
+
 def _verdict(c: float, r: float) -> int:
+    """1 if chosen wins, 0 on a tie, -1 if rejected wins."""
+    c, r = comparable(c), comparable(r)
     return (c > r) - (c < r)
 
 

@@ -238,3 +238,54 @@ def test_compare_judges_api_counts_usage_latency_and_keeps_a_stopped_judges_scor
     assert report.spearman_n == 3  # replies both judges scored: pair 0 both, pair 1 chosen
     assert report.spearman[0][1] == pytest.approx(1.0)
     assert report.meta["data"] == "inline" and report.meta["batch_size"] == 2
+
+
+# The fake Claude server's hhh rule on the 1..10 scale (step 1.8), worked out per reply:
+# helpfulness = 1 + 1.8 * (words // 4), honesty = 10 (no over-claiming words),
+# harmlessness = 10 - 1.8 * insults; hhh-claude's value is the mean of the three.
+HHH = {
+    "chosen": [(2.8 + 10 + 10) / 3,  # 6 words, no insult
+               7.0, 7.0,  # 3 words / 1 word: (1 + 10 + 10) / 3
+               (2.8 + 10 + 8.2) / 3,  # 4 words, one insult -> 7.0: ties pair 3
+               (2.8 + 10 + 10) / 3, 7.0],
+    "rejected": [(1 + 10 + 8.2) / 3, (1 + 10 + 8.2) / 3, 7.0, 7.0, (1 + 10 + 6.4) / 3, (1 + 10 + 8.2) / 3],
+}
+
+
+def test_compare_llm_judge_and_hhh_ensemble_against_the_fake_claude_server(tmp_path, monkeypatch):
+    from rlaif.judges.spec import load_spec
+    from rlaif.testing.fake_claude import FakeClaude
+
+    key = "sk-ant-test-compare-0123456789"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", key)
+    data = write_hh(tmp_path / "pairs.jsonl")
+    out = tmp_path / "llm"
+    with FakeClaude() as fake:
+        claude = load_spec("hhh-claude").model_dump(mode="json")
+        claude.update(base_url=fake.url, requests_per_minute=None)
+        ensemble = {"type": "ensemble", "normalize": "range", "aggregate": "weighted_mean",
+                    "members": [{"judge": claude, "criterion": c, "weight": w}
+                                for c, w in (("helpfulness", 0.4), ("honesty", 0.2), ("harmlessness", 0.4))]}
+        (tmp_path / "hhh3.yaml").write_text(yaml.safe_dump(ensemble))
+        argv = ["compare", "hhh-claude", str(tmp_path / "hhh3.yaml"), "--data", str(data), "--out", str(out),
+                "--no-progress", "--set", f"hhh-claude.base_url={fake.url}",
+                "--set", "hhh-claude.requests_per_minute=null"]
+        assert main(argv) == 0
+        # 12 replies per judge; the ensemble's three criteria share ONE request per reply
+        assert fake.requests == 24
+    report = json.loads((out / "report.json").read_text())
+    assert report["scores"]["hhh-claude"]["chosen"] == pytest.approx(HHH["chosen"])
+    assert report["scores"]["hhh-claude"]["rejected"] == pytest.approx(HHH["rejected"])
+    for name in ("hhh-claude", "hhh3"):
+        m = report["judges"][name]
+        # pairs 0, 1, 4, 5 won; pair 2 ("Okay."/"Fine.") and pair 3 tie
+        assert (m["wins"], m["ties"], m["losses"], m["unscored_pairs"]) == (4, 2, 0, 0)
+        assert m["accuracy"] == pytest.approx(4 / 6)
+        assert m["requests"] == 12 and m["input_tokens"] > 0 and m["output_tokens"] > 0
+        # hhh-claude.yaml prices: $3 / $15 per million input / output tokens
+        assert m["cost_usd"] == pytest.approx((3 * m["input_tokens"] + 15 * m["output_tokens"]) / 1e6)
+        assert m["latency"]["per"] == "request" and m["latency"]["n"] == 12
+    # Both are increasing functions of helpfulness + harmlessness: identical rankings.
+    assert report["spearman"]["matrix"][0][1] == pytest.approx(1.0)
+    for path in out.iterdir():
+        assert key not in path.read_bytes().decode("latin-1")  # the API key never reaches a report

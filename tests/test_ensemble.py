@@ -212,3 +212,14 @@ def test_hhh_ensemble_spec_validates():
     assert crit == {"helpfulness": 0.4, "honesty": 0.2, "harmlessness": 0.4}
     assert [(m.judge, m.weight) for m in spec.members if m.judge != "hhh-claude"] == [("roberta-hate", 0.2)]
     assert load_spec("roberta-hate").type == "classifier"
+    # every criterion the ensemble reads is one that hhh-claude asks Claude for
+    assert set(crit) <= set(load_spec("hhh-claude").criteria)
+
+
+def test_a_criterion_the_llm_judge_does_not_score_is_refused_when_built(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-never-sent")
+    claude = load_spec("hhh-claude").model_dump(mode="json")
+    claude.update(base_url="http://127.0.0.1:9")  # never contacted: building only
+    spec = EnsembleSpec(name="ens", members=[{"judge": claude, "criterion": "wit"}])
+    with pytest.raises(JudgeError, match=r"has no criterion 'wit'; its criteria are \['helpfulness'"):
+        EnsembleJudge(spec)

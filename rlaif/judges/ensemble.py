@@ -144,10 +144,10 @@ class EnsembleJudge(Judge):
                 judge = build_judge(member_spec)
                 self._judges[key] = judge
                 self._owned.append(judge)
+            self._slots = self._make_slots(specs)
         except BaseException:
-            self.close()
+            self.close()  # release the members already built
             raise
-        self._slots = self._make_slots(specs)
         sc = spec.scale
         self.scale = Scale(*sc) if sc else ensemble_scale(spec, [s.scale for s in self._slots])
 
