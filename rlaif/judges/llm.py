@@ -31,6 +31,7 @@ import logging
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rlaif.judges.base import BudgetExceeded, Judge, JudgeError, Sample, Scale, Score, Usage
@@ -61,6 +62,16 @@ def score_tool(scale: Scale, criteria: Sequence[Criterion] | None) -> ToolSpec:
     properties["score"] = {**bounds, "description": f"The score, from {scale.low:g} to {scale.high:g}."}
     return ToolSpec("submit_score", "Submit the score for the graded response.",
                     {"type": "object", "properties": properties, "required": list(properties)})
+
+
+@dataclass
+class _Batch:
+    """Shared state of one `ascore` call."""
+
+    semaphore: asyncio.Semaphore
+    results: list[Score | None]
+    budget_stop: str | None = None  # why the budget stopped sending
+    halted: bool = False  # an auth failure: send nothing more
 
 
 class LLMJudge(Judge):
@@ -147,11 +158,10 @@ class LLMJudge(Judge):
         results: list[Score | None] = [None] * len(samples)
         if not samples:
             return []
-        semaphore = asyncio.Semaphore(self.spec.max_concurrency)
-        stopped: list[str] = []
+        batch = _Batch(asyncio.Semaphore(self.spec.max_concurrency), results)
         await self._provider.open()
         try:
-            tasks = [asyncio.create_task(self._one(i, s, semaphore, results, stopped)) for i, s in enumerate(samples)]
+            tasks = [asyncio.create_task(self._one(i, s, batch)) for i, s in enumerate(samples)]
             done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             failure = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
             if failure is not None:
@@ -167,10 +177,10 @@ class LLMJudge(Judge):
                 raise JudgeError(f"{self.name}: unexpected error: {failure!r}", partial=results) from failure
         finally:
             await self._provider.aclose()
-        if stopped:
+        if batch.budget_stop:
             paid = sum(r is not None for r in results)
             raise BudgetExceeded(
-                f"{self.name}: stopped at {stopped[0]}. {paid} of {len(samples)} samples in this batch "
+                f"{self.name}: stopped at {batch.budget_stop}. {paid} of {len(samples)} samples in this batch "
                 f"were sent and are kept (BudgetExceeded.partial, and the score cache if one is set); "
                 f"{len(samples) - paid} were not sent. Total so far: {self._usage.requests} requests, "
                 f"${self._usage.cost_usd:.4f}. Raise `budget:` in the judge spec to score the rest.",
@@ -178,17 +188,16 @@ class LLMJudge(Judge):
             )
         return [r for r in results if r is not None]
 
-    async def _one(self, i: int, sample: Sample, semaphore: asyncio.Semaphore,
-                   results: list[Score | None], stopped: list[str]) -> None:
-        async with semaphore:
-            if stopped:
+    async def _one(self, i: int, sample: Sample, batch: _Batch) -> None:
+        results = batch.results
+        async with batch.semaphore:
+            if batch.budget_stop or batch.halted:
                 return
             rendered = render(self.template, sample, self.criteria)
             request = JudgeRequest(rendered.system, rendered.user, self._tool)
             estimate = self._estimate(request)
-            reason = self._budget_block(estimate)
-            if reason:
-                stopped.append(reason)
+            batch.budget_stop = self._budget_block(estimate)
+            if batch.budget_stop:
                 return
             self._sent += 1
             self._reserved_usd += estimate
@@ -197,6 +206,7 @@ class LLMJudge(Judge):
             try:
                 reply = await self._provider.send(request)
             except ProviderAuthError:
+                batch.halted = True  # before the semaphore lets the next sample in
                 raise
             except ProviderError as exc:
                 usage = Usage(requests=1, latency_s=time.perf_counter() - t0)

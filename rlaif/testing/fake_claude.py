@@ -142,6 +142,8 @@ class FakeClaude:
         self._faults: deque[str] = deque()
         self._fault_on: dict[str, deque[str]] = {}
         self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests handled at once (checks client-side concurrency)
         self.log: list[dict[str, Any]] = []
         self.add_faults(faults)
         for substring, kinds in (fault_on or {}).items():
@@ -214,11 +216,14 @@ class FakeClaude:
         fault = self._next_fault(req.text)
         with self._lock:
             self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.log.append({"path": path, "fault": fault, "text": req.text})
-        if self.latency:
-            time.sleep(self.latency)
-        if fault == "slow":
-            time.sleep(self.slow_s)
+        try:
+            time.sleep(self.latency + (self.slow_s if fault == "slow" else 0.0))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         kind = "anthropic" if not bedrock else bedrock.group("op")
         if fault in ("429", "529", "500", "401", "403"):
             return _error(kind, fault, self.retry_after, self._leak(headers))
