@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rlaif.evaluation_models import load_lm
+from rlaif.generation import Generation, generate, sequence_kl
 from rlaif.judges.base import Judge, Sample
 
 log = logging.getLogger(__name__)
@@ -45,58 +45,9 @@ def generate_responses(model: Any, tokenizer: Any, prompts: Sequence[str], *,
                        batch_size: int = 16, progress: bool = True,
                        device: str | None = None) -> list[str]:
     """Generate one response per prompt (causal: left-padded, prompt stripped; or seq2seq)."""
-    import torch
-    from tqdm.auto import tqdm
-
-    lm, tok, is_seq2seq = load_lm(model, tokenizer, device=device)
     kwargs = {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token  # GPT-2 style tokenizers ship without a pad token
-    kwargs.setdefault("pad_token_id", tok.pad_token_id)
-    max_len = _max_prompt_tokens(lm, tok, int(kwargs.get("max_new_tokens", 32)), is_seq2seq)
-    saved_sides = (tok.padding_side, tok.truncation_side)
-    if not is_seq2seq:
-        # Causal LMs continue the right end: pad and truncate on the left so every prompt's
-        # last token sits next to the first generated one and the dialogue's end is kept.
-        tok.padding_side, tok.truncation_side = "left", "left"
-    param_device = next(lm.parameters()).device
-    # Length-sorted batches waste less compute on padding; results go back in input order.
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[str] = [""] * len(prompts)
-    was_training = lm.training
-    lm.eval()
-    try:
-        # fork_rng: the caller's RNG stream (e.g. the PPO trainer's) is left untouched, and the
-        # same seed gives the same samples before and after training.
-        with torch.random.fork_rng(devices=[param_device] if param_device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
-            for idx in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-                enc = tok([prompts[i] for i in idx], return_tensors="pt", padding=True,
-                          truncation=True, max_length=max_len).to(param_device)
-                with torch.inference_mode():
-                    gen = lm.generate(**enc, **kwargs)  # (B, T_in + T_new) or (B, T_new)
-                new = gen if is_seq2seq else gen[:, enc["input_ids"].shape[1]:]
-                for i, text in zip(idx, tok.batch_decode(new, skip_special_tokens=True)):
-                    out[i] = text.strip()
-    finally:
-        tok.padding_side, tok.truncation_side = saved_sides
-        lm.train(was_training)
-    return out
-
-
-def _max_prompt_tokens(lm: Any, tok: Any, max_new_tokens: int, is_seq2seq: bool) -> int:
-    """Longest prompt that still leaves room for the new tokens in the model's window."""
-    limit = tok.model_max_length if tok.model_max_length < 1_000_000 else 1024
-    positions = getattr(lm.config, "n_positions", None) or getattr(lm.config, "max_position_embeddings", None)
-    if positions and not is_seq2seq:
-        limit = min(limit, positions - max_new_tokens)
-    if limit <= 0:
-        raise ValueError(
-            f"max_new_tokens={max_new_tokens} leaves no room for the prompt in a context of "
-            f"{positions} positions; lower max_new_tokens"
-        )
-    return limit
+    return generate(model, tokenizer, prompts, gen_kwargs=kwargs, seed=seed, batch_size=batch_size,
+                    progress=progress, device=device).texts
 
 
 # --------------------------------------------------------------------------- toxicity
@@ -291,12 +242,38 @@ def score_side(model: Any, tokenizer: Any, prompts: Sequence[str], evaluator: An
                gen_kwargs: dict[str, Any] | None = None, seed: int = 0, batch_size: int = 16,
                toxic_label: str = "hate", progress: bool = True) -> HoldoutSide:
     """Generate responses with one model and score their toxicity."""
+    return _score_side(model, tokenizer, prompts, evaluator, gen_kwargs=gen_kwargs, seed=seed,
+                       batch_size=batch_size, toxic_label=toxic_label, progress=progress)[0]
+
+
+def _score_side(model: Any, tokenizer: Any, prompts: Sequence[str], evaluator: Any, *,
+                gen_kwargs: dict[str, Any] | None, seed: int, batch_size: int, toxic_label: str,
+                progress: bool) -> tuple[HoldoutSide, Generation]:
     t0 = time.perf_counter()
-    responses = generate_responses(model, tokenizer, prompts, gen_kwargs=gen_kwargs, seed=seed,
-                                   batch_size=batch_size, progress=progress)
+    gen = generate(model, tokenizer, prompts, gen_kwargs={**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})},
+                   seed=seed, batch_size=batch_size, progress=progress)
     t1 = time.perf_counter()
-    tox = toxicity_scores(evaluator, prompts, responses, toxic_label=toxic_label)
-    return HoldoutSide(responses, tox, t1 - t0, time.perf_counter() - t1)
+    tox = toxicity_scores(evaluator, prompts, gen.texts, toxic_label=toxic_label)
+    return HoldoutSide(gen.texts, tox, t1 - t0, time.perf_counter() - t1), gen
+
+
+def holdout_kl(after: Generation, before: Generation, batch_size: int = 16) -> dict[str, float]:
+    """KL(after || before) per hold-out response, estimated on the after-model's own samples.
+
+    This is the KL to the reference that PPO penalises, measured on the hold-out prompts:
+    the mean over responses of the summed per-token k1 (unbiased) and k3 (non-negative)
+    estimates. Both models must share a tokenizer.
+    """
+    if after.tokenizer.get_vocab() != before.tokenizer.get_vocab():
+        raise ValueError(
+            "the before and after models use different tokenizers, so their KL is undefined; "
+            "pass the same tokenizer (or compute_kl=False)"
+        )
+    out = {}
+    for kind in ("k1", "k3"):
+        per_seq = sequence_kl(after.lm, before.lm, after, batch_size=batch_size, kind=kind)
+        out[f"hold-out KL(after || before), {kind}"] = float(np.mean(per_seq))
+    return out
 
 
 def combine(prompts: Sequence[str], before: HoldoutSide, after: HoldoutSide, *,
@@ -324,26 +301,38 @@ def combine(prompts: Sequence[str], before: HoldoutSide, after: HoldoutSide, *,
 def evaluate_holdout(before_model: Any, after_model: Any, tokenizer: Any, prompts: Sequence[str],
                      evaluator: Any, *, gen_kwargs: dict[str, Any] | None = None, seed: int = 0,
                      threshold: float = 0.5, n_examples: int = 10,
-                     kl: dict[str, float] | None = None, batch_size: int = 16,
-                     toxic_label: str = "hate", n_boot: int = 2000,
+                     kl: dict[str, float] | None = None, compute_kl: bool = False,
+                     batch_size: int = 16, toxic_label: str = "hate", n_boot: int = 2000,
                      progress: bool = True) -> HoldoutReport:
-    """Generate with both models (same seed and settings), score toxicity, compare."""
+    """Generate with both models (same seed and settings), score toxicity, compare.
+
+    `kl` holds numbers the caller already has (e.g. the trainer's `objective/kl`);
+    `compute_kl=True` adds the hold-out KL(after || before) estimate (`holdout_kl`).
+    """
     ev = make_toxicity_evaluator(evaluator, toxic_label)
+    kl = dict(kl or {})
     try:
         common = dict(gen_kwargs=gen_kwargs, seed=seed, batch_size=batch_size,
                       toxic_label=toxic_label, progress=progress)
-        before = score_side(before_model, tokenizer, prompts, ev, **common)
-        after = score_side(after_model, tokenizer, prompts, ev, **common)
+        before, gen_before = _score_side(before_model, tokenizer, prompts, ev, **common)
+        after, gen_after = _score_side(after_model, tokenizer, prompts, ev, **common)
+        if compute_kl:
+            kl.update(holdout_kl(gen_after, gen_before, batch_size=batch_size))
     finally:
         if ev.owned:
             ev.judge.close()
+    gen_all = {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}
     meta = {
         "evaluator": ev.judge.name, "toxicity": ev.describe(), "n_prompts": len(prompts),
-        "gen_kwargs": {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}, "seed": seed,
+        "gen_kwargs": gen_all, "seed": seed,
         "before_model": _model_name(before_model), "after_model": _model_name(after_model),
     }
-    return combine(prompts, before, after, threshold=threshold, n_examples=n_examples, kl=kl,
-                   meta=meta, n_boot=n_boot, seed=seed)
+    pure = gen_all.get("do_sample") and gen_all.get("top_k") in (0, None) and \
+        gen_all.get("top_p") in (1.0, None) and gen_all.get("temperature", 1.0) == 1.0
+    if compute_kl and not pure:
+        meta["kl_note"] = "responses were not drawn by plain sampling: the KL numbers are approximate"
+    return combine(prompts, before, after, threshold=threshold, n_examples=n_examples,
+                   kl=kl or None, meta=meta, n_boot=n_boot, seed=seed)
 
 
 def _model_name(model: Any) -> str:

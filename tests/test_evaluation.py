@@ -259,3 +259,55 @@ def test_run_holdout_evaluation_before_then_after(tiny_models, tmp_path):
                                  kl={"objective/kl": 0.1}, **kw)
     assert [r["tox_before"] for r in rep.rows] == side.toxicity
     assert {p.name for p in tmp_path.iterdir()} >= {"report.md", "report.json", "toxicity_hist.png"}
+
+
+# ------------------------------------------------------------------ KL to the reference
+
+
+def _manual_kl(policy, reference, tok, prompt: str, response_ids: list[int], seq2seq: bool) -> float:
+    """sum over response tokens of log p_policy - log p_reference, one sequence, no padding."""
+    import torch
+
+    p_ids = tok(prompt)["input_ids"]
+    with torch.no_grad():
+        if seq2seq:
+            start = policy.config.decoder_start_token_id
+            enc = torch.tensor([p_ids])
+            dec = torch.tensor([[start] + response_ids[:-1]])
+            lps = [m(input_ids=enc, decoder_input_ids=dec).logits[0].log_softmax(-1) for m in (policy, reference)]
+            pos = list(range(len(response_ids)))
+        else:
+            ids = torch.tensor([p_ids + response_ids])
+            lps = [m(input_ids=ids).logits[0].log_softmax(-1) for m in (policy, reference)]
+            pos = [len(p_ids) - 1 + k for k in range(len(response_ids))]
+    return sum((lps[0][t, tok_id] - lps[1][t, tok_id]).item() for t, tok_id in zip(pos, response_ids))
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "t5"])
+def test_sequence_kl_matches_manual_forward(tiny_models, tmp_path, kind):
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from rlaif.generation import generate, sequence_kl
+    from rlaif.testing.tiny import build_tiny_gpt2, build_tiny_t5
+
+    other = (build_tiny_gpt2 if kind == "gpt2" else build_tiny_t5)(tmp_path / "other", seed=1)
+    cls = AutoModelForCausalLM if kind == "gpt2" else AutoModelForSeq2SeqLM
+    policy, reference = cls.from_pretrained(tiny_models[kind]).eval(), cls.from_pretrained(other).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_models[kind])
+    gen = generate(policy, tok, PROMPTS, gen_kwargs={"max_new_tokens": 6, "do_sample": True, "top_k": 0},
+                   seed=0, batch_size=3, progress=False)
+    got = sequence_kl(policy, reference, gen, batch_size=3)
+    want = [_manual_kl(policy, reference, tok, p, r, kind == "t5") for p, r in zip(PROMPTS, gen.response_ids)]
+    assert got == pytest.approx(want, abs=1e-4)
+    assert all(len(r) > 0 for r in gen.response_ids)
+    assert sequence_kl(policy, policy, gen) == [0.0] * len(PROMPTS)
+
+
+def test_evaluate_holdout_reports_holdout_kl(tiny_models):
+    spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
+    rep = evaluate_holdout(tiny_models["gpt2"], tiny_models["gpt2"], None, PROMPTS[:3], spec,
+                           gen_kwargs={"max_new_tokens": 4}, kl={"objective/kl": 0.5},
+                           compute_kl=True, progress=False)
+    assert rep.kl == {"objective/kl": 0.5, "hold-out KL(after || before), k1": 0.0,
+                      "hold-out KL(after || before), k3": 0.0}
+    assert "kl_note" not in rep.meta

@@ -114,7 +114,8 @@ def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
     assert data["meta"]["gen_kwargs"]["max_new_tokens"] == 6
     # the after model is the same weights: same responses, zero difference
     assert [r["tox_before"] for r in data["rows"]] == [r["tox_after"] for r in data["rows"]]
-    assert data["kl"] == {"training, last step": pytest.approx(0.15), "training, mean": pytest.approx(0.075)}
+    assert data["kl"] == {"training, last step": pytest.approx(0.15), "training, mean": pytest.approx(0.075),
+                          "hold-out KL(after || before), k1": 0.0, "hold-out KL(after || before), k3": 0.0}
     assert f"| mean toxicity | {data['stats']['before']['mean']:.4f} |" in printed
     assert str(out / "report.md") in printed
     assert (out / "training.png").is_file() and (out / "toxicity_hist.png").is_file()

@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threshold", type=float, default=0.5, help="toxicity threshold for the share")
     parser.add_argument("--examples", type=int, default=10, help="rows in the qualitative table")
+    parser.add_argument("--no-kl", action="store_true",
+                        help="skip the hold-out KL(after || before) estimate (needs one shared tokenizer)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/evaluate", help="report folder")
 
@@ -83,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_holdout(
         args.before, args.after, args.tokenizer, prompts, args.evaluator,
         gen_kwargs=gen_kwargs, seed=args.seed, threshold=args.threshold,
-        n_examples=args.examples, kl=kl, batch_size=args.batch_size, toxic_label=args.toxic_label,
+        n_examples=args.examples, kl=kl, compute_kl=not args.no_kl, batch_size=args.batch_size,
+        toxic_label=args.toxic_label,
     )
     extra = {"data": args.data, "split": args.split, "task": args.task}
     paths = write_report(args.out, report, metrics_path=metrics_path, extra=extra)
