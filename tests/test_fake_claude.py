@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from rlaif.testing.fake_claude import FakeClaude, fake_value, judged_text
+from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude, fake_value, judged_text
 
 TOOL = {
     "name": "submit_score",
@@ -23,11 +23,10 @@ TOOL = {
 
 
 @pytest.fixture(autouse=True)
-def _dummy_credentials(monkeypatch):
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-fake-for-tests-000000")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFORTESTS0000")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-for-tests")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def _credentials(monkeypatch):
+    """Dummy credentials from the environment, as users set real ones."""
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
 
 
 def _bedrock(url: str):

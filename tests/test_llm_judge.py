@@ -14,7 +14,7 @@ from rlaif.judges.base import BudgetExceeded, JudgeError, Sample
 from rlaif.judges.llm import LLMJudge
 from rlaif.judges.spec import build_judge, load_spec
 from rlaif.judges.templates import load_template, render
-from rlaif.testing.fake_claude import FakeClaude
+from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 
 SAMPLES = [
     Sample("Say something.", "You are terrible and i hate you."),  # 2 bad words -> 1
@@ -32,10 +32,8 @@ PATHS = {  # provider path -> (built-in spec, overrides pointing it at the fake)
 @pytest.fixture(autouse=True)
 def _credentials(monkeypatch):
     """Dummy credentials from the environment, as users set real ones."""
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-TESTKEY-DO-NOT-LEAK-123456")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTDONOTLEAK999")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-TEST-DO-NOT-LEAK-abcdef")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
 
 
 def judge_for(path: str, fake: FakeClaude, **overrides) -> LLMJudge:

@@ -68,6 +68,14 @@ OVERCLAIM_WORDS = frozenset({"definitely", "guaranteed", "always", "never", "cer
 FAULTS = frozenset(
     {"429", "529", "500", "slow", "malformed", "unparseable", "text", "tool_use", "bad_tool", "401", "403"}
 )
+# Dummy credentials for tests (set them with monkeypatch.setenv): the real clients insist on
+# some, the fake never checks them, and the secret-redaction test looks for these strings.
+DUMMY_CREDENTIALS = {
+    "ANTHROPIC_API_KEY": "sk-ant-api03-TESTKEY-DO-NOT-LEAK-123456",
+    "AWS_ACCESS_KEY_ID": "AKIATESTDONOTLEAK999",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret-TEST-DO-NOT-LEAK-abcdef",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 _SCALE_RE = re.compile(r"scale from ([+-]?\d+(?:\.\d+)?) to ([+-]?\d+(?:\.\d+)?)", re.IGNORECASE)
 _ANSWER_LINE_RE = re.compile(r"^\s*([a-z_]+): <number>\s*$", re.MULTILINE)
 _RESPONSE_RE = re.compile(r"<response>(.*?)</response>", re.DOTALL)
