@@ -347,39 +347,52 @@ def run_holdout_evaluation(phase: Literal["before", "after"], model: Any, tokeni
                            gen_kwargs: dict[str, Any] | None = None, seed: int = 0,
                            threshold: float = 0.5, batch_size: int = 16, n_examples: int = 10,
                            kl: dict[str, float] | None = None, metrics_path: str | Path | None = None,
-                           toxic_label: str = "hate", progress: bool = True) -> HoldoutSide | HoldoutReport:
-    """For `rlaif train`: "before" scores the start policy and saves `eval_before.json`;
-    "after" scores the final policy, pairs it with that file and writes the report."""
+                           toxic_label: str = "hate", reuse: bool = True,
+                           extra: dict[str, Any] | None = None,
+                           progress: bool = True) -> HoldoutSide | HoldoutReport:
+    """For `rlaif train`: "before" scores the start policy into `<out>/eval_before.json`;
+    "after" scores the final policy, pairs it with that file and writes the report.
+
+    With `reuse`, a "before" whose file already holds the same prompts, seed, generation
+    settings and evaluator returns it without generating (a resumed run keeps its true start).
+    """
     from rlaif.report import atomic_write_text, write_report
 
+    if phase not in ("before", "after"):
+        raise ValueError(f"phase must be 'before' or 'after', got {phase!r}")
     out = Path(out_dir)
     saved = out / "eval_before.json"
     ev = make_toxicity_evaluator(evaluator, toxic_label)
+    key = {"prompts": list(prompts), "seed": seed, "evaluator": ev.judge.name,
+           "gen_kwargs": {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}}
+    data = json.loads(saved.read_text()) if saved.is_file() else None
     try:
+        if phase == "before" and reuse and data is not None and all(data.get(k) == v for k, v in key.items()):
+            log.info("hold-out 'before' already in %s (same prompts and settings): reusing it", saved)
+            return HoldoutSide(**{k: v for k, v in data.items() if k not in key})
+        if phase == "after":
+            if data is None:
+                raise FileNotFoundError(
+                    f"{saved} not found: run run_holdout_evaluation('before', ...) at the start of training"
+                )
+            for k, v in key.items():
+                if data.get(k) != v:
+                    raise ValueError(
+                        f"{saved}: the before-evaluation used another {k} ({str(data.get(k))[:80]!r}, now "
+                        f"{str(v)[:80]!r}); evaluate both sides with the same hold-out set and settings"
+                    )
         side = score_side(model, tokenizer, prompts, ev, gen_kwargs=gen_kwargs, seed=seed,
                           batch_size=batch_size, toxic_label=toxic_label, progress=progress)
+        meta = {"toxicity": ev.describe(), "n_prompts": len(prompts), **{k: key[k] for k in key if k != "prompts"}}
     finally:
         if ev.owned:
             ev.judge.close()
     if phase == "before":
         out.mkdir(parents=True, exist_ok=True)
-        payload = {"prompts": list(prompts), **asdict(side)}
-        atomic_write_text(saved, json.dumps(payload, indent=1))
+        atomic_write_text(saved, json.dumps({**key, **asdict(side)}, indent=1))
         return side
-    if phase != "after":
-        raise ValueError(f"phase must be 'before' or 'after', got {phase!r}")
-    if not saved.is_file():
-        raise FileNotFoundError(
-            f"{saved} not found: run run_holdout_evaluation('before', ...) at the start of training"
-        )
-    data = json.loads(saved.read_text())
-    if data["prompts"] != list(prompts):
-        raise ValueError(f"{saved}: the before-evaluation used other prompts; use the same hold-out set")
-    before = HoldoutSide(**{k: v for k, v in data.items() if k != "prompts"})
-    meta = {"evaluator": ev.judge.name, "toxicity": ev.describe(), "n_prompts": len(prompts),
-            "gen_kwargs": {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}, "seed": seed}
+    before = HoldoutSide(**{k: v for k, v in data.items() if k not in key})
     report = combine(prompts, before, side, threshold=threshold, n_examples=n_examples, kl=kl,
                      meta=meta, seed=seed)
-    write_report(out, report, metrics_path=Path(metrics_path) if metrics_path else None)
+    write_report(out, report, metrics_path=Path(metrics_path) if metrics_path else None, extra=extra)
     return report
-

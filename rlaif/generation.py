@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-_POLICY_ATTRS = ("pretrained_model", "model", "lm", "policy")
+_POLICY_ATTRS = ("module", "pretrained_model", "model", "lm", "policy")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -43,8 +43,8 @@ def _is_lm(obj: Any) -> bool:
     return hasattr(obj, "generate") and hasattr(obj, "config") and hasattr(obj, "parameters")
 
 
-def _unwrap(obj: Any) -> Any:
-    """The generating LM inside an rlaif policy (value-head wrapper) or the object itself."""
+def _unwrap(obj: Any, depth: int = 0) -> Any:
+    """The generating LM inside an rlaif policy, a DDP wrapper, or the object itself."""
     from transformers import PreTrainedModel
 
     try:
@@ -53,12 +53,15 @@ def _unwrap(obj: Any) -> Any:
         PeftModel = PreTrainedModel  # noqa: N806
     if isinstance(obj, (PreTrainedModel, PeftModel)):
         return obj
-    # A wrapper (rlaif's PolicyWithValueHead) may have its own generate() with another
-    # signature: prefer the LM it holds.
+    # A wrapper (rlaif's PolicyWithValueHead, torch DDP) may have its own generate() with
+    # another signature: prefer the LM it holds.
     for attr in _POLICY_ATTRS:
         inner = getattr(obj, attr, None)
-        if inner is not None and _is_lm(inner):
-            return inner
+        if inner is not None and inner is not obj and depth < 3:
+            try:
+                return _unwrap(inner, depth + 1)
+            except TypeError:
+                continue
     if _is_lm(obj):
         return obj
     raise TypeError(

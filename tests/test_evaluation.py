@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -221,7 +222,10 @@ def test_generate_from_ppo_run_folder_and_policy(tiny_models, tmp_path):
         from_run = generate_responses(run, None, PROMPTS, gen_kwargs=GREEDY, seed=0, progress=False)
         from_obj = generate_responses(policy, str(tiny_models["gpt2"]), PROMPTS, gen_kwargs=GREEDY,
                                       seed=0, progress=False)
-        assert from_run == base and from_obj == base
+        # as the trainer may hold it: inside a DDP-style wrapper (`.module`)
+        from_ddp = generate_responses(SimpleNamespace(module=policy), str(tiny_models["gpt2"]), PROMPTS,
+                                      gen_kwargs=GREEDY, seed=0, progress=False)
+        assert from_run == base and from_obj == base and from_ddp == base
     with pytest.raises(FileNotFoundError, match="checkpoints/latest"):
         (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
         generate_responses(tmp_path / "empty", None, PROMPTS, seed=0, progress=False)
@@ -247,17 +251,31 @@ def test_evaluate_holdout_same_model_no_change(tiny_models):
 
 
 def test_run_holdout_evaluation_before_then_after(tiny_models, tmp_path):
+    from transformers import AutoModelForCausalLM
+
     spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
     kw = dict(gen_kwargs={"max_new_tokens": 6}, seed=1, progress=False)
     with pytest.raises(FileNotFoundError, match="eval_before.json"):
         run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path / "a", **kw)
+    with pytest.raises(ValueError, match="phase"):
+        run_holdout_evaluation("during", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path, **kw)
     side = run_holdout_evaluation("before", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path, **kw)
     assert (tmp_path / "eval_before.json").is_file() and len(side.toxicity) == 5
-    with pytest.raises(ValueError, match="other prompts"):
+    # a resumed run calls "before" again with a changed policy: the saved start is kept
+    changed = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"])
+    changed.transformer.wte.weight.data.normal_()
+    again = run_holdout_evaluation("before", changed, str(tiny_models["gpt2"]), PROMPTS, spec, tmp_path, **kw)
+    assert again == side
+    with pytest.raises(ValueError, match="another prompts"):
         run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS[:2], spec, tmp_path, **kw)
+    with pytest.raises(ValueError, match="another seed"):
+        run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path,
+                               gen_kwargs={"max_new_tokens": 6}, seed=2, progress=False)
     rep = run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path,
                                  kl={"objective/kl": 0.1}, **kw)
     assert [r["tox_before"] for r in rep.rows] == side.toxicity
+    assert [r["tox_after"] for r in rep.rows] == side.toxicity  # same weights, same seed
+    assert rep.kl == {"objective/kl": 0.1} and rep.meta["seed"] == 1
     assert {p.name for p in tmp_path.iterdir()} >= {"report.md", "report.json", "toxicity_hist.png"}
 
 
