@@ -256,3 +256,23 @@ def test_unknown_template_placeholder_is_rejected(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     with pytest.raises(JudgeError, match=r"unknown placeholder \{reponse\}"):
         load_template(tmp_path / "bad.yaml")
+
+
+def test_concurrent_batches_on_one_judge_share_its_concurrency_bound():
+    import asyncio
+
+    async def two_batches(judge):
+        return await asyncio.gather(judge.ascore(SAMPLES), judge.ascore(SAMPLES[::-1]))
+
+    with FakeClaude(latency=0.1) as fake, judge_for("anthropic", fake, max_concurrency=2) as judge:
+        first, second = asyncio.run(two_batches(judge))
+        assert [s.value for s in first] == EXPECTED and [s.value for s in second] == EXPECTED[::-1]
+        assert fake.requests == 6 and fake.max_in_flight == 2
+
+
+def test_unrequested_tool_reply_is_still_read_from_the_tool_call():
+    # structured: false sends no tool, but a reply that carries one is read from it anyway.
+    with FakeClaude(faults=["tool_use"]) as fake, judge_for("bedrock-converse", fake, structured=False) as judge:
+        (score,) = judge.score(SAMPLES[:1])
+    assert (score.value, score.details["structured"]) == (1.0, True)
+    assert score.rationale == "2 flagged words."

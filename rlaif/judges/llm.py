@@ -29,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +103,10 @@ class LLMJudge(Judge):
         self._reserved_usd = 0.0  # estimated cost of requests in flight (budget.max_usd)
         self._paid_costs: list[float] = []
         self._next_slot = 0.0  # monotonic time before which no request may start (rpm)
+        self._semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
 
     def usage(self) -> Usage:
         """Requests, tokens, estimated USD and summed latency so far."""
@@ -150,6 +156,14 @@ class LLMJudge(Judge):
         if start > now:
             await asyncio.sleep(start - now)
 
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The judge-wide bound on requests in flight, one per event loop (batches share it)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if loop not in self._semaphores:
+                self._semaphores[loop] = asyncio.Semaphore(self.spec.max_concurrency)
+            return self._semaphores[loop]
+
     # --- scoring ---
 
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
@@ -158,7 +172,7 @@ class LLMJudge(Judge):
         results: list[Score | None] = [None] * len(samples)
         if not samples:
             return []
-        batch = _Batch(asyncio.Semaphore(self.spec.max_concurrency), results)
+        batch = _Batch(self._semaphore(), results)
         await self._provider.open()
         try:
             tasks = [asyncio.create_task(self._one(i, s, batch)) for i, s in enumerate(samples)]

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import ssl
+import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -173,15 +174,22 @@ class AnthropicProvider(Provider):
         import anthropic  # noqa: F401 - fail early, at build time, if the SDK is missing
 
         super().__init__(spec)
-        self._client: Any = None
+        # One client per event loop, shared by the batches running on it: the async HTTP
+        # pool belongs to the loop that created it, and `Judge.score` may run each batch on
+        # a fresh loop (or several batches at once, e.g. TRL's async reward functions).
+        self._clients: dict[asyncio.AbstractEventLoop, list[Any]] = {}  # loop -> [client, users]
+        self._lock = threading.Lock()
 
     async def open(self) -> None:
         import anthropic
 
-        # One client per batch: the async HTTP pool belongs to the loop that created it,
-        # and `Judge.score` may run each batch on a fresh loop.
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if loop in self._clients:
+                self._clients[loop][1] += 1
+                return
         try:
-            self._client = anthropic.AsyncAnthropic(
+            client = anthropic.AsyncAnthropic(
                 base_url=self.spec.base_url, max_retries=self.spec.max_retries, timeout=self.spec.timeout,
                 http_client=anthropic.DefaultAsyncHttpxClient(verify=_ssl_context()),
             )
@@ -189,18 +197,26 @@ class AnthropicProvider(Provider):
             raise JudgeError(
                 f"anthropic: no usable credentials ({redact(str(exc))}); set ANTHROPIC_API_KEY in the environment"
             ) from None
-        client = self._client
         if client.api_key is None and client.auth_token is None and getattr(client, "credentials", None) is None:
-            await self.aclose()
+            await client.close()
             raise JudgeError(
                 "anthropic: no API key found; set ANTHROPIC_API_KEY in the environment "
                 "(rlaif never reads keys from judge specs)"
             )
+        with self._lock:
+            self._clients[loop] = [client, 1]
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._clients.get(loop)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del self._clients[loop]
+        await entry[0].close()
 
     async def send(self, request: JudgeRequest) -> Reply:
         import anthropic
@@ -212,7 +228,8 @@ class AnthropicProvider(Provider):
             kwargs["tool_choice"] = {"type": "tool", "name": request.tool.name}
         try:
             # No `temperature`: the anthropic SDK 2.x Messages API has no sampling parameters.
-            message = await self._client.messages.create(
+            client = self._clients[asyncio.get_running_loop()][0]
+            message = await client.messages.create(
                 model=self.spec.model, max_tokens=self.spec.max_tokens, system=request.system,
                 messages=[{"role": "user", "content": request.user}], **kwargs,
             )
@@ -279,12 +296,16 @@ class BedrockProvider(Provider):
 
         super().__init__(spec)
         self._client: Any = None
+        self._lock = threading.Lock()
         # boto3 is synchronous: at most max_concurrency calls run at once, each in a thread.
         self._executor = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="rlaif-bedrock")
 
     async def open(self) -> None:
-        if self._client is not None:
-            return
+        with self._lock:  # one client for all batches and loops: boto3 clients are thread-safe
+            if self._client is None:
+                self._client = self._make_client()
+
+    def _make_client(self) -> Any:
         import boto3
         from botocore.config import Config
         from botocore.exceptions import NoRegionError
@@ -296,7 +317,7 @@ class BedrockProvider(Provider):
             max_pool_connections=self.spec.max_concurrency,
         )
         try:
-            self._client = boto3.session.Session().client(
+            return boto3.session.Session().client(
                 "bedrock-runtime", region_name=self.spec.region,
                 endpoint_url=self.spec.endpoint_url, config=config,
             )
