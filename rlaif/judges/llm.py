@@ -19,6 +19,12 @@ at once with `JudgeError` (every request would fail), carrying the finished scor
 raises `BudgetExceeded` with `.partial` = every paid-for Score (None for unsent samples);
 `CachedJudge` stores those before re-raising.
 
+Providers (rlaif.judges.providers): `anthropic` uses `anthropic.AsyncAnthropic` (key from
+ANTHROPIC_API_KEY; `temperature` is not sent, the SDK 2.x Messages API has no sampling
+parameters); `bedrock` uses boto3 `bedrock-runtime` (`invoke_model` with the Anthropic body,
+or `converse` with toolConfig), whose blocking calls run in a thread pool of
+`max_concurrency` threads. Both retry with the SDK's own policy (`max_retries`).
+
 Multi-criteria. With `criteria: [helpfulness, honesty, harmlessness]` (template `hhh`) one
 request returns all three: `Score.details["criteria"] = {name: value}`, `Score.value` = the
 mean of the criteria present; unreadable ones are listed in `details["missing"]`.

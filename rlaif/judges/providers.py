@@ -174,6 +174,11 @@ class AnthropicProvider(Provider):
         import anthropic  # noqa: F401 - fail early, at build time, if the SDK is missing
 
         super().__init__(spec)
+        if spec.temperature:
+            logging.getLogger(__name__).warning(
+                "temperature=%s is not sent: the Anthropic Messages API (SDK 2.x) takes no sampling "
+                "parameters; it applies to provider bedrock only", spec.temperature,
+            )
         # One client per event loop, shared by the batches running on it: the async HTTP
         # pool belongs to the loop that created it, and `Judge.score` may run each batch on
         # a fresh loop (or several batches at once, e.g. TRL's async reward functions).
