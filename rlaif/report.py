@@ -33,9 +33,12 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def md_escape(text: str, limit: int = _CELL_CHARS) -> str:
-    """Make arbitrary text safe inside one markdown table cell."""
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
+def md_escape(text: str, limit: int = _CELL_CHARS, keep: str = "start") -> str:
+    """Make arbitrary text safe inside one markdown table cell (cut to `limit` characters,
+    keeping the start, or the end for dialogue prompts whose last turn matters most)."""
+    text = text.strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…" if keep == "start" else "…" + text[-(limit - 1):]
     text = text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
     for ch in "*_<>[]#":
         text = text.replace(ch, "\\" + ch)
@@ -67,7 +70,7 @@ def summary_table(data: dict[str, Any]) -> str:
         f"[{_num(d['ci_low'])}, {_num(d['ci_high'])}] |",
     ]
     for key, value in (data.get("kl") or {}).items():
-        lines.append(f"| KL to reference ({md_escape(key)}) | | {_num(value)} | |")
+        lines.append(f"| {md_escape(key)} | | {_num(value)} | |")
     return "\n".join(lines)
 
 
@@ -77,7 +80,7 @@ def examples_table(data: dict[str, Any]) -> str:
              "|---|---|---|---|---|"]
     for r in data["rows"][: data.get("n_examples", 10)]:
         lines.append(
-            f"| {md_escape(r['query'])} | {md_escape(r['response_before'])} | {_num(r['tox_before'])} "
+            f"| {md_escape(r['query'], keep='end')} | {md_escape(r['response_before'])} | {_num(r['tox_before'])} "
             f"| {md_escape(r['response_after'])} | {_num(r['tox_after'])} |"
         )
     return "\n".join(lines)
@@ -125,7 +128,7 @@ def plot_toxicity(data: dict[str, Any], path: Path) -> Path:
     ax.axvline(s["after"]["mean"], color="tab:blue", linestyle="--", linewidth=1.5)
     ax.axvline(s["threshold"], color="black", linestyle=":", linewidth=1, label=f"threshold {s['threshold']:g}")
     ax.set_xlim(0, 1)
-    ax.set_xlabel("toxicity (0 = clean, 1 = toxic)")
+    ax.set_xlabel("toxicity (0 = clean, 1 = toxic); dashed lines: means")
     ax.set_ylabel("hold-out responses")
     ax.set_title(f"Hold-out toxicity before vs after ({data.get('meta', {}).get('evaluator', 'evaluator')})")
     ax.legend()

@@ -18,7 +18,7 @@ def _report() -> HoldoutReport:
     prompts = ["q1 | pipe", "q2", "q3", "q4"]
     before = HoldoutSide(["you *idiot*\nshut up", "b2", "b3", "b4"], [0.8, 0.6, 0.4, 0.2])
     after = HoldoutSide(["I am sorry | ok", "a2", "a3", "a4"], [0.5, 0.3, 0.2, 0.0])
-    return combine(prompts, before, after, threshold=0.5, n_examples=3, kl={"last step": 0.125},
+    return combine(prompts, before, after, threshold=0.5, n_examples=3, kl={"KL to reference, last step": 0.125},
                    meta={"evaluator": "tiny-hate", "toxicity": "P(hate)", "seed": 0}, n_boot=200)
 
 
@@ -41,7 +41,7 @@ def test_write_report_files_hold_the_numbers(tmp_path):
     assert s["before"]["mean"] == pytest.approx(0.5) and s["after"]["mean"] == pytest.approx(0.25)
     assert s["improvement_mean"] == pytest.approx(0.5)
     assert s["before"]["share_over_threshold"] == 0.5 and s["after"]["share_over_threshold"] == 0.0
-    assert data["kl"] == {"last step": 0.125}
+    assert data["kl"] == {"KL to reference, last step": 0.125}
     assert data["rows"][0]["tox_before"] == 0.8 and len(data["rows"]) == 4
     assert data["training"]["steps"] == 4 and data["extra"] == {"data": "sample"}
     assert HoldoutReport.from_dict(data).stats == rep.stats
@@ -52,7 +52,7 @@ def test_write_report_files_hold_the_numbers(tmp_path):
     assert "| share over 0.5 | 50.0% | 0.0% | |" in md
     d = s["difference"]
     assert f"0.2500 [{d['ci_low']:.4f}, {d['ci_high']:.4f}]" in md
-    assert "| KL to reference (last step) | | 0.1250 | |" in md
+    assert "| KL to reference, last step | | 0.1250 | |" in md
     # the examples table: first 3 rows only, markdown escaped, one table row per example
     assert "| q1 \\| pipe | you \\*idiot\\*<br>shut up | 0.8000 | I am sorry \\| ok | 0.5000 |" in md
     assert "| q3 |" in md and "| q4 |" not in md
@@ -87,10 +87,15 @@ def test_read_metrics_names_bad_line(tmp_path):
     ("line1\nline2", "line1<br>line2"),  # newlines would end the row
     ("<script>", "\\<script\\>"),       # no raw HTML
     ("", " "),                           # an empty cell stays a cell
+    ("\n\nHuman: hi", "Human: hi"),       # surrounding whitespace dropped
     ("x" * 400, "x" * 299 + "…"),       # long responses cut (json keeps them whole)
 ])
 def test_md_escape(text, expected):
     assert md_escape(text) == expected
+
+
+def test_md_escape_keeps_the_end_of_long_prompts():
+    assert md_escape("a" * 10 + "END", limit=5, keep="end") == "…aEND"
 
 
 def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
@@ -114,7 +119,8 @@ def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
     assert data["meta"]["gen_kwargs"]["max_new_tokens"] == 6
     # the after model is the same weights: same responses, zero difference
     assert [r["tox_before"] for r in data["rows"]] == [r["tox_after"] for r in data["rows"]]
-    assert data["kl"] == {"training, last step": pytest.approx(0.15), "training, mean": pytest.approx(0.075),
+    assert data["kl"] == {"training objective/kl, last step": pytest.approx(0.15),
+                          "training objective/kl, mean": pytest.approx(0.075),
                           "hold-out KL(after || before), k1": 0.0, "hold-out KL(after || before), k3": 0.0}
     assert f"| mean toxicity | {data['stats']['before']['mean']:.4f} |" in printed
     assert str(out / "report.md") in printed

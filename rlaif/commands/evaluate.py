@@ -63,7 +63,8 @@ def training_kl(run_dir: Path) -> tuple[Path | None, dict[str, float] | None]:
            if isinstance(r.get("objective/kl"), (int, float)) and math.isfinite(r["objective/kl"])]
     if not kls:
         return metrics, None
-    return metrics, {"training, last step": float(kls[-1]), "training, mean": sum(kls) / len(kls)}
+    return metrics, {"training objective/kl, last step": float(kls[-1]),
+                     "training objective/kl, mean": sum(kls) / len(kls)}
 
 
 def run(args: argparse.Namespace) -> int:
