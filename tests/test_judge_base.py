@@ -67,3 +67,17 @@ def test_fingerprint_ignores_runtime_fields():
     b = parse_spec({"type": "classifier", "model": "m", "batch_size": 64, "device": "cpu"})
     c = parse_spec({"type": "classifier", "model": "m", "output": "prob"})
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_fingerprint_follows_template_text_and_member_specs(tmp_path):
+    prompt = tmp_path / "p.yaml"
+    member = tmp_path / "m.yaml"
+    member.write_text("type: classifier\nmodel: a\n")
+    prompt.write_text("one")
+    llm = parse_spec({"type": "llm", "provider": "anthropic", "model": "c", "prompt": str(prompt)})
+    ens = parse_spec({"type": "ensemble", "members": [{"judge": str(member)}]})
+    before = (llm.fingerprint(), ens.fingerprint())
+    prompt.write_text("two")  # same template name, new wording
+    member.write_text("type: classifier\nmodel: b\n")  # same member path, new model
+    assert llm.fingerprint() != before[0]
+    assert ens.fingerprint() != before[1]

@@ -48,9 +48,11 @@ class _SpecBase(_Strict):
 
     def fingerprint(self) -> str:
         """Stable hash of what determines the scores (not how they are computed)."""
-        payload = self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
-        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        blob = json.dumps(self._fingerprint_payload(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _fingerprint_payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=set(RUNTIME_FIELDS))
 
 
 class ClassifierSpec(_SpecBase):
@@ -141,6 +143,16 @@ class LLMSpec(_SpecBase):
     price: Price = Price()
     budget: Budget | None = None
 
+    def _fingerprint_payload(self) -> dict[str, Any]:
+        # The template's text decides the scores, not its name: editing prompts/x.yaml
+        # must not keep serving scores cached under the old wording.
+        payload = super()._fingerprint_payload()
+        try:
+            payload["prompt_text"] = resolve("prompts", self.prompt).read_text()
+        except FileNotFoundError:
+            pass  # building the judge reports the missing template with the fix
+        return payload
+
     @model_validator(mode="after")
     def _check_api(self) -> LLMSpec:
         allowed = {"anthropic": {"messages"}, "bedrock": {"invoke_model", "converse"}}[self.provider]
@@ -172,6 +184,19 @@ class EnsembleSpec(_SpecBase):
     aggregate: Literal["weighted_mean", "min", "mean_minus_std"] = "weighted_mean"
     std_coef: float = Field(default=1.0, ge=0, description="k in mean - k*std")
     on_missing: Literal["skip", "renormalize", "fail"] = "renormalize"
+
+    def _fingerprint_payload(self) -> dict[str, Any]:
+        # Members named by reference hash by what the referenced spec says today.
+        payload = super()._fingerprint_payload()
+        payload["members"] = [
+            {
+                "judge": (load_spec(m.judge) if isinstance(m.judge, str) else m.judge).fingerprint(),
+                "weight": m.weight,
+                "criterion": m.criterion,
+            }
+            for m in self.members
+        ]
+        return payload
 
     @model_validator(mode="after")
     def _check_weights(self) -> EnsembleSpec:
