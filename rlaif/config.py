@@ -1,0 +1,364 @@
+"""The run config of `rlaif train`: pydantic v2 models loaded from YAML plus dotted overrides.
+
+    model:      name_or_path, lora (LoraSettings or null = full fine-tune), dtype, ...
+    data:       HH source, task (dialogue | summarize), prompt-length filter, split
+    judge:      ref (built-in name, path, or inline spec), unscored policy, reward post-processing
+    ppo:        PPO hyper-parameters (names from the papers), kl control, LR schedule
+    generation: sampling settings for rollouts (the walk-through's top_k 0, top_p 1.0, sampling)
+    eval:       hold-out evaluation settings (carried for `rlaif.evaluation`)
+    output:     run folder, checkpoint and log cadence
+    accelerate: device, mixed precision, DeepSpeed config passthrough
+
+Every model forbids unknown keys; `load_config` reports an unknown key by its dotted name with
+the valid keys beside it. Cross-field rules raise ValueError with the value, the rule and a fix.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rlaif.ppo.policy import LoraSettings
+
+CONFIG_FILENAME = "config.yaml"
+# Keys whose values never reach a saved config (an inline judge spec could carry one).
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|token|credential)", re.IGNORECASE)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """The policy: a hub id or local folder, optional LoRA (null = full fine-tune)."""
+
+    name_or_path: str
+    lora: LoraSettings | None = None
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] | None = None
+    gradient_checkpointing: bool = False
+
+
+class DataConfig(_Section):
+    """Where prompts come from (HH hub id, local file, or the bundled "sample") and their filter."""
+
+    source: str = "sample"
+    data_dir: str | None = Field(default=None, description="HH subset, e.g. harmless-base")
+    split: str = "train"
+    task: Literal["dialogue", "summarize"] = "dialogue"
+    max_prompt_tokens: int = Field(default=256, gt=0)
+    min_prompt_tokens: int = Field(default=1, ge=0)
+    limit: int | None = Field(default=None, gt=0)
+    test_size: float | int = Field(default=0.1, description="held out for evaluation")
+    seed: int = 0
+    on_bad_row: Literal["raise", "skip"] = "raise"
+
+
+class JudgeConfig(_Section):
+    """The reward judge and what happens to its scores before PPO sees them."""
+
+    ref: str | dict[str, Any] = Field(description="built-in judge name, YAML path, or inline spec")
+    on_unscored: Literal["skip", "fail"] = Field(
+        default="skip",
+        description="skip: the sample contributes nothing to the update and is counted in "
+        "reward/unscored; fail: the step raises, naming the sample and the judge's reason",
+    )
+    normalize: Literal["running", "none"] = Field(
+        default="none", description="running: (score - running mean) / running std"
+    )
+    clip: float | None = Field(default=None, gt=0, description="clip rewards to [-clip, clip]")
+
+
+class KLConfig(_Section):
+    """KL penalty to the reference: controller (Ziegler et al.) and per-token estimator."""
+
+    kind: Literal["fixed", "adaptive"] = "fixed"
+    kl_coef: float = Field(default=0.2, ge=0)
+    target: float | None = Field(default=None, gt=0, description="adaptive: target KL (nats)")
+    horizon: int = Field(default=10000, gt=0)
+    estimator: Literal["k1", "k3", "abs", "mse"] = "k1"
+
+
+class PPOConfig(_Section):
+    """PPO hyper-parameters; defaults are the walk-through's (TRL's classic PPOConfig)."""
+
+    learning_rate: float = Field(default=1.41e-5, gt=0)
+    batch_size: int = Field(default=16, gt=0, description="prompts per step, all processes together")
+    mini_batch_size: int = Field(default=4, gt=0, description="samples per forward/backward")
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    ppo_epochs: int = Field(default=1, gt=0)
+    steps: int = Field(default=10, gt=0)
+    gamma: float = Field(default=1.0, ge=0, le=1)
+    lam: float = Field(default=0.95, ge=0, le=1)
+    cliprange: float = Field(default=0.2, gt=0)
+    cliprange_value: float = Field(default=0.2, gt=0)
+    vf_coef: float = Field(default=0.1, ge=0)
+    kl: KLConfig = KLConfig()
+    whiten_rewards: bool = False
+    max_grad_norm: float | None = Field(default=1.0, gt=0)
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0, description="optimizer steps of linear warm-up")
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> PPOConfig:
+        backward_batch = self.mini_batch_size * self.gradient_accumulation_steps
+        if self.batch_size % backward_batch:
+            raise ValueError(
+                f"ppo.batch_size={self.batch_size} is not a multiple of ppo.mini_batch_size * "
+                f"ppo.gradient_accumulation_steps = {self.mini_batch_size} * "
+                f"{self.gradient_accumulation_steps} = {backward_batch}: every optimizer step "
+                f"needs a full backward batch; set batch_size to a multiple of {backward_batch} "
+                f"(e.g. {backward_batch * max(1, self.batch_size // backward_batch)})"
+            )
+        if self.kl.kind == "adaptive" and self.kl.target is None:
+            raise ValueError(
+                "ppo.kl.kind='adaptive' needs ppo.kl.target (the KL in nats to steer toward, "
+                "e.g. 6.0 as in Ziegler et al.); set it, or use ppo.kl.kind=fixed"
+            )
+        return self
+
+
+class GenerationConfig(_Section):
+    """Rollout sampling; top_k 0 and top_p 1.0 sample from the full distribution."""
+
+    min_new_tokens: int = Field(default=1, ge=0)
+    max_new_tokens: int = Field(default=32, gt=0)
+    top_k: int = Field(default=0, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    do_sample: bool = True
+    temperature: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> GenerationConfig:
+        if self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"generation.min_new_tokens={self.min_new_tokens} exceeds "
+                f"generation.max_new_tokens={self.max_new_tokens}; a response cannot be longer "
+                f"than its maximum: lower min_new_tokens or raise max_new_tokens"
+            )
+        return self
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `generate` (greedy decoding drops the sampling knobs)."""
+        kwargs: dict[str, Any] = {"min_new_tokens": self.min_new_tokens,
+                                  "max_new_tokens": self.max_new_tokens,
+                                  "do_sample": self.do_sample}
+        if self.do_sample:
+            kwargs.update(top_k=self.top_k, top_p=self.top_p, temperature=self.temperature)
+        return kwargs
+
+
+class EvalConfig(_Section):
+    """Hold-out evaluation before and after training (run by `rlaif.evaluation`)."""
+
+    enabled: bool = False
+    evaluator: str | dict[str, Any] | None = Field(
+        default=None, description="judge for hold-out scoring; best a different one than the reward"
+    )
+    n: int = Field(default=100, gt=0, description="hold-out prompts to evaluate")
+    threshold: float = Field(default=0.5, description="toxicity above this counts as toxic")
+
+
+class OutputConfig(_Section):
+    """The run folder and how often to checkpoint and print."""
+
+    dir: str = "runs/rlaif"
+    save_every: int = Field(default=0, ge=0, description="checkpoint every N steps; 0 = end only")
+    log_every: int = Field(default=1, gt=0, description="print a log line every N steps")
+
+
+class AccelerateConfig(_Section):
+    """Passed to `accelerate.Accelerator`."""
+
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False
+    deepspeed_config: str | None = Field(default=None, description="path of a DeepSpeed JSON")
+
+    @model_validator(mode="after")
+    def _check(self) -> AccelerateConfig:
+        if self.cpu and self.mixed_precision == "fp16":
+            raise ValueError(
+                "accelerate.mixed_precision='fp16' with accelerate.cpu=true: fp16 autocast needs "
+                "a GPU; use mixed_precision=bf16 or no on CPU"
+            )
+        return self
+
+
+class RunConfig(_Section):
+    """Everything one `rlaif train` run needs."""
+
+    model: ModelConfig
+    data: DataConfig = DataConfig()
+    judge: JudgeConfig
+    ppo: PPOConfig = PPOConfig()
+    generation: GenerationConfig = GenerationConfig()
+    eval: EvalConfig = EvalConfig()
+    output: OutputConfig = OutputConfig()
+    accelerate: AccelerateConfig = AccelerateConfig()
+    resume: bool | str = Field(
+        default=False, description="true: the run folder's latest checkpoint; or a checkpoint path"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.data.min_prompt_tokens > self.data.max_prompt_tokens:
+            raise ValueError(
+                f"data.min_prompt_tokens={self.data.min_prompt_tokens} exceeds "
+                f"data.max_prompt_tokens={self.data.max_prompt_tokens}; no prompt could pass "
+                "the length filter: lower min_prompt_tokens or raise max_prompt_tokens"
+            )
+        if self.accelerate.cpu and self.model.dtype == "float16":
+            raise ValueError(
+                "model.dtype='float16' with accelerate.cpu=true: many CPU kernels lack float16; "
+                "use model.dtype=float32 or bfloat16 on CPU"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation like `X`, `X | None`, `Optional[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        models = [a for a in typing.get_args(annotation)
+                  if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) == 1 and not any(typing.get_origin(a) is dict or a is dict
+                                        for a in typing.get_args(annotation)):
+            return models[0]
+    return None
+
+
+def check_keys(data: Any, model: type[BaseModel] = RunConfig, prefix: str = "") -> None:
+    """Fail on the first unknown key, naming it (dotted) and listing the valid keys there."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in model.model_fields:
+            valid = ", ".join(model.model_fields)
+            where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
+            raise ValueError(
+                f"unknown config key '{name}' {where}; valid keys: {valid}"
+            )
+        sub = _section_model(model.model_fields[key].annotation)
+        if sub is not None:
+            check_keys(value, sub, f"{name}.")
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`1e-3`, `true`, `[q, v]`)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(
+            f"override {override!r} is not key=value; write e.g. ppo.learning_rate=1e-5"
+        )
+    parts = key.strip().split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ValueError(
+                f"override {override!r}: '{'.'.join(parts[:i + 1])}' holds {child!r}, not a "
+                "section, so it has no sub-keys"
+            )
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def _yaml_value_fix(data: dict[str, Any]) -> None:
+    """PyYAML reads `1e-5` (no dot) as a string; turn such strings back into floats."""
+    for key, value in list(data.items()):
+        if isinstance(value, dict):
+            _yaml_value_fix(value)
+        elif isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
+            data[key] = float(value)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    """Validate a config dict: unknown keys and rule violations raise ValueError naming `source`."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: a run config must be a mapping, got {type(data).__name__}")
+    _yaml_value_fix(data)
+    check_keys(data)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {loc or '(config)'}: {msg} (got {_short(err.get('input'))})")
+        raise ValueError(f"{source}: invalid run config\n" + "\n".join(lines)) from None
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                data: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML run config (or `data`), apply `a.b=c` overrides, validate.
+
+    A judge ref that is a path relative to the config file is made absolute, so a run
+    started from another folder finds it.
+    """
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"run config {path} does not exist; see configs/ for examples")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        source = str(path)
+    else:
+        # A deep copy: overrides and path fixes must not reach into the caller's dict.
+        loaded, source = copy.deepcopy(data or {}), "<config>"
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{source}: a run config must be a mapping, got {type(loaded).__name__}")
+    for override in overrides or []:
+        apply_override(loaded, override)
+    if overrides:
+        source += " + overrides " + " ".join(overrides)
+    judge = loaded.get("judge")
+    if path is not None and isinstance(judge, dict) and isinstance(judge.get("ref"), str):
+        candidate = path.parent / judge["ref"]
+        if not Path(judge["ref"]).is_absolute() and candidate.is_file():
+            judge["ref"] = str(candidate.resolve())
+    return config_from_dict(loaded, source)
+
+
+def redact(data: Any) -> Any:
+    """A copy of `data` with the string values of secret-looking keys replaced by '<redacted>'."""
+    if isinstance(data, dict):
+        # Only strings: `max_tokens: 512` is a count, not a credential.
+        return {k: ("<redacted>" if isinstance(v, str) and _SECRET_KEY.search(str(k)) else redact(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [redact(v) for v in data]
+    return data
+
+
+def save_config(config: RunConfig, run_dir: str | Path) -> Path:
+    """Write the config used to `<run_dir>/config.yaml` (atomically, secrets redacted)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / CONFIG_FILENAME
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(redact(config.model_dump(mode="json")), sort_keys=False))
+    tmp.replace(target)
+    return target
