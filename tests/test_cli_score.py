@@ -128,3 +128,14 @@ def test_judges_lists_builtins(capsys):
     hate = next(line for line in lines if line.startswith("roberta-hate"))
     assert hate.split()[1] == "classifier" and "nothate logit" in hate
     assert any(line.startswith("profanity-check") and " function " in line for line in lines)
+
+
+def test_missing_model_fails_before_scoring_with_exit_1(tmp_path, capsys):
+    spec = tmp_path / "gone.yaml"
+    spec.write_text(f"type: classifier\nmodel: {tmp_path / 'no-model'}\nlabel: nothate\n")
+    data = _write_jsonl(tmp_path / "rows.jsonl", ROWS[:1])
+    out = tmp_path / "o.jsonl"
+    assert main(["score", str(spec), "--data", str(data), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot load classifier" in err and "no-model" in err and "while scoring" not in err
+    assert not out.exists()

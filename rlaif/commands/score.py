@@ -192,6 +192,10 @@ def run(args: argparse.Namespace) -> int:
     judge = load_judge(args.judge, parse_overrides(args.overrides), args.cache)
     scores = []
     try:
+        # Load a model up front, so a missing model fails before the progress bar starts.
+        load = getattr(getattr(judge, "judge", judge), "load", None)
+        if callable(load):
+            load()
         with tqdm(total=len(flat), desc=f"scoring with {judge.name}", unit="sample") as bar:
             for start in range(0, len(flat), CHUNK):
                 chunk = flat[start:start + CHUNK]
