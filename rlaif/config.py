@@ -275,7 +275,10 @@ def apply_override(data: dict[str, Any], override: str) -> None:
                 "section, so it has no sub-keys"
             )
         node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"override {override!r}: the value is not valid YAML ({exc})") from None
 
 
 def _yaml_value_fix(data: dict[str, Any]) -> None:

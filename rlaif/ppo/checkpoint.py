@@ -1,0 +1,168 @@
+"""PPO checkpoints: everything a killed run needs to continue exactly where it stopped.
+
+    <run>/checkpoints/step-N/
+        policy/               PolicyWithValueHead.save: adapter (LoRA) or full model + value head
+        optimizer.pt          AdamW state
+        scheduler.pt          LR scheduler state
+        trainer_state.json    step, data position, KL controller, running reward stats
+        rng_state_<rank>.pt   python / numpy / torch RNG of each process
+    <run>/checkpoints/latest  a text file naming the newest step-N folder
+
+A checkpoint is written into a temporary folder and renamed into place, so a crash while
+saving never leaves a half-written `step-N` (or a `latest` pointing at one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIR = "checkpoints"
+LATEST_FILE = "latest"
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+POLICY_DIR = "policy"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states as plain lists and tensors (loadable with weights_only=True)."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": [np_name, torch.from_numpy(np_keys.astype(np.int64)), int(np_pos),
+                  int(np_has_gauss), float(np_gauss)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    py_version, py_state, py_gauss = state["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    np.random.set_state((np_name, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: str | Path, step: int, *, policy: Any, optimizer: Any, scheduler: Any,
+                    state: dict[str, Any], accelerator: Any) -> Path:
+    """Write `<run>/checkpoints/step-<step>` atomically and point `latest` at it (all processes call)."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    final = root / f"step-{step}"
+    tmp = root / f".tmp-step-{step}"
+    main = accelerator.is_main_process
+    if main:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # left by a crash during an earlier save
+        tmp.mkdir(parents=True)
+        policy.save(tmp / POLICY_DIR)
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
+        _write_json(tmp / STATE_FILE, {**state, "step": step,
+                                       "num_processes": accelerator.num_processes})
+    accelerator.wait_for_everyone()
+    torch.save(rng_state(), tmp / f"rng_state_{accelerator.process_index}.pt")
+    accelerator.wait_for_everyone()
+    if main:
+        old = root / f".old-step-{step}"
+        if final.exists():  # the same step saved again (a resumed run that ends there)
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old.exists():
+            shutil.rmtree(old)
+        latest_tmp = root / (LATEST_FILE + ".tmp")
+        latest_tmp.write_text(final.name + "\n")
+        os.replace(latest_tmp, root / LATEST_FILE)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint `<run>/checkpoints/latest` names, or None when the run has none."""
+    pointer = Path(run_dir) / CHECKPOINTS_DIR / LATEST_FILE
+    if not pointer.is_file():
+        return None
+    return pointer.parent / pointer.read_text().strip()
+
+
+def resolve_checkpoint(ref: bool | str | Path, run_dir: str | Path) -> Path:
+    """A checkpoint folder from `resume: true` (the run's latest), a run folder, or a step-N folder."""
+    base = Path(run_dir) if ref is True else Path(ref)
+    if (base / STATE_FILE).is_file():
+        return base
+    # A run folder (<run>/checkpoints/latest) or its checkpoints/ folder (latest inside).
+    for pointer in (base / CHECKPOINTS_DIR / LATEST_FILE, base / LATEST_FILE):
+        if pointer.is_file():
+            found = pointer.parent / pointer.read_text().strip()
+            if not (found / STATE_FILE).is_file():
+                raise FileNotFoundError(
+                    f"{found}: named by {pointer} but holds no {STATE_FILE}; the checkpoint is "
+                    "incomplete: resume from an older step-N folder instead"
+                )
+            return found
+    raise FileNotFoundError(
+        f"nothing to resume in {base}: expected a run folder with {CHECKPOINTS_DIR}/{LATEST_FILE} "
+        f"or a checkpoint folder with {STATE_FILE}; start without --resume, or pass the folder"
+    )
+
+
+def load_checkpoint(path: str | Path, *, policy: Any, optimizer: Any, scheduler: Any,
+                    accelerator: Any) -> dict[str, Any]:
+    """Restore weights, optimiser, scheduler and this process's RNG; returns the trainer state."""
+    from rlaif.ppo.policy import PolicyWithValueHead
+
+    path = Path(path)
+    state = json.loads((path / STATE_FILE).read_text())
+    # Load the saved policy beside the live one (the live one keeps its reference: the
+    # original weights, not the trained ones) and copy every trainable tensor across.
+    saved = PolicyWithValueHead.load(path / POLICY_DIR, base=policy.name_or_path, with_reference=False)
+    src = {n: p for n, p in saved.named_parameters() if p.requires_grad}
+    dst = {n: p for n, p in policy.named_parameters() if p.requires_grad}
+    if src.keys() != dst.keys():
+        missing = sorted(dst.keys() - src.keys())[:3]
+        extra = sorted(src.keys() - dst.keys())[:3]
+        raise ValueError(
+            f"{path / POLICY_DIR}: its trainable parameters do not match this run's policy "
+            f"(missing {missing}, unexpected {extra}); resume with the model and LoRA settings "
+            "the checkpoint was trained with"
+        )
+    with torch.no_grad():
+        for name, param in dst.items():
+            param.copy_(src[name].to(param.device, param.dtype))
+    del saved
+    device = accelerator.device
+    optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, map_location=device, weights_only=True))
+    scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, map_location="cpu", weights_only=True))
+    rng_file = path / f"rng_state_{accelerator.process_index}.pt"
+    if rng_file.is_file():
+        set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=True))
+    else:
+        logger.warning(
+            "%s: no RNG state for process %d (the checkpoint was written by %s process(es)); "
+            "sampling continues from a fresh seed, so later steps will not match an "
+            "uninterrupted run exactly", path, accelerator.process_index, state.get("num_processes"),
+        )
+    return state
