@@ -1,0 +1,130 @@
+"""Resume: a run killed after step 3 (last checkpoint at step 2) and resumed matches a run
+that never stopped: same responses, same metrics, same final weights and optimiser state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import yaml
+from ppo_helpers import PROMPTS, LetterJudge, make_config, one_thread  # noqa: F401
+
+from rlaif.cli import main
+from rlaif.ppo.checkpoint import latest_checkpoint, resolve_checkpoint
+from rlaif.ppo.metrics import read_metrics
+from rlaif.ppo.trainer import PPOTrainer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# Wall-clock numbers differ between any two runs; everything else must match.
+VOLATILE = ("time/", "tokens/per_second")
+
+
+def _config(tiny_models, arch, run, *extra):
+    return make_config(
+        tiny_models[arch], run, "ppo.steps=4", "output.save_every=2", "ppo.ppo_epochs=2",
+        # Every piece of state a resume must restore is in play: an adaptive KL coefficient,
+        # running reward statistics, a decaying LR, and the prompt stream crossing an epoch.
+        "ppo.kl.kind=adaptive", "ppo.kl.target=0.5", "ppo.kl.horizon=100",
+        "judge.normalize=running", "ppo.lr_scheduler=linear", *extra)
+
+
+def _stable(row):
+    return {k: v for k, v in row.items() if not k.startswith(VOLATILE)}
+
+
+def _trainable(trainer):
+    return {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, extra", [
+    ("gpt2", ()),                             # causal, full fine-tune
+    ("t5", ("model.lora={r: 4, alpha: 8}",)),  # seq2seq, LoRA (its dropout draws from the RNG)
+])
+def test_killed_and_resumed_run_matches_the_uninterrupted_run(tiny_models, tmp_path, arch, extra):
+    # Prompts come from the 6-prompt list, 4 per step: step 2 already crosses into epoch 2.
+    prompts = PROMPTS + ["Human: Thank you. Assistant:", "Human: Bake bread? Assistant:"]
+
+    straight_judge = LetterJudge()
+    straight = PPOTrainer(_config(tiny_models, arch, tmp_path / "straight", *extra),
+                          judge=straight_judge, prompts=prompts)
+    straight.train()
+
+    run = tmp_path / "killed"
+    killed = PPOTrainer(_config(tiny_models, arch, run, *extra),
+                        judge=LetterJudge(crash_on_call=4), prompts=prompts)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        killed.train()  # steps 1-3 done (metrics written), checkpoint at 2, dies inside step 4
+    assert [r["step"] for r in read_metrics(run)] == [1, 2, 3]
+    assert latest_checkpoint(run) == run / "checkpoints" / "step-2"
+    del killed
+
+    resumed_judge = LetterJudge()
+    resumed = PPOTrainer(_config(tiny_models, arch, run, *extra, "resume=true"),
+                         judge=resumed_judge, prompts=prompts)
+    assert (resumed.step_count, resumed.data_position) == (2, 8)
+    resumed.train()
+
+    # Step 3's responses were sampled from the restored RNG: identical to the straight run's.
+    straight_step3 = [s.response for s in straight_judge.calls[2][0]]
+    assert [s.response for s in resumed_judge.calls[0][0]] == straight_step3
+    rows_straight, rows_resumed = read_metrics(tmp_path / "straight"), read_metrics(run)
+    assert [r["step"] for r in rows_resumed] == [1, 2, 3, 4]  # the killed step 3 was rewritten
+    for a, b in zip(rows_straight, rows_resumed):
+        a, b = _stable(a), _stable(b)
+        assert a.keys() == b.keys()
+        for key in a:
+            if a[key] is None or b[key] is None:
+                assert a[key] == b[key], key
+            else:
+                assert math.isclose(a[key], b[key], rel_tol=1e-6, abs_tol=1e-9), (key, a[key], b[key])
+    final_a, final_b = _trainable(straight), _trainable(resumed)
+    for name in final_a:
+        torch.testing.assert_close(final_a[name], final_b[name], atol=1e-6, rtol=1e-6)
+    assert resumed.kl_ctl.value == pytest.approx(straight.kl_ctl.value, rel=1e-9)
+    assert resumed.kl_ctl.value != 0.2  # the adaptive controller did move
+    assert resumed.reward_stats.state_dict() == pytest.approx(straight.reward_stats.state_dict())
+    assert resumed.scheduler.get_last_lr() == pytest.approx(straight.scheduler.get_last_lr())
+    opt_a, opt_b = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    for key in opt_a:
+        torch.testing.assert_close(opt_a[key]["exp_avg_sq"], opt_b[key]["exp_avg_sq"], atol=1e-9, rtol=1e-5)
+
+
+def test_resolve_checkpoint_accepts_a_run_a_checkpoints_folder_or_a_step(tmp_path):
+    step = tmp_path / "run" / "checkpoints" / "step-4"
+    step.mkdir(parents=True)
+    (step / "trainer_state.json").write_text("{}")
+    (tmp_path / "run" / "checkpoints" / "latest").write_text("step-4\n")
+    assert resolve_checkpoint(True, tmp_path / "run") == step
+    assert resolve_checkpoint(str(tmp_path / "run"), tmp_path / "elsewhere") == step
+    assert resolve_checkpoint(str(tmp_path / "run" / "checkpoints"), tmp_path) == step
+    assert resolve_checkpoint(str(step), tmp_path) == step
+    with pytest.raises(FileNotFoundError, match="nothing to resume in .*start without --resume"):
+        resolve_checkpoint(True, tmp_path / "empty")
+    (tmp_path / "run" / "checkpoints" / "latest").write_text("step-9\n")
+    with pytest.raises(FileNotFoundError, match="step-9: named by .* holds no trainer_state.json"):
+        resolve_checkpoint(True, tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_rlaif_train_resume_continues_a_run_folder(tiny_models, tmp_path, capsys):
+    """`rlaif train CONFIG --resume` picks up where the run folder's latest checkpoint left off."""
+    out = tmp_path / "run"
+    base = ["train", str(tmp_path / "cfg.yaml")]
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({
+        "model": {"name_or_path": str(tiny_models["gpt2"])},
+        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
+        "data": {"limit": 40, "max_prompt_tokens": 96},
+        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": 2, "learning_rate": 1e-3},
+        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
+        "output": {"dir": str(out)}, "accelerate": {"cpu": True}}))
+    assert main(base) == 0
+    assert [r["step"] for r in read_metrics(out)] == [1, 2]
+    # Resuming with more steps continues at step 3; the `ppo.steps=3` after --resume is an
+    # override, not a folder.
+    assert main(base + ["--resume", "ppo.steps=3"]) == 0, capsys.readouterr().err
+    assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]
+    assert latest_checkpoint(out) == out / "checkpoints" / "step-3"
+    assert "PPO: 1 step(s) (steps 3..3)" in capsys.readouterr().out
