@@ -1,0 +1,58 @@
+"""Worker for tests/test_ddp.py, one per process:
+
+    torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py MODEL_DIR OUT_DIR
+
+Each process trains with `Accelerator(cpu=True)` (gloo) on its half of every batch, then
+writes what it saw to OUT_DIR/worker_<rank>.json for the test to check.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from ppo_helpers import PROMPTS, make_config
+
+from rlaif.judges.base import Judge, Sample, Scale, Score
+from rlaif.ppo.trainer import PPOTrainer
+
+
+class RankJudge(Judge):
+    """Every sample on process r scores r, so a gathered mean shows both processes' samples;
+    process 1 cannot score its second sample (it is skipped and counted)."""
+
+    name = "rank"
+    scale = Scale(0.0, 1.0)
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.prompts: list[list[str]] = []
+
+    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+        self.prompts.append([s.prompt for s in samples])
+        return [Score.failed("process 1 drops its second sample") if self.rank == 1 and i == 1
+                else Score(value=float(self.rank)) for i in range(len(samples))]
+
+
+def main(model_dir: str, out_dir: str) -> None:
+    """Two PPO steps on this process's shard; record metrics, prompts and a weight checksum."""
+    torch.set_num_threads(1)
+    acc = Accelerator(cpu=True)
+    config = make_config(model_dir, out_dir, "ppo.batch_size=4", "ppo.mini_batch_size=2",
+                         "ppo.steps=2", "output.save_every=1")
+    judge = RankJudge(acc.process_index)
+    trainer = PPOTrainer(config, judge=judge, accelerator=acc, prompts=PROMPTS * 2)
+    result = trainer.train()
+    checksum = sum(float(p.detach().double().sum()) for p in trainer.policy.trainable_parameters())
+    record = {"rank": acc.process_index, "world": acc.num_processes,
+              "local_batch": trainer.local_batch_size, "prompts": judge.prompts,
+              "checksum": checksum, "history": result.history}
+    Path(out_dir, f"worker_{acc.process_index}.json").write_text(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,65 @@
+"""Two processes on CPU: `torchrun --nproc_per_node 2` + `Accelerator(cpu=True)` (gloo).
+
+Each process takes its half of every batch; metrics in metrics.jsonl are gathered over
+both; DDP keeps the weights identical on both processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlaif.ppo.metrics import read_metrics
+from rlaif.ppo.rollout import PromptStream
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+
+
+@pytest.mark.slow
+def test_two_processes_complete_steps_with_gathered_metrics(tiny_models, tmp_path):
+    from ppo_helpers import PROMPTS
+
+    out = tmp_path / "ddp-run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(TESTS / "ddp_worker.py"), str(tiny_models["gpt2"]), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+    workers = [json.loads((out / f"worker_{r}.json").read_text()) for r in (0, 1)]
+    assert [(w["rank"], w["world"], w["local_batch"]) for w in workers] == [(0, 2, 2), (1, 2, 2)]
+    # Each process judged its own half of the global batch: together, the seeded stream's batch.
+    prompts = PROMPTS * 2
+    stream = PromptStream(len(prompts), seed=0)
+    for step in range(2):
+        global_batch = [prompts[i] for i in stream.indices(4 * step, 4)]
+        assert workers[0]["prompts"][step] + workers[1]["prompts"][step] == global_batch
+    # Gathered metrics: 3 of 4 samples scored (process 1 dropped one), scores 0, 0 (process 0)
+    # and 1 (process 1), so the mean is 1/3 only if both processes' samples were counted.
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:
+        assert (row["batch/size"], row["reward/scored"], row["reward/unscored"]) == (4, 3, 1)
+        assert row["reward/mean"] == pytest.approx(1 / 3)
+        assert row["reward/std"] == pytest.approx(math.sqrt(2) / 3)
+        assert math.isfinite(row["objective/kl"]) and math.isfinite(row["ppo/loss/total"])
+    assert rows[0]["objective/kl"] == 0.0
+    # Every process logged the same gathered numbers, and DDP kept the weights in step.
+    for a, b in zip(workers[0]["history"], workers[1]["history"]):
+        assert {k: v for k, v in a.items() if not k.startswith(("time/", "tokens/"))} == \
+            {k: v for k, v in b.items() if not k.startswith(("time/", "tokens/"))}
+    assert workers[0]["checksum"] == workers[1]["checksum"]
+    # One checkpoint per step, with each process's RNG state.
+    step2 = out / "checkpoints" / "step-2"
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step-2"
+    assert (step2 / "rng_state_0.pt").is_file() and (step2 / "rng_state_1.pt").is_file()
+    assert json.loads((step2 / "trainer_state.json").read_text())["num_processes"] == 2
