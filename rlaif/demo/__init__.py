@@ -1,0 +1,13 @@
+"""The offline demo: build (and cache) a small policy and evaluator, run PPO, report.
+
+    from rlaif.demo import run_demo
+    result = run_demo("runs/demo")
+    result.improvement          # (before - after) / before of mean hold-out toxicity
+"""
+
+from rlaif.demo.assets import (AssetSettings, DemoAssets, EvaluatorSettings, PolicySettings,
+                               build_demo_assets, cache_root)
+from rlaif.demo.run import FAST_OVERRIDES, DemoResult, demo_config, run_demo
+
+__all__ = ["FAST_OVERRIDES", "AssetSettings", "DemoAssets", "DemoResult", "EvaluatorSettings",
+           "PolicySettings", "build_demo_assets", "cache_root", "demo_config", "run_demo"]
