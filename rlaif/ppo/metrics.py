@@ -38,7 +38,7 @@ METRIC_KEYS = (
     "batch/size",                # prompts this step, all processes together
     "time/generate",
     "time/judge",
-    "time/update",
+    "time/update",               # rollout forward passes (policy, reference) + PPO epochs
     "time/step",
     "tokens/per_second",         # response tokens generated per second of step time
 )

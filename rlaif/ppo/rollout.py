@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from rlaif.config import DataConfig
-from rlaif.judges.base import Score
+from rlaif.config import DataConfig, JudgeConfig
+from rlaif.judges.base import Judge, JudgeError, Sample, Score, run_sync
+from rlaif.ppo.metrics import mean_std, member_values
 
 
 @dataclass
@@ -140,6 +141,58 @@ class RunningMoments:
     def load_state_dict(self, d: dict[str, float]) -> None:
         """Restore `state_dict` output."""
         self.mean, self.var, self.count = float(d["mean"]), float(d["var"]), int(d["count"])
+
+
+def score_samples(judge: Judge, prompts: Sequence[str], responses: Sequence[str],
+                  on_unscored: str) -> list[Score]:
+    """Judge the (prompt, response) pairs (async judges awaited); apply the `fail` policy."""
+    samples = [Sample(p, r) for p, r in zip(prompts, responses)]
+    scores = run_sync(judge.ascore(samples))
+    if len(scores) != len(samples):
+        raise JudgeError(f"judge {judge.name!r} returned {len(scores)} scores for "
+                         f"{len(samples)} samples; a judge must return one score per sample")
+    if on_unscored == "fail":
+        for i, (sample, score) in enumerate(zip(samples, scores)):
+            if not score.ok:
+                raise JudgeError(unscored_error(i, sample.prompt, sample.response, score, judge.name))
+    return scores
+
+
+def score_rows(scores: Sequence[Score]) -> list[dict[str, Any]]:
+    """What other processes need of each score (picklable): its value and member values."""
+    return [{"value": s.value, "members": member_values([s.details]) if s.ok else {}}
+            for s in scores]
+
+
+def process_rewards(scores: Sequence[Score], everyone: Sequence[dict[str, Any]], judge: JudgeConfig,
+                    stats: RunningMoments) -> tuple[list[float], dict[str, Any]]:
+    """This process's rewards after optional running normalisation and clipping (0 where
+    unscored: those samples are masked out), and reward metrics over `everyone`'s rows."""
+    scored = [row["value"] for row in everyone if row["value"] is not None]
+    if judge.normalize == "running":
+        stats.update(scored)
+
+    def process(value: float) -> float:
+        if judge.normalize == "running":
+            value = stats.normalize(value)
+        if judge.clip is not None:
+            value = max(-judge.clip, min(judge.clip, value))
+        return value
+
+    processed = [process(s.value) if s.value is not None else 0.0 for s in scores]
+    mean, std = mean_std(scored)
+    metrics: dict[str, Any] = {
+        "reward/mean": mean, "reward/std": std,
+        "reward/unscored": len(everyone) - len(scored), "reward/scored": len(scored),
+        "reward/processed_mean": mean_std([process(v) for v in scored])[0],
+    }
+    members: dict[str, list[float]] = {}
+    for row in everyone:
+        for name, vals in row["members"].items():
+            members.setdefault(name, []).extend(vals)
+    for name, vals in members.items():
+        metrics[f"reward/{name}/mean"] = mean_std(vals)[0]
+    return processed, metrics
 
 
 def unscored_error(index: int, sample_prompt: str, response: str, score: Score,

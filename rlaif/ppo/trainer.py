@@ -29,11 +29,11 @@ from typing import Any
 import torch
 
 from rlaif.config import RunConfig, save_config
-from rlaif.judges.base import Judge, JudgeError, Sample, Score, run_sync
+from rlaif.judges.base import Judge, Score
 from rlaif.ppo import core
 from rlaif.ppo.checkpoint import latest_checkpoint, load_checkpoint, resolve_checkpoint, save_checkpoint
 from rlaif.ppo.kl import make_kl_controller
-from rlaif.ppo.metrics import MetricsLog, mean_std, member_values, summary
+from rlaif.ppo.metrics import MetricsLog, summary
 from rlaif.ppo.policy import PolicyWithValueHead, truncate_response
 from rlaif.ppo.rollout import (
     PromptSplit,
@@ -41,8 +41,10 @@ from rlaif.ppo.rollout import (
     RunningMoments,
     load_prompts,
     prepare_tokenizer,
+    process_rewards,
+    score_rows,
+    score_samples,
     tokenize_queries,
-    unscored_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -131,7 +133,8 @@ class PPOTrainer:
                                        num_warmup_steps=ppo.warmup_steps,
                                        num_training_steps=self.total_optimizer_steps)
         self.model, self.optimizer = acc.prepare(policy, optimizer)
-        self.gen_kwargs = {**config.generation.generate_kwargs(),
+        # use_cache: generation runs in eval mode, where gradient checkpointing is off anyway.
+        self.gen_kwargs = {**config.generation.generate_kwargs(), "use_cache": True,
                            "eos_token_id": self.tokenizer.eos_token_id,
                            "pad_token_id": self.tokenizer.pad_token_id}
         self.step_count = 0
@@ -223,7 +226,7 @@ class PPOTrainer:
         # 2. judge the decoded (prompt, response) pairs
         t0 = time.perf_counter()
         responses = self.tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        scores = self._judge(prompts, responses)
+        scores = score_samples(self.judge, prompts, responses, self.config.judge.on_unscored)
         time_judge = time.perf_counter() - t0
         valid = torch.tensor([s.ok for s in scores], device=acc.device)  # (B,)
         processed, reward_metrics = self._process_scores(scores)
@@ -287,53 +290,14 @@ class PPOTrainer:
         self.metrics_log.write(metrics)
         return metrics
 
-    def _judge(self, prompts: Sequence[str], responses: Sequence[str]) -> list[Score]:
-        samples = [Sample(p, r) for p, r in zip(prompts, responses)]
-        scores = run_sync(self.judge.ascore(samples))
-        if len(scores) != len(samples):
-            raise JudgeError(f"judge {self.judge.name!r} returned {len(scores)} scores for "
-                             f"{len(samples)} samples; a judge must return one score per sample")
-        if self.config.judge.on_unscored == "fail":
-            for i, (sample, score) in enumerate(zip(samples, scores)):
-                if not score.ok:
-                    raise JudgeError(unscored_error(i, sample.prompt, sample.response, score,
-                                                    self.judge.name))
-        return scores
-
     def _process_scores(self, scores: Sequence[Score]) -> tuple[list[float], dict[str, Any]]:
         """Rewards PPO sees (0 for unscored samples, which are masked out) and reward metrics."""
         from accelerate.utils import gather_object
 
-        jcfg = self.config.judge
-        local = [{"value": s.value, "members": member_values([s.details]) if s.ok else {}}
-                 for s in scores]
+        local = score_rows(scores)
+        # Every process gets every score, so running statistics stay identical everywhere.
         everyone = gather_object(local) if self.accelerator.num_processes > 1 else local
-        scored = [row["value"] for row in everyone if row["value"] is not None]
-        if jcfg.normalize == "running":
-            # Every process sees the same global scores, so their statistics stay identical.
-            self.reward_stats.update(scored)
-
-        def process(value: float) -> float:
-            if jcfg.normalize == "running":
-                value = self.reward_stats.normalize(value)
-            if jcfg.clip is not None:
-                value = max(-jcfg.clip, min(jcfg.clip, value))
-            return value
-
-        processed = [process(s.value) if s.value is not None else 0.0 for s in scores]
-        mean, std = mean_std(scored)
-        metrics: dict[str, Any] = {
-            "reward/mean": mean, "reward/std": std,
-            "reward/unscored": len(everyone) - len(scored), "reward/scored": len(scored),
-            "reward/processed_mean": mean_std([process(v) for v in scored])[0],
-        }
-        members: dict[str, list[float]] = {}
-        for row in everyone:
-            for name, vals in row["members"].items():
-                members.setdefault(name, []).extend(vals)
-        for name, vals in members.items():
-            metrics[f"reward/{name}/mean"] = mean_std(vals)[0]
-        return processed, metrics
+        return process_rewards(scores, everyone, self.config.judge, self.reward_stats)
 
     def _forward_rollout(self, query_ids: torch.Tensor, query_mask: torch.Tensor,
                          response_ids: torch.Tensor, response_mask: torch.Tensor
