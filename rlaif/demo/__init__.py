@@ -9,5 +9,6 @@ from rlaif.demo.assets import (AssetSettings, DemoAssets, EvaluatorSettings, Pol
                                build_demo_assets, cache_root)
 from rlaif.demo.run import FAST_OVERRIDES, DemoResult, demo_config, run_demo
 
-__all__ = ["FAST_OVERRIDES", "AssetSettings", "DemoAssets", "DemoResult", "EvaluatorSettings",
-           "PolicySettings", "build_demo_assets", "cache_root", "demo_config", "run_demo"]
+__all__ = ["FAST_OVERRIDES", "AssetSettings", "DemoAssets", "DemoResult",
+           "EvaluatorSettings", "PolicySettings", "build_demo_assets", "cache_root", "demo_config",
+           "run_demo"]

@@ -8,11 +8,11 @@
   evaluator, deliberately a different model from the reward judge (profanity-check), so a
   policy that games the reward does not also fool the measurement.
 
-Both live under `$RLAIF_CACHE/demo-v<ASSET_VERSION>/<key>/` (default root
-`~/.cache/rlaif`), where `key` hashes the sample files and the builder settings: a changed
-sample or setting builds afresh; otherwise the second call is a cache hit. A build is
-written to a temporary folder and renamed into place, so an interrupted build never leaves
-a half-written cache behind.
+Each lives under `$RLAIF_CACHE/demo-v<ASSET_VERSION>/{policy,evaluator}-<key>/` (default
+root `~/.cache/rlaif`), where `key` hashes the sample files and that model's builder
+settings: a changed sample or setting rebuilds that model; otherwise the second call is a
+cache hit. A build is written to a temporary folder and renamed into place, so an
+interrupted build never leaves a half-written cache behind.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import tempfile
 import time
@@ -69,7 +70,11 @@ class EvaluatorSettings(_Strict):
     num_layers: int = Field(default=2, gt=0)
     num_heads: int = Field(default=4, gt=0)
     max_length: int = Field(default=64, gt=8)
-    epochs: int = Field(default=4, gt=0)
+    clean_fragments: int = Field(
+        default=2, ge=0,
+        description="extra clean examples per clean reply: a sentence or word prefix of it",
+    )
+    epochs: int = Field(default=2, gt=0)
     batch_size: int = Field(default=32, gt=0)
     lr: float = Field(default=5e-4, gt=0)
     seed: int = 0
@@ -107,10 +112,10 @@ def sample_files() -> list[Path]:
     return [sample_path("train"), sample_path("test")]
 
 
-def asset_key(settings: AssetSettings, files: list[Path] | None = None) -> str:
+def asset_key(settings: BaseModel, files: list[Path] | None = None) -> str:
     """Hash of the sample files' bytes and the builder settings: the cache key."""
     h = hashlib.sha256()
-    h.update(f"rlaif-demo-assets-v{ASSET_VERSION}".encode())
+    h.update(f"rlaif-demo-assets-v{ASSET_VERSION}:{type(settings).__name__}".encode())
     h.update(json.dumps(settings.model_dump(mode="json"), sort_keys=True).encode())
     for path in files if files is not None else sample_files():
         if not path.is_file():
@@ -125,43 +130,53 @@ def asset_key(settings: AssetSettings, files: list[Path] | None = None) -> str:
 
 def build_demo_assets(settings: AssetSettings | None = None, cache_dir: str | Path | None = None,
                       force: bool = False) -> DemoAssets:
-    """Return the demo policy and evaluator, building and caching them when missing or stale."""
+    """Return the demo policy and evaluator, building and caching each when missing or stale."""
     settings = settings or AssetSettings()
-    key = asset_key(settings)
-    root = Path(cache_dir).expanduser() if cache_dir else cache_root()
-    final = root / f"demo-v{ASSET_VERSION}" / key
-    if (final / MANIFEST).is_file() and not force:
-        manifest = json.loads((final / MANIFEST).read_text())
-        logger.info("demo assets: cache hit %s", final)
-        return DemoAssets(final, final / "policy", final / "evaluator", key, True, manifest)
+    root = (Path(cache_dir).expanduser() if cache_dir else cache_root()) / f"demo-v{ASSET_VERSION}"
+    rows: dict[str, list[Any]] = {}
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=final.parent))
+    def sample_rows() -> dict[str, list[Any]]:
+        if not rows:
+            rows["train"], rows["test"] = _load_sample_rows()
+        return rows
+
+    policy_dir, policy_stats, policy_hit = _cached(
+        root, "policy", settings.policy, force,
+        lambda out: build_policy(out, _lm_texts(sample_rows()["train"]), settings.policy))
+    evaluator_dir, evaluator_stats, evaluator_hit = _cached(
+        root, "evaluator", settings.evaluator, force,
+        lambda out: build_evaluator(out, _reply_labels(sample_rows()["train"]),
+                                    _reply_labels(sample_rows()["test"]), settings.evaluator))
+    manifest = {"asset_version": ASSET_VERSION, "policy": policy_stats,
+                "evaluator": evaluator_stats}
+    key = f"{policy_dir.name}+{evaluator_dir.name}"
+    return DemoAssets(root, policy_dir / "model", evaluator_dir / "model", key,
+                      policy_hit and evaluator_hit, manifest)
+
+
+def _cached(root: Path, kind: str, settings: BaseModel, force: bool,
+            build: Any) -> tuple[Path, dict[str, Any], bool]:
+    """(folder, stats, cache hit) of one asset; `build(out_dir) -> stats` runs on a miss."""
+    final = root / f"{kind}-{asset_key(settings)}"
+    if (final / MANIFEST).is_file() and not force:
+        logger.info("demo %s: cache hit %s", kind, final)
+        return final, json.loads((final / MANIFEST).read_text()), True
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
     try:
-        train_rows, test_rows = _load_sample_rows()
-        logger.info("demo assets: building in %s (first run only; cached afterwards)", final)
+        logger.info("demo %s: building %s (first run only; cached afterwards)", kind, final)
         t0 = time.perf_counter()
-        policy_stats = build_policy(tmp / "policy", _lm_texts(train_rows), settings.policy)
-        t1 = time.perf_counter()
-        evaluator_stats = build_evaluator(
-            tmp / "evaluator", _reply_labels(train_rows), _reply_labels(test_rows),
-            settings.evaluator,
-        )
-        t2 = time.perf_counter()
-        manifest = {
-            "key": key, "asset_version": ASSET_VERSION,
-            "settings": settings.model_dump(mode="json"),
-            "policy": {**policy_stats, "build_s": round(t1 - t0, 1)},
-            "evaluator": {**evaluator_stats, "build_s": round(t2 - t1, 1)},
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        stats = build(tmp / "model")
+        stats = {**stats, "build_s": round(time.perf_counter() - t0, 1),
+                 "settings": settings.model_dump(mode="json")}
+        (tmp / MANIFEST).write_text(json.dumps(stats, indent=2))
         if final.exists():  # a forced rebuild, or a stale half-entry without a manifest
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return DemoAssets(final, final / "policy", final / "evaluator", key, False, manifest)
+    return final, stats, False
 
 
 # ----------------------------------------------------------------------------- data
@@ -332,19 +347,44 @@ def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tupl
     )
     torch.manual_seed(settings.seed)
     model = RobertaForSequenceClassification(config)
-    _train_classifier(model, tokenizer, train, settings)
+    # Pieces of clean replies are clean too. Without them the classifier learns "not one of
+    # the polite templates = toxic" and calls any short or broken reply ("Got it.") toxic.
+    rng = random.Random(settings.seed)
+    extra = clean_fragments(train, settings.clean_fragments, rng)
+    _train_classifier(model, tokenizer, train + extra, settings)
     model.eval()
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    train_acc = classifier_accuracy(model, tokenizer, train)
-    test_acc = classifier_accuracy(model, tokenizer, test)
-    logger.info("demo evaluator: accuracy train %.3f, test %.3f (%d test replies)",
-                train_acc, test_acc, len(test))
-    return {
+    test_fragments = clean_fragments(test, 1, random.Random(settings.seed + 1))
+    stats = {
         "params": sum(p.numel() for p in model.parameters()), "train_replies": len(train),
-        "test_replies": len(test), "train_accuracy": round(train_acc, 4),
-        "test_accuracy": round(test_acc, 4),
+        "train_clean_fragments": len(extra), "test_replies": len(test),
+        "train_accuracy": round(classifier_accuracy(model, tokenizer, train), 4),
+        "test_accuracy": round(classifier_accuracy(model, tokenizer, test), 4),
+        "test_clean_fragment_accuracy": round(
+            classifier_accuracy(model, tokenizer, test_fragments), 4),
     }
+    logger.info("demo evaluator: accuracy on TEST replies %.3f, on pieces of clean TEST replies "
+                "%.3f", stats["test_accuracy"], stats["test_clean_fragment_accuracy"])
+    return stats
+
+
+def clean_fragments(data: list[tuple[str, int]], per_reply: int,
+                    rng: random.Random) -> list[tuple[str, int]]:
+    """Up to `per_reply` pieces (a sentence, or the first few words) of every clean reply, label 0."""
+    out = []
+    for text, label in data:
+        if label:
+            continue
+        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", text) if x.strip()]
+        words = text.split()
+        for _ in range(per_reply):
+            if len(sentences) > 1 and rng.random() < 0.5:
+                piece = rng.choice(sentences)
+            else:
+                piece = " ".join(words[: rng.randint(1, max(1, len(words) - 1))])
+            out.append((piece, 0))
+    return out
 
 
 def _train_classifier(model: Any, tokenizer: Any, data: list[tuple[str, int]],

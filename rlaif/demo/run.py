@@ -32,8 +32,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUT = Path("runs/demo")
 MARKER = "demo.json"  # marks a folder written by `rlaif demo`, so a re-run may replace it
 REWARD_JUDGE = "profanity-check"
-# What `--fast` changes: a smaller run for CI and quick looks (same pipeline, same settings
-# otherwise); the test suite asserts the reduction it reaches.
+# What `--fast` changes: a smaller run for CI and quick looks (same pipeline, same cached
+# models, same settings otherwise); the test suite asserts the reduction it reaches.
 FAST_OVERRIDES = ("ppo.steps=12", "eval.n=64")
 _OUTPUTS = ("checkpoints", "metrics.jsonl", "config.yaml", "report.md", "report.json",
             "toxicity_hist.png", "training.png", MARKER)
@@ -140,8 +140,9 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     timings["assets"] = time.perf_counter() - t0
     ev = assets.manifest["evaluator"]
     print(f"      {'cache hit' if assets.cache_hit else 'built'} {assets.root} "
-          f"({timings['assets']:.0f}s); evaluator accuracy on the TEST replies "
-          f"{ev['test_accuracy']:.1%} (train {ev['train_accuracy']:.1%})", flush=True)
+          f"({timings['assets']:.0f}s); evaluator accuracy on the {ev['test_replies']} TEST "
+          f"replies {ev['test_accuracy']:.1%}, on pieces of clean TEST replies "
+          f"{ev['test_clean_fragment_accuracy']:.1%}", flush=True)
 
     config = demo_config(assets, out, config_path, all_overrides)
     prepare_run_dir(out)
@@ -182,7 +183,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     }
     timings["after"] = time.perf_counter() - t0
 
-    t0 = _stage(5, 5, "report")
+    _stage(5, 5, "report")
     timings["total"] = time.perf_counter() - t_start
     extra = {
         "demo": {
@@ -190,7 +191,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
             "evaluator": "classifier trained on the sample's TRAIN replies (P(hate))",
             "reward_judge_toxicity_mean": {  # P(profane) under the reward judge, same responses
                 side: _mean(vals) for side, vals in reward_tox.items()},
-            "assets": {"root": str(assets.root), "cache_hit": assets.cache_hit,
+            "assets": {"policy_dir": str(assets.policy), "evaluator_dir": str(assets.evaluator),
+                       "cache_hit": assets.cache_hit,
                        "policy": assets.manifest["policy"], "evaluator": ev},
             "overrides": all_overrides,
             "timings_s": {k: round(v, 1) for k, v in timings.items()},
