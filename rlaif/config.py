@@ -92,6 +92,9 @@ class PPOConfig(_Section):
     batch_size: int = Field(default=16, gt=0, description="prompts per step, all processes together")
     mini_batch_size: int = Field(default=4, gt=0, description="samples per forward/backward")
     gradient_accumulation_steps: int = Field(default=1, gt=0)
+    forward_batch_size: int | None = Field(
+        default=None, gt=0, description="samples per no-grad rollout forward pass (policy, "
+        "reference); None = the whole per-process batch (fastest; lower it if memory is short)")
     ppo_epochs: int = Field(default=1, gt=0)
     steps: int = Field(default=10, gt=0)
     gamma: float = Field(default=1.0, ge=0, le=1)

@@ -302,9 +302,9 @@ class PPOTrainer:
     def _forward_rollout(self, query_ids: torch.Tensor, query_mask: torch.Tensor,
                          response_ids: torch.Tensor, response_mask: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Policy logprobs, values, entropy and reference logprobs, minibatch by minibatch."""
+        """Policy logprobs, values, entropy and reference logprobs, `forward_batch_size` at a time."""
         temperature = self.config.generation.temperature
-        chunk = self.config.ppo.mini_batch_size
+        chunk = self.config.ppo.forward_batch_size or query_ids.size(0)
         parts: list[tuple[torch.Tensor, ...]] = []
         with torch.no_grad(), self.accelerator.autocast():
             for s in range(0, query_ids.size(0), chunk):
