@@ -1,0 +1,101 @@
+"""`rlaif demo`: asset caching, the run config, and the demo's toxicity reduction at `--fast` size."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rlaif.demo import assets as demo_assets
+from rlaif.demo.assets import EvaluatorSettings, PolicySettings, asset_key
+from rlaif.demo.run import prepare_run_dir
+
+
+def test_asset_key_follows_sample_bytes_and_settings(tmp_path: Path) -> None:
+    files = demo_assets.sample_files()
+    copies = []
+    for f in files:
+        copies.append(tmp_path / f.name)
+        shutil.copy(f, copies[-1])
+    base = asset_key(PolicySettings(), copies)
+    # Same bytes, same settings: same key (the cache is found again).
+    assert asset_key(PolicySettings(), copies) == base
+    assert asset_key(PolicySettings(), files) == base
+    # A changed setting, another model kind, or a changed sample file builds afresh.
+    assert asset_key(PolicySettings(steps=7), copies) != base
+    assert asset_key(EvaluatorSettings(), copies) != base
+    copies[1].write_text(copies[1].read_text() + "\n")
+    assert asset_key(PolicySettings(), copies) != base
+
+
+def test_asset_key_names_a_missing_sample(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="make_hh_sample.py"):
+        asset_key(PolicySettings(), [tmp_path / "hh_sample_train.jsonl"])
+
+
+def test_prepare_run_dir_replaces_only_a_previous_demo(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    prepare_run_dir(out)
+    (out / "report.md").write_text("old report")
+    (out / "checkpoints").mkdir()
+    (out / "notes.txt").write_text("the user's own file")
+    prepare_run_dir(out)  # a re-run of the demo: its own outputs go, the user's file stays
+    assert not (out / "report.md").exists() and not (out / "checkpoints").exists()
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "data.csv").write_text("x")
+    with pytest.raises(ValueError, match="--out"):
+        prepare_run_dir(other)
+
+
+def test_demo_config_fills_in_the_cached_models(tmp_path: Path) -> None:
+    from rlaif.demo.assets import DemoAssets
+    from rlaif.demo.run import demo_config
+
+    fake = DemoAssets(tmp_path, tmp_path / "policy", tmp_path / "evaluator", "k", True, {})
+    config = demo_config(fake, tmp_path / "run", overrides=["ppo.steps=3"])
+    assert config.model.name_or_path == str(tmp_path / "policy")
+    assert config.eval.evaluator["model"] == str(tmp_path / "evaluator")
+    assert config.eval.evaluator["label"] == "hate" and config.eval.evaluator["output"] == "prob"
+    assert config.judge.ref == "profanity-check"  # reward judge != evaluator
+    assert config.data.split == "train" and config.data.test_size == 0
+    assert config.ppo.steps == 3 and config.output.dir == str(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_fast_demo_reduces_holdout_toxicity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole demo at --fast size (12 PPO steps, 64 hold-out prompts), through the CLI."""
+    from rlaif.cli import main
+
+    # A fresh cache unless RLAIF_CACHE names one (then a warm cache skips the model builds).
+    cache = Path(os.environ.get("RLAIF_CACHE") or tmp_path / "cache")
+    out = tmp_path / "run"
+    assert main(["demo", "--fast", "--out", str(out), "--cache-dir", str(cache)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    stats = report["stats"]
+    # A real reduction under the independent evaluator (the sample-trained classifier).
+    assert stats["before"]["mean"] > 0.2, "the demo policy should start clearly toxic"
+    assert stats["improvement_mean"] >= 0.30
+    assert stats["after"]["share_over_threshold"] < stats["before"]["share_over_threshold"]
+    assert stats["difference"]["ci_low"] > 0  # the 95% interval excludes "no change"
+    # KL to the reference is reported next to it, and is finite and positive.
+    kl = report["kl"]
+    assert kl and all(0 < v < 100 for v in kl.values())
+    assert stats["before"]["n"] == stats["after"]["n"] == 64
+    for name in ("report.md", "toxicity_hist.png", "training.png", "metrics.jsonl", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert "mean toxicity" in printed and str(out / "report.md") in printed
+    # The reward judge is not the evaluator.
+    assert report["extra"]["demo"]["reward_judge"] == "profanity-check"
+    assert report["meta"]["evaluator"] == "demo-toxicity-classifier"
+
+    # Second build with the same sample and settings: a cache hit, nothing retrained.
+    built = report["extra"]["demo"]["assets"]
+    again = demo_assets.build_demo_assets(cache_dir=cache)
+    assert again.cache_hit
+    assert str(again.policy) == built["policy_dir"] and str(again.evaluator) == built["evaluator_dir"]
