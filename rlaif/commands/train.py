@@ -1,7 +1,9 @@
 """`rlaif train CONFIG [key=value ...] [--resume [DIR]] [--out DIR]`: PPO with any judge.
 
 The run folder (`output.dir`, or `--out`) receives config.yaml (the config used, secrets
-redacted), metrics.jsonl (one line per step) and checkpoints/step-N (+ `latest`).
+redacted), metrics.jsonl (one line per step) and checkpoints/step-N (+ `latest`); with
+`eval.enabled`, the hold-out evaluation runs before and after training and report.md,
+report.json and plots land there too (see rlaif.pipeline).
 `--resume` continues the run in that folder from its latest checkpoint; `--resume DIR`
 continues from a given run folder or step-N checkpoint.
 """
@@ -44,8 +46,14 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"resume={'true' if resume is True else resume}")
     config = load_config(args.config, overrides)
 
-    from rlaif.ppo.trainer import PPOTrainer
+    from rlaif.pipeline import train_and_evaluate
 
-    result = PPOTrainer(config).train()
-    print(f"run folder: {result.run_dir}")
+    result = train_and_evaluate(config)
+    if result.holdout is not None:
+        from rlaif.report import summary_table
+
+        print()
+        print(summary_table(result.holdout.to_dict()))
+        print(f"report: {result.train.run_dir / 'report.md'}")
+    print(f"run folder: {result.train.run_dir}")
     return 0
