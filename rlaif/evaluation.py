@@ -339,7 +339,9 @@ def _model_name(model: Any) -> str:
     if isinstance(model, (str, Path)):
         return str(model)
     config = getattr(model, "config", None)
-    return str(getattr(config, "name_or_path", None) or type(model).__name__)
+    base = getattr(config, "name_or_path", None)
+    # An in-memory model may have trained away from the folder it was loaded from: say so.
+    return f"{base} + in-memory weights ({type(model).__name__})" if base else type(model).__name__
 
 
 def run_holdout_evaluation(phase: Literal["before", "after"], model: Any, tokenizer: Any,
