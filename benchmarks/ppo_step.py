@@ -1,27 +1,42 @@
 """PPO step time and memory: the walk-through's loop shape vs the rlaif trainer.
 
-Policy: the gpt2-small body (GPT2Config() defaults: 12 layers, 768 wide, 12 heads) with
-random weights and a byte-level BPE vocabulary trained here on the bundled HH sample (no
-download; capped at 8k, the small sample yields ~1.9k tokens, so the LM head is cheaper than
-GPT-2's 50k one), LoRA r=32 on the attention projections, as in the walk-through. `--tiny`
-uses the test suite's tiny GPT-2 instead. Both sides get the same 16 HH prompts, the same
-sampling settings with min_new_tokens = max_new_tokens = 32 (so response lengths match),
-the same cheap offline judge (alt-profanity-check) and the same PPO update code:
+Policy: gpt2-small (`GPT2Config()` defaults: 12 layers, 768 wide, 12 heads, 1024 positions,
+50257-token vocabulary, 124M parameters) with random weights. No download: a byte-level BPE
+is trained here on the bundled HH sample (~1.9k tokens; the small sample supports no more)
+and padded with placeholder tokens to GPT-2's 50257, so the LM head has GPT-2's real size and
+every sampled id decodes. `--tiny` uses the test suite's tiny GPT-2 instead. LoRA r 32 on
+`c_attn`. Both sides get the same 16 HH prompts, the same sampling (top_k 0, top_p 1.0,
+min_new_tokens = max_new_tokens = 32, so response lengths match), the same cheap offline
+judge (alt-profanity-check), the same PPO settings (batch 16, minibatch 4, 1 PPO epoch,
+lr 1.41e-5) and the same update code (rlaif's losses, AdamW, clipping).
 
-  (a) the walk-through's loop shape: one `generate` call per prompt (batch of 1), and the
-      reference model a frozen full copy of the policy (`create_reference_model`);
-  (b) the rlaif trainer: one left-padded `generate` call for the batch, the reference = the
-      same weights with the LoRA adapters disabled.
+(a) the walk-through's loop shape (TRL's classic PPOTrainer, as the SageMaker walk-through
+    drove it), each choice as TRL made it:
+    - one `generate` call per prompt (batch of 1, unpadded, KV cache on), as the loop
+      `for query in query_tensors: ppo_trainer.generate(query, ...)` did;
+    - the reference is a frozen full copy of the policy (`create_reference_model`);
+    - `step()` runs the rollout forwards (policy logprobs + values, then the reference) in
+      chunks of `mini_batch_size` (TRL's `batched_forward_pass` used fbs = mini_batch_size);
+    - every forward (rollout and update) is TRL's value-head model: logits and values at
+      every position of query + response, log-softmax over all of them, then the response
+      part is sliced out; sequences stay padded to the longest in the whole batch.
+(b) the rlaif trainer with its defaults: one left-padded `generate` call for the batch, the
+    reference = the same weights with the LoRA adapters disabled, rollout forwards over the
+    whole batch under inference_mode, logits only for response positions, and each
+    forward trimmed to the longest sample actually in it.
 
 Time: seconds per PPO step (after one warm-up step each), (a) and (b) alternating in one
-process so that load from other processes hits both alike.
-Memory: in a fresh child process per side, the peak resident set size (RSS, sampled from
-/proc/self/statm every 2 ms by a thread) over model load + one PPO step, minus the RSS
-after imports. RSS counts every allocation torch makes on CPU (tensors, autograd buffers,
-allocator caches), not only Python objects.
+process (same torch threads) so that load from other processes hits both alike.
+Memory: the reference alone is varied: the rlaif trainer with LoRA + adapter-disabled
+reference vs the same trainer with LoRA + a full frozen reference copy (everything else
+equal). In a fresh child process per side: the peak resident set size (RSS, sampled from
+/proc/self/statm every 2 ms by a thread) over model load + one PPO step, minus the RSS after
+imports. RSS counts every allocation torch makes on CPU (weights, tensors, autograd buffers,
+allocator caches). Measured without and with `model.gradient_checkpointing` (both sides
+alike): activations otherwise hide how much of the footprint the reference is.
 
-    python benchmarks/ppo_step.py            # gpt2-small shape, a few minutes on 2 cores
-    python benchmarks/ppo_step.py --tiny     # tiny GPT-2, seconds
+    python benchmarks/ppo_step.py            # gpt2-small, ~10 minutes on 2 shared cores
+    python benchmarks/ppo_step.py --tiny     # tiny GPT-2, well under a minute
 """
 
 from __future__ import annotations
@@ -37,14 +52,16 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BATCH = 16
+MINI_BATCH = 4
 NEW_TOKENS = 32
 MAX_PROMPT_TOKENS = 64
-VOCAB = 8192
+GPT2_VOCAB = 50257
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -65,34 +82,40 @@ def build_policy_dir(out: Path, tiny: bool) -> Path:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    path = out / "gpt2-small-8k"
+    path = out / "gpt2-small"
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     raw.train_from_iterator(hh_texts(), trainers.BpeTrainer(
-        vocab_size=VOCAB, special_tokens=["<|endoftext|>"], show_progress=False,
+        vocab_size=GPT2_VOCAB, special_tokens=["<|endoftext|>"], show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<|endoftext|>",
                                   eos_token="<|endoftext|>", pad_token="<|endoftext|>",
                                   model_max_length=1024, padding_side="left")
+    # Placeholders up to GPT-2's vocabulary: the model keeps GPT-2's 50257-row LM head and
+    # any id the random policy samples decodes to some text for the judge.
+    tok.add_tokens([f"<x{i}>" for i in range(GPT2_VOCAB - len(tok))])
     eos = tok.eos_token_id
-    config = GPT2Config(vocab_size=len(tok), bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    config = GPT2Config(bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    assert config.vocab_size == len(tok) == GPT2_VOCAB
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
 
-def make_config(model_dir: Path, run_dir: Path, tiny: bool):
-    """The run config both sides share (walk-through PPO settings, LoRA r 32)."""
+def make_config(side: str, model_dir: Path, run_dir: Path, tiny: bool, checkpointing: bool = False):
+    """The run config: walk-through PPO settings, LoRA r 32; (a) forwards mini_batch_size at a time."""
     from rlaif.config import load_config
 
     return load_config(data={
-        "model": {"name_or_path": str(model_dir),
+        "model": {"name_or_path": str(model_dir), "gradient_checkpointing": checkpointing,
                   "lora": {"r": 32, "alpha": 32, "dropout": 0.05, "target_modules": ["c_attn"]}},
         "judge": {"ref": "profanity-check"},
-        "ppo": {"batch_size": BATCH, "mini_batch_size": 4, "ppo_epochs": 1, "steps": 100,
-                "learning_rate": 1.41e-5},
+        "ppo": {"batch_size": BATCH, "mini_batch_size": MINI_BATCH, "ppo_epochs": 1, "steps": 100,
+                "learning_rate": 1.41e-5,
+                # TRL's batched_forward_pass: fbs = mini_batch_size; rlaif: the whole batch
+                "forward_batch_size": MINI_BATCH if side == "a" else None},
         "generation": {"min_new_tokens": NEW_TOKENS, "max_new_tokens": NEW_TOKENS, "top_k": 0,
                        "top_p": 1.0, "do_sample": True},
         "data": {"max_prompt_tokens": 128 if tiny else MAX_PROMPT_TOKENS},
@@ -101,7 +124,34 @@ def make_config(model_dir: Path, run_dir: Path, tiny: bool):
     })
 
 
-def walkthrough_shape(trainer) -> None:
+def trl_forward(policy: Any, lm: Any, query_ids: Any, query_mask: Any, response_ids: Any,
+                response_mask: Any, *, with_values: bool, temperature: float,
+                return_logits: bool) -> Any:
+    """TRL's value-head forward + `batched_forward_pass`: logits, log-softmax, entropy and values
+    at every position of the padded query + response, then the response part sliced out."""
+    import torch
+
+    from rlaif.ppo.core import entropy_from_logits
+    from rlaif.ppo.policy import ResponseOutput
+
+    q_len = query_ids.size(1)
+    input_ids = torch.cat([query_ids, response_ids], dim=1)  # (B, L)
+    attention_mask = torch.cat([query_mask, response_mask], dim=1)
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+             output_hidden_states=True, use_cache=False)
+    logits = out.logits[:, :-1] / temperature  # (B, L - 1, V)
+    logp = torch.log_softmax(logits, dim=-1)  # TRL's logprobs_from_logits: the full (B, L-1, V)
+    logprobs = torch.gather(logp, 2, input_ids[:, 1:, None]).squeeze(-1)  # (B, L - 1)
+    entropy = entropy_from_logits(logits.detach())  # TRL's loss: over every position
+    values = policy.value_head(out.hidden_states[-1]).squeeze(-1)[:, :-1] if with_values else None
+    part = slice(q_len - 1, None)  # position q_len - 1 + t predicts response token t
+    return ResponseOutput(logprobs=logprobs[:, part], entropy=entropy[:, part],
+                          values=values[:, part] if values is not None else None,
+                          logits=logits[:, part] if return_logits else None)
+
+
+def walkthrough_shape(trainer: Any) -> None:
     """Turn an rlaif trainer into the walk-through's loop shape (see the module docstring)."""
     import torch
 
@@ -117,25 +167,53 @@ def walkthrough_shape(trainer) -> None:
             responses.append(batched_generate(ids[keep][None], mask[keep][None], **gen_kwargs)[0])
         return torch.stack(responses)  # min = max new tokens: equal lengths
 
+    class WalkthroughPolicy(PolicyWithValueHead):
+        @contextlib.contextmanager
+        def reference(self):
+            yield self.reference_copy
+
+        def forward_response(self, query_ids, query_mask, response_ids, response_mask, *,
+                             reference=False, with_values=True, temperature=1.0,
+                             return_logits=False):
+            if reference:
+                with torch.no_grad():
+                    return trl_forward(self, self.reference_copy, query_ids, query_mask,
+                                       response_ids, response_mask, with_values=False,
+                                       temperature=temperature, return_logits=return_logits)
+            return trl_forward(self, self.model, query_ids, query_mask, response_ids, response_mask,
+                               with_values=with_values, temperature=temperature,
+                               return_logits=return_logits)
+
+    policy.generate = generate_one_by_one
+    add_reference_copy(policy)
+    policy.__class__ = WalkthroughPolicy
+
+
+def add_reference_copy(policy: Any) -> None:
+    """Give a LoRA policy a frozen full copy as its reference (`create_reference_model`)."""
+    from rlaif.ppo.policy import PolicyWithValueHead
+
     class CopyReferencePolicy(PolicyWithValueHead):
         @contextlib.contextmanager
         def reference(self):
             yield self.reference_copy
 
-    policy.generate = generate_one_by_one
-    reference_copy = copy.deepcopy(policy.model)  # create_reference_model: a frozen full copy
+    reference_copy = copy.deepcopy(policy.model)
     reference_copy.requires_grad_(False)
-    policy.__class__ = CopyReferencePolicy
     policy.reference_copy = reference_copy.eval()
+    policy.__class__ = CopyReferencePolicy
 
 
-def build_trainer(side: str, model_dir: Path, run_dir: Path, tiny: bool, prompts: list[str]):
-    """A PPOTrainer for side "a" (walk-through shape) or "b" (rlaif)."""
+def build_trainer(side: str, model_dir: Path, run_dir: Path, tiny: bool, prompts: list[str],
+                  checkpointing: bool = False):
+    """A PPOTrainer: "a" walk-through shape, "b" rlaif, "copy" rlaif with a full reference copy."""
     from rlaif.ppo.trainer import PPOTrainer
 
-    trainer = PPOTrainer(make_config(model_dir, run_dir, tiny), prompts=prompts)
+    trainer = PPOTrainer(make_config(side, model_dir, run_dir, tiny, checkpointing), prompts=prompts)
     if side == "a":
         walkthrough_shape(trainer)
+    elif side == "copy":
+        add_reference_copy(trainer.policy)
     return trainer
 
 
@@ -151,14 +229,14 @@ def pick_prompts(model_dir: Path, tiny: bool) -> list[str]:
     return [texts[i] for i in keep[:BATCH]]
 
 
-def time_steps(model_dir: Path, work: Path, tiny: bool, repeats: int) -> dict[str, list[float]]:
-    """Seconds per PPO step for both sides, alternating, after one warm-up step each."""
+def time_steps(model_dir: Path, work: Path, tiny: bool, repeats: int) -> dict[str, list[dict]]:
+    """Timings of PPO steps for both sides, alternating, after one warm-up step each."""
     import torch
 
     prompts = pick_prompts(model_dir, tiny)
     trainers = {side: build_trainer(side, model_dir, work / f"run-{side}", tiny, prompts)
                 for side in ("a", "b")}
-    times: dict[str, list[float]] = {"a": [], "b": []}
+    times: dict[str, list[dict]] = {"a": [], "b": []}
     for i in range(repeats + 1):
         for side, trainer in trainers.items():
             torch.manual_seed(i)
@@ -167,9 +245,11 @@ def time_steps(model_dir: Path, work: Path, tiny: bool, repeats: int) -> dict[st
             elapsed = time.perf_counter() - start
             assert m["response/length"] == NEW_TOKENS, m["response/length"]
             if i:  # step 0 warms up caches and kernels
-                times[side].append(elapsed)
+                times[side].append({"step": elapsed, "generate": m["time/generate"],
+                                    "judge": m["time/judge"], "update": m["time/update"]})
                 print(f"  step {i} ({side}): {elapsed:6.2f}s  generate {m['time/generate']:6.2f}s  "
-                      f"judge {m['time/judge']:.2f}s  update {m['time/update']:6.2f}s", flush=True)
+                      f"judge {m['time/judge']:.2f}s  forwards + update {m['time/update']:6.2f}s",
+                      flush=True)
     return times
 
 
@@ -201,7 +281,7 @@ class PeakRSS:
         self.peak = max(self.peak, rss_mb())
 
 
-def memory_child(side: str, model_dir: Path, run_dir: Path, tiny: bool) -> None:
+def memory_child(side: str, model_dir: Path, run_dir: Path, tiny: bool, checkpointing: bool) -> None:
     """Child process: print {"baseline_mb", "peak_mb"} for one side (model load + one step)."""
     # Libraries load before the baseline: it is the run that is measured, not the imports.
     import accelerate  # noqa: F401
@@ -216,19 +296,22 @@ def memory_child(side: str, model_dir: Path, run_dir: Path, tiny: bool) -> None:
     prompts = pick_prompts(model_dir, tiny)
     baseline = rss_mb()
     with PeakRSS() as peak:
-        trainer = build_trainer(side, model_dir, run_dir, tiny, prompts)
+        trainer = build_trainer(side, model_dir, run_dir, tiny, prompts, checkpointing)
         trainer.step(prompts)
     print(json.dumps({"baseline_mb": baseline, "peak_mb": peak.peak}))
 
 
-def measure_memory(side: str, model_dir: Path, work: Path, tiny: bool) -> dict[str, float]:
-    """Run `memory_child` in a fresh process (peak RSS is per process)."""
+def measure_memory(side: str, model_dir: Path, work: Path, tiny: bool,
+                   checkpointing: bool) -> float:
+    """Peak RSS added by model load + one step, in a fresh process (peak RSS is per process)."""
     cmd = [sys.executable, __file__, "--memory-child", side, "--model-dir", str(model_dir),
-           "--work", str(work / f"mem-{side}")] + (["--tiny"] if tiny else [])
+           "--work", str(work / f"mem-{side}-{int(checkpointing)}")]
+    cmd += (["--tiny"] if tiny else []) + (["--checkpointing"] if checkpointing else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise RuntimeError(f"memory child ({side}) failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    m = json.loads(proc.stdout.strip().splitlines()[-1])
+    return m["peak_mb"] - m["baseline_mb"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -236,12 +319,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny GPT-2 instead of gpt2-small")
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per side")
-    parser.add_argument("--memory-child", choices=["a", "b"], help=argparse.SUPPRESS)
+    parser.add_argument("--skip-time", action="store_true", help="memory only")
+    parser.add_argument("--skip-memory", action="store_true", help="time only")
+    parser.add_argument("--memory-child", choices=["copy", "b"], help=argparse.SUPPRESS)
+    parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
-        memory_child(args.memory_child, args.model_dir, args.work, args.tiny)
+        memory_child(args.memory_child, args.model_dir, args.work, args.tiny, args.checkpointing)
         return
 
     import torch
@@ -252,24 +338,38 @@ def main(argv: list[str] | None = None) -> None:
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(model_dir)
-        print(f"policy: {'tiny GPT-2' if args.tiny else 'gpt2-small body'} (n_layer {cfg.n_layer}, "
-              f"n_embd {cfg.n_embd}, vocab {cfg.vocab_size}), random weights, LoRA r 32; "
-              f"batch {BATCH}, {NEW_TOKENS} new tokens; torch threads {torch.get_num_threads()}")
-        times = time_steps(model_dir, work, args.tiny, args.repeats)
-        mem = {side: measure_memory(side, model_dir, work, args.tiny) for side in ("a", "b")}
+        print(f"policy: {'tiny GPT-2' if args.tiny else 'gpt2-small'} (n_layer {cfg.n_layer}, "
+              f"n_embd {cfg.n_embd}, vocab {cfg.vocab_size}), random weights, LoRA r 32 on c_attn; "
+              f"batch {BATCH}, minibatch {MINI_BATCH}, {NEW_TOKENS} new tokens; "
+              f"torch threads {torch.get_num_threads()}", flush=True)
+        times = {} if args.skip_time else time_steps(model_dir, work, args.tiny, args.repeats)
+        mem = {} if args.skip_memory else {
+            (side, ckpt): measure_memory(side, model_dir, work, args.tiny, ckpt)
+            for ckpt in (False, True) for side in ("copy", "b")}
 
-    mean = {side: sum(v) / len(v) for side, v in times.items()}
-    added = {side: m["peak_mb"] - m["baseline_mb"] for side, m in mem.items()}
     print()
-    print(f"{'':44s} {'(a) walk-through':>17s} {'(b) rlaif':>10s} {'ratio':>8s}")
-    print(f"{'seconds per PPO step (mean)':44s} {mean['a']:17.2f} {mean['b']:10.2f} "
-          f"{mean['a'] / mean['b']:7.2f}x faster")
-    print(f"{'peak RSS added by model + one step (MB)':44s} {added['a']:17.0f} {added['b']:10.0f} "
-          f"{added['b'] / added['a']:7.2f}x memory")
-    print(f"{'  (peak RSS of the process, MB)':44s} {mem['a']['peak_mb']:17.0f} "
-          f"{mem['b']['peak_mb']:10.0f}")
-    print(f"\ntargets: >= 3x faster step -> {'met' if mean['a'] / mean['b'] >= 3 else 'NOT met'}; "
-          f"<= 0.6x memory -> {'met' if added['b'] / added['a'] <= 0.6 else 'NOT met'}")
+    if times:
+        mean = {side: {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+                for side, rows in times.items()}
+        print(f"{'time per PPO step, mean of ' + str(args.repeats) + ' (s)':40s} "
+              f"{'(a) walk-through':>17s} {'(b) rlaif':>10s} {'ratio':>8s}")
+        for key, label in (("generate", "  generate"), ("judge", "  judge"),
+                           ("update", "  rollout forwards + PPO update"), ("step", "  whole step")):
+            a, b = mean["a"][key], mean["b"][key]
+            print(f"{label:40s} {a:17.2f} {b:10.2f} {a / b:7.2f}x")
+        speedup = mean["a"]["step"] / mean["b"]["step"]
+        print(f"target >= 3x faster step: {speedup:.2f}x -> {'met' if speedup >= 3 else 'NOT met'}\n")
+    if mem:
+        print(f"{'peak RSS added by model + one step (MB)':40s} {'full ref copy':>17s} "
+              f"{'LoRA ref':>10s} {'ratio':>8s}")
+        for ckpt in (False, True):
+            copy_mb, lora_mb = mem[("copy", ckpt)], mem[("b", ckpt)]
+            label = "  gradient checkpointing " + ("on" if ckpt else "off")
+            print(f"{label:40s} {copy_mb:17.0f} {lora_mb:10.0f} {lora_mb / copy_mb:7.2f}x")
+        ratios = [mem[("b", c)] / mem[("copy", c)] for c in (False, True)]
+        print("target <= 0.6x memory: " + ", ".join(
+            f"checkpointing {'on' if c else 'off'} {r:.2f}x -> {'met' if r <= 0.6 else 'NOT met'}"
+            for c, r in zip((False, True), ratios)))
 
 
 if __name__ == "__main__":

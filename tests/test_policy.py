@@ -10,6 +10,7 @@ from rlaif.ppo.policy import (
     LoraSettings,
     PolicyWithValueHead,
     default_lora_targets,
+    trim_padding,
     truncate_response,
 )
 
@@ -82,6 +83,33 @@ def test_temperature_divides_logits_and_reference_has_no_values(tiny_models):
     assert ref.values is None and not ref.logprobs.requires_grad
     # Before any training the frozen copy and the policy agree exactly.
     torch.testing.assert_close(ref.logprobs, plain.logprobs.detach())
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_columns_padded_in_every_row_are_trimmed_and_change_nothing(tiny_models, arch):
+    path = tiny_models[arch]
+    policy = PolicyWithValueHead.from_pretrained(str(path))
+    query_ids, query_mask, response_ids, response_mask = _batch(path)
+    pad = AutoTokenizer.from_pretrained(path).pad_token_id
+    # Two extra query columns of padding on the padding side, two response columns at the end.
+    q_pad = torch.full((2, 2), pad)
+    wide_q = torch.cat([query_ids, q_pad], 1) if arch == "t5" else torch.cat([q_pad, query_ids], 1)
+    wide_qm = (torch.cat([query_mask, torch.zeros_like(q_pad)], 1) if arch == "t5"
+               else torch.cat([torch.zeros_like(q_pad), query_mask], 1))
+    wide_r = torch.cat([response_ids, torch.full((2, 2), pad)], 1)
+    wide_rm = torch.cat([response_mask, torch.zeros(2, 2, dtype=response_mask.dtype)], 1)
+    trimmed = trim_padding(wide_q, wide_qm, wide_r, wide_rm)
+    for got, want in zip(trimmed, (query_ids, query_mask, response_ids, response_mask)):
+        assert torch.equal(got, want)
+    narrow = policy.forward_response(query_ids, query_mask, response_ids, response_mask)
+    wide = policy.forward_response(wide_q, wide_qm, wide_r, wide_rm)
+    assert wide.logprobs.shape == wide.values.shape == wide.entropy.shape == (2, 7)
+    torch.testing.assert_close(wide.logprobs[:, :5], narrow.logprobs)
+    torch.testing.assert_close(wide.values[:, :5], narrow.values)
+    assert torch.equal(wide.logprobs[:, 5:], torch.zeros(2, 2))  # padded back with zeros
+    # A response column that is real in only one row is kept.
+    _, _, r, _ = trim_padding(query_ids, query_mask, response_ids, response_mask)
+    assert r.shape == (2, 5)
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "t5"])

@@ -47,9 +47,14 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     """Entropy of the categorical distribution at each position: (B, T, V) -> (B, T)."""
-    pd = torch.softmax(logits, dim=-1)  # (B, T, V)
-    # H = logsumexp(z) - sum_v p_v z_v, the stable form of -sum p log p.
-    return torch.logsumexp(logits, dim=-1) - torch.sum(pd * logits, dim=-1)
+    # H = logsumexp(z) - sum_v p_v z_v, the stable form of -sum p log p; row by row, so the
+    # softmax and product temporaries are (T, V), not (B, T, V) (large for 50k vocabularies).
+    def entropy(z: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(z, dim=-1) - torch.sum(torch.softmax(z, dim=-1) * z, dim=-1)
+
+    if logits.dim() < 3 or logits.size(0) == 0:
+        return entropy(logits)
+    return torch.stack([entropy(row) for row in logits])  # row: (T, V)
 
 
 # --------------------------------------------------------------------------- masked statistics

@@ -77,6 +77,37 @@ class ResponseOutput:
     logits: torch.Tensor | None = None
 
 
+def trim_padding(query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids: torch.Tensor,
+                 response_mask: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Drop query columns that are padding in every row and response columns after the last
+    real token of any row; the tokens left, their order and their positions are unchanged."""
+    keep_query = query_mask.bool().any(dim=0)  # (Q,)
+    if not bool(keep_query.all()):
+        query_ids, query_mask = query_ids[:, keep_query], query_mask[:, keep_query]
+    real = response_mask.bool().any(dim=0)  # (R,): responses are padded on the right
+    response_len = int(real.nonzero().max()) + 1 if bool(real.any()) else 1
+    if response_len < response_ids.size(1):
+        response_ids, response_mask = response_ids[:, :response_len], response_mask[:, :response_len]
+    return query_ids, query_mask, response_ids, response_mask
+
+
+def _pad_response_output(out: ResponseOutput, response_len: int) -> ResponseOutput:
+    """Zero-pad a `ResponseOutput` computed on trimmed responses back to `response_len` tokens."""
+    missing = response_len - out.logprobs.size(1)
+    if missing == 0:
+        return out
+
+    def pad(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        spec = (0, 0, 0, missing) if t.dim() == 3 else (0, missing)  # pads dim 1 (R)
+        return torch.nn.functional.pad(t, spec)
+
+    return ResponseOutput(logprobs=pad(out.logprobs), values=pad(out.values),
+                          entropy=pad(out.entropy), logits=pad(out.logits))
+
+
 def truncate_response(response_ids: torch.Tensor, eos_token_id: int | Sequence[int],
                       pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad everything after the first EOS: (B, R) -> (response_ids, response_mask); EOS stays valid."""
@@ -192,15 +223,23 @@ class PolicyWithValueHead(nn.Module):
         Logits are divided by the sampling `temperature` (as TRL's PPO did), so logprobs are
         those of the distribution the responses were sampled from. `reference=True` uses the
         reference weights under no_grad and returns no values.
+        Columns that are padding in every row (a minibatch of short prompts cut from a batch
+        padded to its longest one) are dropped before the forward pass and the outputs padded
+        back with zeros to (B, R), so the cost follows the longest sample actually present.
         """
+        response_len = response_ids.size(1)
+        query_ids, query_mask, response_ids, response_mask = trim_padding(
+            query_ids, query_mask, response_ids, response_mask)
         if reference:
             with torch.no_grad(), self.reference() as ref:
-                return self._forward_lm(ref, query_ids, query_mask, response_ids, response_mask,
-                                        with_values=False, temperature=temperature,
-                                        return_logits=return_logits)
-        return self._forward_lm(self.model, query_ids, query_mask, response_ids, response_mask,
-                                with_values=with_values, temperature=temperature,
-                                return_logits=return_logits)
+                out = self._forward_lm(ref, query_ids, query_mask, response_ids, response_mask,
+                                       with_values=False, temperature=temperature,
+                                       return_logits=return_logits)
+        else:
+            out = self._forward_lm(self.model, query_ids, query_mask, response_ids, response_mask,
+                                   with_values=with_values, temperature=temperature,
+                                   return_logits=return_logits)
+        return _pad_response_output(out, response_len)
 
     def _forward_lm(self, lm: nn.Module, query_ids: torch.Tensor, query_mask: torch.Tensor,
                     response_ids: torch.Tensor, response_mask: torch.Tensor, *, with_values: bool,
@@ -230,7 +269,8 @@ class PolicyWithValueHead(nn.Module):
             # The token at position Q + t is predicted from position Q - 1 + t.
             logits = out.logits[:, -(r_len + 1):-1]  # (B, R, V)
             hidden = out.hidden_states[-1][:, q_len - 1:-1] if with_values else None  # (B, R, H)
-        logits = logits / temperature
+        if temperature != 1.0:  # x / 1.0 == x: skip a (B, R, V) copy
+            logits = logits / temperature
         values = None
         if hidden is not None:
             values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)  # (B, R)

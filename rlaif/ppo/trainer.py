@@ -306,7 +306,9 @@ class PPOTrainer:
         temperature = self.config.generation.temperature
         chunk = self.config.ppo.forward_batch_size or query_ids.size(0)
         parts: list[tuple[torch.Tensor, ...]] = []
-        with torch.no_grad(), self.accelerator.autocast():
+        # inference_mode: no autograd bookkeeping at all; torch.cat below (outside it) turns
+        # the results into ordinary tensors that the update's losses may use.
+        with torch.inference_mode(), self.accelerator.autocast():
             for s in range(0, query_ids.size(0), chunk):
                 args = (query_ids[s:s + chunk], query_mask[s:s + chunk],
                         response_ids[s:s + chunk], response_mask[s:s + chunk])
