@@ -26,7 +26,11 @@ lr 1.41e-5) and the same update code (rlaif's losses, AdamW, clipping).
     forward trimmed to the longest sample actually in it.
 
 Time: seconds per PPO step (after one warm-up step each), (a) and (b) alternating in one
-process (same torch threads) so that load from other processes hits both alike.
+process (same torch threads) so that load from other processes hits both alike. Torch runs
+one thread by default (`--threads`): on a machine whose cores other processes also use,
+multi-threaded matmuls stall at thread barriers whenever a core is taken (measured here under
+load: a 16-row matmul 15x slower on 2 threads than on 1, a 1-row one not), which says more
+about the neighbours than about either loop.
 Memory: the reference alone is varied: the rlaif trainer with LoRA + adapter-disabled
 reference vs the same trainer with LoRA + a full frozen reference copy (everything else
 equal). In a fresh child process per side: the peak resident set size (RSS, sampled from
@@ -304,8 +308,11 @@ def memory_child(side: str, model_dir: Path, run_dir: Path, tiny: bool, checkpoi
 def measure_memory(side: str, model_dir: Path, work: Path, tiny: bool,
                    checkpointing: bool) -> float:
     """Peak RSS added by model load + one step, in a fresh process (peak RSS is per process)."""
+    import torch
+
     cmd = [sys.executable, __file__, "--memory-child", side, "--model-dir", str(model_dir),
-           "--work", str(work / f"mem-{side}-{int(checkpointing)}")]
+           "--work", str(work / f"mem-{side}-{int(checkpointing)}"),
+           "--threads", str(torch.get_num_threads())]
     cmd += (["--tiny"] if tiny else []) + (["--checkpointing"] if checkpointing else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode:
@@ -319,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="tiny GPT-2 instead of gpt2-small")
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per side")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
     parser.add_argument("--skip-time", action="store_true", help="memory only")
     parser.add_argument("--skip-memory", action="store_true", help="time only")
     parser.add_argument("--memory-child", choices=["copy", "b"], help=argparse.SUPPRESS)
@@ -326,11 +334,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     if args.memory_child:
         memory_child(args.memory_child, args.model_dir, args.work, args.tiny, args.checkpointing)
         return
-
-    import torch
 
     with tempfile.TemporaryDirectory(prefix="rlaif-ppo-bench-") as tmp:
         work = Path(tmp)

@@ -94,7 +94,9 @@ class PPOConfig(_Section):
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     forward_batch_size: int | None = Field(
         default=None, gt=0, description="samples per no-grad rollout forward pass (policy, "
-        "reference); None = the whole per-process batch (fastest; lower it if memory is short)")
+        "reference), taken in order of length so each chunk pads only to its own longest sample; "
+        "None = the whole per-process batch (lower it if memory is short, or if prompt lengths "
+        "vary widely and the CPU has cores to itself)")
     ppo_epochs: int = Field(default=1, gt=0)
     steps: int = Field(default=10, gt=0)
     gamma: float = Field(default=1.0, ge=0, le=1)

@@ -218,3 +218,20 @@ def test_rlaif_train_cli_reports_config_errors(tmp_path, capsys):
     code = main(["train", str(CONFIGS / "tiny.yaml"), "ppo.learnig_rate=1", "--out", str(tmp_path)])
     assert code == 1
     assert "unknown config key 'ppo.learnig_rate' in 'ppo'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "t5"])
+def test_chunked_rollout_forwards_sort_by_length_and_return_batch_order(tiny_models, tmp_path, arch):
+    config = make_config(tiny_models[arch], tmp_path / "run")
+    trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+    enc = trainer.tokenizer(PROMPTS, padding=True, return_tensors="pt")
+    gen = torch.Generator().manual_seed(0)
+    response_ids = torch.randint(3, 50, (4, 5), generator=gen)
+    response_mask = torch.tensor([[1] * 5, [1, 1, 0, 0, 0], [1] * 4 + [0], [1, 0, 0, 0, 0]])
+    args = (enc.input_ids, enc.attention_mask, response_ids * response_mask, response_mask)
+    whole = trainer._forward_rollout(*args)
+    trainer.config.ppo.forward_batch_size = 1  # one sample per forward, shortest first
+    single = trainer._forward_rollout(*args)
+    for got, want in zip(single, whole):
+        assert got.shape == (4, 5)
+        torch.testing.assert_close(got * response_mask, want * response_mask, atol=1e-5, rtol=0)

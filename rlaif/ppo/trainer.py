@@ -302,21 +302,32 @@ class PPOTrainer:
     def _forward_rollout(self, query_ids: torch.Tensor, query_mask: torch.Tensor,
                          response_ids: torch.Tensor, response_mask: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Policy logprobs, values, entropy and reference logprobs, `forward_batch_size` at a time."""
+        """Policy logprobs, values, entropy and reference logprobs, `forward_batch_size` at a time.
+
+        Chunks take the samples in order of length, so each chunk is padded only to its own
+        longest sample (`forward_response` drops the shared padding); results come back in
+        batch order.
+        """
         temperature = self.config.generation.temperature
-        chunk = self.config.ppo.forward_batch_size or query_ids.size(0)
+        batch = query_ids.size(0)
+        chunk = self.config.ppo.forward_batch_size or batch
+        order = torch.arange(batch, device=query_ids.device)
+        if chunk < batch:
+            lengths = query_mask.sum(1) + response_mask.sum(1)  # (B,)
+            order = torch.sort(lengths, stable=True).indices
         parts: list[tuple[torch.Tensor, ...]] = []
-        # inference_mode: no autograd bookkeeping at all; torch.cat below (outside it) turns
+        # inference_mode: no autograd bookkeeping at all; the copies below (outside it) turn
         # the results into ordinary tensors that the update's losses may use.
         with torch.inference_mode(), self.accelerator.autocast():
-            for s in range(0, query_ids.size(0), chunk):
-                args = (query_ids[s:s + chunk], query_mask[s:s + chunk],
-                        response_ids[s:s + chunk], response_mask[s:s + chunk])
+            for s in range(0, batch, chunk):
+                rows = order[s:s + chunk]
+                args = (query_ids[rows], query_mask[rows], response_ids[rows], response_mask[rows])
                 out = self.policy.forward_response(*args, temperature=temperature)
                 ref = self.policy.forward_response(*args, reference=True, temperature=temperature)
                 parts.append((out.logprobs.float(), out.values.float(), out.entropy.float(),
                               ref.logprobs.float()))
-        logprobs, values, entropy, ref_logprobs = (torch.cat(p) for p in zip(*parts))
+        inverse = torch.argsort(order)  # sorted position of each sample
+        logprobs, values, entropy, ref_logprobs = (torch.cat(p)[inverse] for p in zip(*parts))
         return logprobs, values, entropy, ref_logprobs
 
     def _update(self, rollout: Rollout) -> dict[str, float]:
