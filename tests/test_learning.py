@@ -33,7 +33,9 @@ def sharp_gpt2(tiny_models, tmp_path_factory):
     # GPT-2 more slowly (frozen embeddings), so it gets more steps
     ("gpt2", True, 40),
     ("t5", False, 25),    # seq2seq, full fine-tune
-    ("t5", True, 25),     # seq2seq, LoRA on q, v
+    # seq2seq, LoRA on q, v: also slower to move; at 25 steps its gain sat near the margin
+    # (+0.19 in one CI run; the tiny models differ slightly between builds), so 40 steps
+    ("t5", True, 40),
 ])
 def test_mean_reward_rises_and_kl_stays_finite(tiny_models, sharp_gpt2, one_thread, tmp_path,
                                                arch, lora, steps):
