@@ -25,7 +25,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlaif.ppo.policy import LoraSettings
+from rlaif.ppo.lora import LoraSettings
 
 CONFIG_FILENAME = "config.yaml"
 # Keys whose values never reach a saved config (an inline judge spec could carry one).
@@ -93,10 +93,15 @@ class PPOConfig(_Section):
     mini_batch_size: int = Field(default=4, gt=0, description="samples per forward/backward")
     gradient_accumulation_steps: int = Field(default=1, gt=0)
     forward_batch_size: int | None = Field(
-        default=None, gt=0, description="samples per no-grad rollout forward pass (policy, "
-        "reference), taken in order of length so each chunk pads only to its own longest sample; "
-        "None = the whole per-process batch (lower it if memory is short, or if prompt lengths "
-        "vary widely and the CPU has cores to itself)")
+        default=None, gt=0, description="samples per no-grad rollout pass (policy, reference), "
+        "taken in order of length so each chunk pads only to its own longest sample; None = "
+        "mini_batch_size. Larger chunks cost memory: (chunk, response tokens, vocabulary) logits")
+    rollout_logprobs: Literal["auto", "generate", "forward"] = Field(
+        default="auto", description="where the rollout's policy logprobs, values and entropy come "
+        "from: generate = the hidden states generation already computed (no policy forward; equal "
+        "to a forward up to float rounding; causal LMs whose logits are lm_head(hidden) only, see "
+        "rlaif/ppo/capture.py); forward = a separate no-grad forward (bit-exact); auto = generate "
+        "where the architecture allows it, else forward")
     ppo_epochs: int = Field(default=1, gt=0)
     steps: int = Field(default=10, gt=0)
     gamma: float = Field(default=1.0, ge=0, le=1)

@@ -210,7 +210,8 @@ def test_generate_seq2seq(tiny_models):
 
 
 def test_generate_from_ppo_run_folder_and_policy(tiny_models, tmp_path):
-    from rlaif.ppo.policy import LoraSettings, PolicyWithValueHead
+    from rlaif.ppo.lora import LoraSettings
+    from rlaif.ppo.policy import PolicyWithValueHead
 
     base = generate_responses(tiny_models["gpt2"], None, PROMPTS, gen_kwargs=GREEDY, seed=0, progress=False)
     for lora in (None, LoraSettings()):

@@ -57,5 +57,7 @@ def test_mean_reward_rises_and_kl_stays_finite(tiny_models, sharp_gpt2, one_thre
     first, last = sum(rewards[:WINDOW]) / WINDOW, sum(rewards[-WINDOW:]) / WINDOW
     assert last > first + MARGIN, f"reward did not rise: first {first:.3f}, last {last:.3f}: {rewards}"
     assert all(math.isfinite(k) for k in kls), kls
-    assert kls[0] == 0.0  # the first rollout comes from the untouched policy: policy == reference
+    # The first rollout comes from the untouched policy: policy == reference (to float rounding
+    # where the policy side is scored from generation's own hidden states).
+    assert abs(kls[0]) < 1e-5
     assert max(kls) < 100.0  # the KL penalty keeps the policy near the reference

@@ -6,13 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from rlaif.ppo.policy import (
-    LoraSettings,
-    PolicyWithValueHead,
-    default_lora_targets,
-    trim_padding,
-    truncate_response,
-)
+from rlaif.ppo.lora import LoraSettings, default_lora_targets
+from rlaif.ppo.policy import PolicyWithValueHead, trim_padding, truncate_response
 
 QUERIES = ["Human: hi", "Human: How do I bake bread? Assistant:"]
 
@@ -254,3 +249,25 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_models):
         (out.logprobs.sum() + out.values.sum()).backward()
         grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
     torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
+
+
+def test_output_embeddings_get_a_contiguous_input_once(tiny_models):
+    """transformers hands lm_head a non-contiguous slice; the policy's pre-hook copies it so
+    F.linear runs one matmul, and gives the same numbers as the slice itself."""
+    policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]))
+    heads = [policy.base_model().get_output_embeddings(), policy.ref_model.get_output_embeddings()]
+    assert heads[0] is not heads[1]  # the policy's and the frozen copy's
+    seen = []
+    for head in heads:
+        head.register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous()))
+    hidden = torch.randn(3, 5, policy.config.hidden_size)[:, 1:4]  # non-contiguous
+    assert not hidden.is_contiguous()
+    with torch.no_grad():
+        got = [head(hidden) for head in heads]
+    assert seen == [True, True]
+    for head, logits in zip(heads, got):
+        torch.testing.assert_close(logits, hidden @ head.weight.T, atol=1e-5, rtol=1e-5)
+    # Building another policy around the same modules does not stack a second hook.
+    n_hooks = len(heads[0]._forward_pre_hooks)
+    PolicyWithValueHead(policy.model, is_seq2seq=False, name_or_path="x", ref_model=policy.ref_model)
+    assert len(heads[0]._forward_pre_hooks) == n_hooks

@@ -83,6 +83,43 @@ class PromptStream:
         return out
 
 
+def score_rollout(policy: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                  response_ids: torch.Tensor, response_mask: torch.Tensor, *,
+                  states: torch.Tensor | None, temperature: float, chunk: int | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Policy logprobs, values, entropy and reference logprobs (B, R) of a batch of responses.
+
+    The policy side comes from the generation `states` when given (`PolicyWithValueHead.
+    score_states`), else from a forward pass. Passes take `chunk` samples at a time (None: the
+    whole batch) in order of length, so each is padded only to its own longest sample
+    (`forward_response` drops the shared padding); results come back in batch order, float32.
+    """
+    batch = query_ids.size(0)
+    chunk = chunk or batch
+    order = torch.arange(batch, device=query_ids.device)
+    if chunk < batch:
+        lengths = query_mask.sum(1) + response_mask.sum(1)  # (B,)
+        order = torch.sort(lengths, stable=True).indices
+    parts: list[tuple[torch.Tensor, ...]] = []
+    # inference_mode: no autograd bookkeeping at all; the copies below (outside it) turn the
+    # results into ordinary tensors that the update's losses may use.
+    with torch.inference_mode():
+        for s in range(0, batch, chunk):
+            rows = order[s:s + chunk]
+            args = (query_ids[rows], query_mask[rows], response_ids[rows], response_mask[rows])
+            if states is not None:
+                out = policy.score_states(states[rows], response_ids[rows], temperature=temperature)
+            else:
+                out = policy.forward_response(*args, temperature=temperature)
+            ref = policy.forward_response(*args, reference=True, with_entropy=False,
+                                          temperature=temperature)
+            parts.append((out.logprobs.float(), out.values.float(), out.entropy.float(),
+                          ref.logprobs.float()))
+    inverse = torch.argsort(order)  # sorted position of each sample
+    logprobs, values, entropy, ref_logprobs = (torch.cat(p)[inverse] for p in zip(*parts))
+    return logprobs, values, entropy, ref_logprobs
+
+
 def tokenize_queries(tokenizer: Any, prompts: Sequence[str], max_tokens: int,
                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad a batch of prompts on the tokenizer's side (left for causal LMs) -> (ids, mask) (B, Q)."""

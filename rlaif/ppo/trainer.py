@@ -31,6 +31,7 @@ import torch
 from rlaif.config import RunConfig, save_config
 from rlaif.judges.base import Judge, Score
 from rlaif.ppo import core
+from rlaif.ppo.capture import capture_unsupported_reason
 from rlaif.ppo.checkpoint import latest_checkpoint, load_checkpoint, resolve_checkpoint, save_checkpoint
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import MetricsLog, summary
@@ -42,6 +43,7 @@ from rlaif.ppo.rollout import (
     load_prompts,
     prepare_tokenizer,
     process_rewards,
+    score_rollout,
     score_rows,
     score_samples,
     tokenize_queries,
@@ -137,6 +139,7 @@ class PPOTrainer:
         self.gen_kwargs = {**config.generation.generate_kwargs(), "use_cache": True,
                            "eos_token_id": self.tokenizer.eos_token_id,
                            "pad_token_id": self.tokenizer.pad_token_id}
+        self.capture_states = _use_generation_states(ppo.rollout_logprobs, policy)
         self.step_count = 0
         self.data_position = 0
         self.history: list[dict[str, Any]] = []
@@ -218,7 +221,8 @@ class PPOTrainer:
         query_ids, query_mask = tokenize_queries(self.tokenizer, prompts, cfg.data.max_prompt_tokens,
                                                  acc.device)
         with torch.no_grad(), acc.autocast():
-            raw_response_ids = self.policy.generate(query_ids, query_mask, **self.gen_kwargs)
+            raw_response_ids, states = self.policy.generate_with_states(
+                query_ids, query_mask, capture=self.capture_states, **self.gen_kwargs)
         response_ids, response_mask = truncate_response(
             raw_response_ids, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
         time_generate = time.perf_counter() - t0
@@ -233,8 +237,11 @@ class PPOTrainer:
 
         # 3. logprobs, values, reference logprobs; per-token KL rewards
         t0 = time.perf_counter()
-        logprobs, values, entropy, ref_logprobs = self._forward_rollout(
-            query_ids, query_mask, response_ids, response_mask)
+        with acc.autocast():
+            logprobs, values, entropy, ref_logprobs = score_rollout(
+                self.policy, query_ids, query_mask, response_ids, response_mask, states=states,
+                temperature=cfg.generation.temperature,
+                chunk=ppo.forward_batch_size or ppo.mini_batch_size)
         loss_mask = response_mask * valid[:, None].to(response_mask.dtype)  # (B, R)
         kl = core.kl_penalty(logprobs, ref_logprobs, ppo.kl.estimator)  # (B, R)
         kl_coef = self.kl_ctl.value
@@ -299,37 +306,6 @@ class PPOTrainer:
         everyone = gather_object(local) if self.accelerator.num_processes > 1 else local
         return process_rewards(scores, everyone, self.config.judge, self.reward_stats)
 
-    def _forward_rollout(self, query_ids: torch.Tensor, query_mask: torch.Tensor,
-                         response_ids: torch.Tensor, response_mask: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Policy logprobs, values, entropy and reference logprobs, `forward_batch_size` at a time.
-
-        Chunks take the samples in order of length, so each chunk is padded only to its own
-        longest sample (`forward_response` drops the shared padding); results come back in
-        batch order.
-        """
-        temperature = self.config.generation.temperature
-        batch = query_ids.size(0)
-        chunk = self.config.ppo.forward_batch_size or batch
-        order = torch.arange(batch, device=query_ids.device)
-        if chunk < batch:
-            lengths = query_mask.sum(1) + response_mask.sum(1)  # (B,)
-            order = torch.sort(lengths, stable=True).indices
-        parts: list[tuple[torch.Tensor, ...]] = []
-        # inference_mode: no autograd bookkeeping at all; the copies below (outside it) turn
-        # the results into ordinary tensors that the update's losses may use.
-        with torch.inference_mode(), self.accelerator.autocast():
-            for s in range(0, batch, chunk):
-                rows = order[s:s + chunk]
-                args = (query_ids[rows], query_mask[rows], response_ids[rows], response_mask[rows])
-                out = self.policy.forward_response(*args, temperature=temperature)
-                ref = self.policy.forward_response(*args, reference=True, temperature=temperature)
-                parts.append((out.logprobs.float(), out.values.float(), out.entropy.float(),
-                              ref.logprobs.float()))
-        inverse = torch.argsort(order)  # sorted position of each sample
-        logprobs, values, entropy, ref_logprobs = (torch.cat(p)[inverse] for p in zip(*parts))
-        return logprobs, values, entropy, ref_logprobs
-
     def _update(self, rollout: Rollout) -> dict[str, float]:
         """PPO epochs: shuffled minibatches, clipped losses, accumulation, clipping, AdamW + LR."""
         ppo, acc = self.config.ppo, self.accelerator
@@ -344,7 +320,7 @@ class PPOTrainer:
                 with acc.accumulate(self.model):
                     out = self.model(rollout.query_ids[mb], rollout.query_mask[mb],
                                      rollout.response_ids[mb], rollout.response_mask[mb],
-                                     temperature=temperature)
+                                     temperature=temperature, with_entropy=False)
                     if mb_mask.sum() == 0:
                         # Only unscored samples here: a zero loss that still touches every
                         # parameter, so DDP's gradient all-reduce stays in step.
@@ -412,6 +388,15 @@ class PPOTrainer:
             print(summary(self.history, self.run_dir, checkpoint))
         return TrainResult(run_dir=self.run_dir, step=self.step_count, history=list(self.history),
                            checkpoint=checkpoint)
+
+
+def _use_generation_states(mode: str, policy: PolicyWithValueHead) -> bool:
+    """Whether rollout logprobs and values come from generation (`ppo.rollout_logprobs`)."""
+    reason = capture_unsupported_reason(policy.config, policy.is_seq2seq)
+    if mode == "generate" and reason is not None:
+        raise ValueError(f"ppo.rollout_logprobs=generate cannot be used: {reason}; "
+                         "set ppo.rollout_logprobs to auto or forward")
+    return mode != "forward" and reason is None
 
 
 def _build_judge(ref: str | dict[str, Any]) -> Judge:
