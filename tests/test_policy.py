@@ -271,3 +271,28 @@ def test_output_embeddings_get_a_contiguous_input_once(tiny_models):
     n_hooks = len(heads[0]._forward_pre_hooks)
     PolicyWithValueHead(policy.model, is_seq2seq=False, name_or_path="x", ref_model=policy.ref_model)
     assert len(heads[0]._forward_pre_hooks) == n_hooks
+
+
+def test_gelu_new_is_swapped_for_the_fused_kernel(tiny_models):
+    """GPT-2 and Flan-T5 (gated-gelu) spell GELU-tanh out op by op, and autograd keeps each
+    intermediate; the policy loads them with the fused kernel, the same function."""
+    from transformers import T5Config, T5ForConditionalGeneration
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    from rlaif.ppo.policy import use_fused_activations
+
+    path = tiny_models["gpt2"]
+    original = AutoModelForCausalLM.from_pretrained(path)
+    assert any(isinstance(m, NewGELUActivation) for m in original.modules())
+    policy = PolicyWithValueHead.from_pretrained(str(path))
+    for lm in (policy.model, policy.ref_model):
+        kinds = {type(m) for m in lm.modules()}
+        assert GELUTanh in kinds and NewGELUActivation not in kinds
+    flan = T5Config(feed_forward_proj="gated-gelu", d_model=16, d_ff=32, d_kv=4, num_heads=2,
+                    num_layers=1, vocab_size=50)
+    assert flan.dense_act_fn == "gelu_new"
+    use_fused_activations(flan)
+    kinds = {type(m) for m in T5ForConditionalGeneration(flan).modules()}
+    assert GELUTanh in kinds and NewGELUActivation not in kinds
+    x = torch.randn(1000) * 4
+    torch.testing.assert_close(GELUTanh()(x), NewGELUActivation()(x), atol=1e-6, rtol=1e-6)

@@ -367,10 +367,33 @@ def load_base_model(name_or_path: str, *, dtype: torch.dtype | None = None,
 
     config = AutoConfig.from_pretrained(name_or_path, revision=revision)
     auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    kwargs: dict[str, Any] = {"revision": revision}
+    use_fused_activations(config)
+    kwargs: dict[str, Any] = {"revision": revision, "config": config}
     if dtype is not None:
         kwargs["dtype"] = dtype
     return auto.from_pretrained(name_or_path, **kwargs)
+
+
+# The config fields that name an activation (GPT-2 family, most decoders, T5), and the
+# activations that have a fused PyTorch kernel computing the same function.
+ACTIVATION_FIELDS = ("activation_function", "hidden_act", "dense_act_fn")
+FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
+
+
+def use_fused_activations(config: Any) -> None:
+    """Swap activations written as chains of elementwise ops for their fused kernel, in place.
+
+    GPT-2 and T5 (Flan-T5's gated-gelu) use `gelu_new`, the tanh approximation of GELU spelt
+    out in Python: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))). Autograd keeps
+    every intermediate of that chain (about 30 MB per gpt2-small layer for a 4 x 96-token
+    minibatch, 440 MB in all); `F.gelu(x, approximate="tanh")` ("gelu_pytorch_tanh" in
+    transformers) is the same function in one kernel that keeps only its input. Outputs agree
+    to float rounding (2.4e-7 at most on 1M normal samples).
+    """
+    for field in ACTIVATION_FIELDS:
+        name = getattr(config, field, None)
+        if isinstance(name, str) and name in FUSED_ACTIVATIONS:
+            setattr(config, field, FUSED_ACTIVATIONS[name])
 
 
 def contiguous_head_input(model: nn.Module) -> None:
