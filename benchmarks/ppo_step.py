@@ -136,7 +136,9 @@ def make_config(side: str, model_dir: Path, run_dir: Path, tiny: bool, checkpoin
                 # TRL scored the rollout with a separate policy forward
                 "rollout_logprobs": "forward" if side == "a" else "auto"},
         "generation": {"min_new_tokens": NEW_TOKENS, "max_new_tokens": NEW_TOKENS, "top_k": 0,
-                       "top_p": 1.0, "do_sample": True},
+                       "top_p": 1.0, "do_sample": True,
+                       # TRL sampled inside transformers' generate (torch.multinomial)
+                       "sampler": "multinomial" if side == "a" else "inverse_cdf"},
         "data": {"max_prompt_tokens": 128 if tiny else MAX_PROMPT_TOKENS},
         "output": {"dir": str(run_dir)},
         "accelerate": {"cpu": True},

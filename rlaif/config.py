@@ -145,6 +145,11 @@ class GenerationConfig(_Section):
     top_p: float = Field(default=1.0, gt=0, le=1)
     do_sample: bool = True
     temperature: float = Field(default=1.0, gt=0)
+    sampler: Literal["inverse_cdf", "multinomial"] = Field(
+        default="inverse_cdf", description="how PPO rollouts draw a token: inverse_cdf = one uniform "
+        "per row against the cumulative distribution (rlaif/sampling.py); multinomial = "
+        "torch.multinomial inside transformers, one exponential variate per vocabulary entry. "
+        "The same distribution; different random streams. Evaluation always uses multinomial")
 
     @model_validator(mode="after")
     def _check(self) -> GenerationConfig:

@@ -279,7 +279,7 @@ def test_gelu_new_is_swapped_for_the_fused_kernel(tiny_models):
     from transformers import T5Config, T5ForConditionalGeneration
     from transformers.activations import GELUTanh, NewGELUActivation
 
-    from rlaif.ppo.policy import use_fused_activations
+    from rlaif.ppo.modeling import use_fused_activations
 
     path = tiny_models["gpt2"]
     original = AutoModelForCausalLM.from_pretrained(path)

@@ -50,6 +50,15 @@ def capture_unsupported_reason(config: Any, is_seq2seq: bool) -> str | None:
     return None
 
 
+def use_generation_states(mode: str, config: Any, is_seq2seq: bool) -> bool:
+    """Whether rollout logprobs and values come from generation (`ppo.rollout_logprobs`)."""
+    reason = capture_unsupported_reason(config, is_seq2seq)
+    if mode == "generate" and reason is not None:
+        raise ValueError(f"ppo.rollout_logprobs=generate cannot be used: {reason}; "
+                         "set ppo.rollout_logprobs to auto or forward")
+    return mode != "forward" and reason is None
+
+
 @contextlib.contextmanager
 def capture_head_inputs(output_embeddings: nn.Module) -> Iterator[list[torch.Tensor]]:
     """Within the block, keep the last position's input to `output_embeddings` on every call.

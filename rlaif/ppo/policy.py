@@ -8,7 +8,6 @@ Hub ids and local folders go through the same `from_pretrained` path.
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 import json
 from collections.abc import Iterator, Sequence
@@ -19,9 +18,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlaif.ppo.capture import capture_head_inputs, stack_states
+from rlaif.ppo.capture import capture_head_inputs, capture_unsupported_reason, stack_states
 from rlaif.ppo.core import entropy_from_logits, first_true_indices, logprobs_from_logits
+from rlaif.ppo.head import contiguous_head_input, frozen_head_logprobs
 from rlaif.ppo.lora import LoraSettings, wrap_lora
+from rlaif.ppo.modeling import (
+    disable_dropout as dropout_off,
+    enable_checkpointing,
+    frozen_copy,
+    load_base_model,
+)
 
 POLICY_META = "policy.json"
 VALUE_HEAD_FILE = "value_head.pt"
@@ -104,7 +110,7 @@ class PolicyWithValueHead(nn.Module):
         self.ref_model: nn.Module | None = None
         if not self.uses_lora and with_reference:
             # Registered as a submodule so `.to(device)` moves it; frozen, so never trained.
-            self.ref_model = ref_model if ref_model is not None else _frozen_copy(model)
+            self.ref_model = ref_model if ref_model is not None else frozen_copy(model)
             self.ref_model.requires_grad_(False)
             self.ref_model.eval()
         # Causal LMs in transformers can skip the vocabulary projection for query positions.
@@ -125,10 +131,10 @@ class PolicyWithValueHead(nn.Module):
         if disable_dropout:
             # PPO compares logprobs from rollout and update passes: dropout would make the
             # ratio differ from 1 on identical weights. LoRA dropout (added below) stays.
-            _disable_dropout(model)
-        ref_model = None if lora is not None else _frozen_copy(model)
+            dropout_off(model)
+        ref_model = None if lora is not None else frozen_copy(model)
         if gradient_checkpointing:
-            _enable_checkpointing(model)
+            enable_checkpointing(model)
         if lora is not None:
             model = wrap_lora(model, lora)
         return cls(model, is_seq2seq=bool(model.config.is_encoder_decoder), name_or_path=name_or_path,
@@ -229,14 +235,31 @@ class PolicyWithValueHead(nn.Module):
             attention_mask = torch.cat([query_mask, response_mask], dim=1)  # (B, Q + R)
             # Left padding: positions count only real tokens, as they did during generation.
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            extra = {"logits_to_keep": r_len + 1} if self._logits_to_keep else {}
+            # A frozen head under autograd: logprobs straight from the hidden states (head.py).
+            fused = lm is self.model and not (with_entropy or return_logits) and self._head_fusable()
+            extra = {"logits_to_keep": 1 if fused else r_len + 1} if self._logits_to_keep else {}
             out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                     output_hidden_states=with_values, use_cache=False, **extra)
+                     output_hidden_states=with_values or fused, use_cache=False, **extra)
             # The token at position Q + t is predicted from position Q - 1 + t.
+            hidden = out.hidden_states[-1][:, q_len - 1:-1] if with_values or fused else None
+            if fused:
+                head = self.base_model().get_output_embeddings()
+                values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
+                return ResponseOutput(
+                    logprobs=frozen_head_logprobs(hidden, head, response_ids, temperature),
+                    values=values if with_values else None, entropy=None)
             logits = out.logits[:, -(r_len + 1):-1]  # (B, R, V)
-            hidden = out.hidden_states[-1][:, q_len - 1:-1] if with_values else None  # (B, R, H)
         return self._head_outputs(logits, hidden, response_ids, temperature=temperature,
                                   with_entropy=with_entropy, return_logits=return_logits)
+
+    def _head_fusable(self) -> bool:
+        """Whether `frozen_head_logprobs` can stand in for lm_head + log-softmax here: under
+        autograd, a frozen `nn.Linear` head whose output is the logits (see capture.py)."""
+        if not (torch.is_grad_enabled() and self._logits_to_keep) or self.is_seq2seq:
+            return False
+        head = self.base_model().get_output_embeddings()
+        return (type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
+                and capture_unsupported_reason(self.config, False) is None)
 
     def _head_outputs(self, logits: torch.Tensor, hidden: torch.Tensor | None,
                       response_ids: torch.Tensor, *, temperature: float, with_entropy: bool = True,
@@ -340,99 +363,18 @@ class PolicyWithValueHead(nn.Module):
             from peft import PeftModel
 
             model = load_base_model(base_path, dtype=dtype, revision=revision)
-            _disable_dropout(model)
+            dropout_off(model)
             model = PeftModel.from_pretrained(model, str(directory / ADAPTER_DIR), is_trainable=True)
             ref_model = None
         else:
             model = load_base_model(str(directory / MODEL_DIR), dtype=dtype)
-            _disable_dropout(model)
+            dropout_off(model)
             ref_model = None
             if with_reference:
                 ref_model = load_base_model(base_path, dtype=dtype, revision=revision)
-                _disable_dropout(ref_model)
+                dropout_off(ref_model)
         policy = cls(model, is_seq2seq=bool(meta["is_seq2seq"]), name_or_path=base_path, lora=lora,
                      revision=revision, ref_model=ref_model, with_reference=with_reference)
         policy.value_head.load_state_dict(torch.load(directory / VALUE_HEAD_FILE, map_location="cpu",
                                                      weights_only=True))
         return policy
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def load_base_model(name_or_path: str, *, dtype: torch.dtype | None = None,
-                    revision: str | None = None) -> nn.Module:
-    """Load the LM for a hub id or folder: AutoModelForSeq2SeqLM if encoder-decoder, else causal."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
-    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    use_fused_activations(config)
-    kwargs: dict[str, Any] = {"revision": revision, "config": config}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    return auto.from_pretrained(name_or_path, **kwargs)
-
-
-# The config fields that name an activation (GPT-2 family, most decoders, T5), and the
-# activations that have a fused PyTorch kernel computing the same function.
-ACTIVATION_FIELDS = ("activation_function", "hidden_act", "dense_act_fn")
-FUSED_ACTIVATIONS = {"gelu_new": "gelu_pytorch_tanh"}
-
-
-def use_fused_activations(config: Any) -> None:
-    """Swap activations written as chains of elementwise ops for their fused kernel, in place.
-
-    GPT-2 and T5 (Flan-T5's gated-gelu) use `gelu_new`, the tanh approximation of GELU spelt
-    out in Python: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x ** 3))). Autograd keeps
-    every intermediate of that chain (about 30 MB per gpt2-small layer for a 4 x 96-token
-    minibatch, 440 MB in all); `F.gelu(x, approximate="tanh")` ("gelu_pytorch_tanh" in
-    transformers) is the same function in one kernel that keeps only its input. Outputs agree
-    to float rounding (2.4e-7 at most on 1M normal samples).
-    """
-    for field in ACTIVATION_FIELDS:
-        name = getattr(config, field, None)
-        if isinstance(name, str) and name in FUSED_ACTIVATIONS:
-            setattr(config, field, FUSED_ACTIVATIONS[name])
-
-
-def contiguous_head_input(model: nn.Module) -> None:
-    """Make the output embeddings' input contiguous on every call (once per module).
-
-    transformers slices the hidden states before the vocabulary projection (`logits_to_keep`,
-    the last position in generation's prefill), which leaves them non-contiguous. `F.linear`
-    then runs as a batched matmul against the weight broadcast per row, reading the whole
-    (V, H) matrix once per sequence: on CPU 1.5x (update) to 6x (prefill) slower than the one
-    matmul it becomes on a contiguous copy. Values are unchanged up to float rounding.
-    """
-    head = model.get_output_embeddings()
-    if head is None or getattr(head, "_rlaif_contiguous_input", False):
-        return
-
-    def contiguous(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (args[0].contiguous(), *args[1:])
-
-    head.register_forward_pre_hook(contiguous)
-    head._rlaif_contiguous_input = True
-
-
-def _frozen_copy(model: nn.Module) -> nn.Module:
-    ref = copy.deepcopy(model)
-    ref.requires_grad_(False)
-    return ref.eval()
-
-
-def _enable_checkpointing(model: nn.Module) -> None:
-    # Non-reentrant checkpointing needs no input grads, so it works under frozen LoRA bases.
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    model.config.use_cache = False
-
-
-def _disable_dropout(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.Dropout):
-            module.p = 0.0

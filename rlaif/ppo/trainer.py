@@ -31,7 +31,7 @@ import torch
 from rlaif.config import RunConfig, save_config
 from rlaif.judges.base import Judge, Score
 from rlaif.ppo import core
-from rlaif.ppo.capture import capture_unsupported_reason
+from rlaif.ppo.capture import use_generation_states
 from rlaif.ppo.checkpoint import latest_checkpoint, load_checkpoint, resolve_checkpoint, save_checkpoint
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import MetricsLog, summary
@@ -48,6 +48,7 @@ from rlaif.ppo.rollout import (
     score_samples,
     tokenize_queries,
 )
+from rlaif.sampling import sampling_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,10 @@ class PPOTrainer:
         self.gen_kwargs = {**config.generation.generate_kwargs(), "use_cache": True,
                            "eos_token_id": self.tokenizer.eos_token_id,
                            "pad_token_id": self.tokenizer.pad_token_id}
-        self.capture_states = _use_generation_states(ppo.rollout_logprobs, policy)
+        if config.generation.sampler == "inverse_cdf":
+            self.gen_kwargs = sampling_kwargs(self.gen_kwargs)
+        self.capture_states = use_generation_states(ppo.rollout_logprobs, policy.config,
+                                                     policy.is_seq2seq)
         self.step_count = 0
         self.data_position = 0
         self.history: list[dict[str, Any]] = []
@@ -388,15 +392,6 @@ class PPOTrainer:
             print(summary(self.history, self.run_dir, checkpoint))
         return TrainResult(run_dir=self.run_dir, step=self.step_count, history=list(self.history),
                            checkpoint=checkpoint)
-
-
-def _use_generation_states(mode: str, policy: PolicyWithValueHead) -> bool:
-    """Whether rollout logprobs and values come from generation (`ppo.rollout_logprobs`)."""
-    reason = capture_unsupported_reason(policy.config, policy.is_seq2seq)
-    if mode == "generate" and reason is not None:
-        raise ValueError(f"ppo.rollout_logprobs=generate cannot be used: {reason}; "
-                         "set ppo.rollout_logprobs to auto or forward")
-    return mode != "forward" and reason is None
 
 
 def _build_judge(ref: str | dict[str, Any]) -> Judge:
