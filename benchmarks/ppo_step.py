@@ -20,10 +20,12 @@ lr 1.41e-5) and the same update code (rlaif's losses, AdamW, clipping).
     - every forward (rollout and update) is TRL's value-head model: logits and values at
       every position of query + response, log-softmax over all of them, then the response
       part is sliced out; sequences stay padded to the longest in the whole batch.
-(b) the rlaif trainer with its defaults: one left-padded `generate` call for the batch, the
-    reference = the same weights with the LoRA adapters disabled, rollout forwards over the
-    whole batch under inference_mode, logits only for response positions, and each
-    forward trimmed to the longest sample actually in it.
+(b) the rlaif trainer with its defaults: one left-padded `generate` call for the batch,
+    sampling by inverse CDF; the policy's rollout logprobs and values from the hidden states
+    generation computed (no policy forward); the reference = the same weights with the LoRA
+    adapters disabled, run under inference_mode in length-sorted chunks of mini_batch_size,
+    each trimmed to its longest sample, logits only for response positions; the update's
+    logprobs through the frozen head without (N, V) logits (see docs/DESIGN.md).
 
 Time: seconds per PPO step (after one warm-up step each), (a) and (b) alternating in one
 process (same torch threads) so that load from other processes hits both alike. Torch runs
