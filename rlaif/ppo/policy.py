@@ -115,6 +115,8 @@ class PolicyWithValueHead(nn.Module):
             self.ref_model.eval()
         # Causal LMs in transformers can skip the vocabulary projection for query positions.
         self._logits_to_keep = "logits_to_keep" in inspect.signature(type(base).forward).parameters
+        # Logits are plain lm_head(final hidden state): what capture.py and head.py rely on.
+        self._plain_head = capture_unsupported_reason(self.config, is_seq2seq) is None
         for lm in (base, self.ref_model):
             if lm is not None:
                 contiguous_head_input(lm)
@@ -244,10 +246,9 @@ class PolicyWithValueHead(nn.Module):
             hidden = out.hidden_states[-1][:, q_len - 1:-1] if with_values or fused else None
             if fused:
                 head = self.base_model().get_output_embeddings()
-                values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
                 return ResponseOutput(
                     logprobs=frozen_head_logprobs(hidden, head, response_ids, temperature),
-                    values=values if with_values else None, entropy=None)
+                    values=self._values(hidden) if with_values else None, entropy=None)
             logits = out.logits[:, -(r_len + 1):-1]  # (B, R, V)
         return self._head_outputs(logits, hidden, response_ids, temperature=temperature,
                                   with_entropy=with_entropy, return_logits=return_logits)
@@ -255,11 +256,14 @@ class PolicyWithValueHead(nn.Module):
     def _head_fusable(self) -> bool:
         """Whether `frozen_head_logprobs` can stand in for lm_head + log-softmax here: under
         autograd, a frozen `nn.Linear` head whose output is the logits (see capture.py)."""
-        if not (torch.is_grad_enabled() and self._logits_to_keep) or self.is_seq2seq:
+        if not (torch.is_grad_enabled() and self._logits_to_keep and self._plain_head):
             return False
         head = self.base_model().get_output_embeddings()
-        return (type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
-                and capture_unsupported_reason(self.config, False) is None)
+        return type(head) is nn.Linear and not any(p.requires_grad for p in head.parameters())
+
+    def _values(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Value-head output (B, R) for final hidden states (B, R, H), in the head's dtype."""
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
 
     def _head_outputs(self, logits: torch.Tensor, hidden: torch.Tensor | None,
                       response_ids: torch.Tensor, *, temperature: float, with_entropy: bool = True,
@@ -267,12 +271,9 @@ class PolicyWithValueHead(nn.Module):
         """Logits (B, R, V) and final hidden states (B, R, H) or None -> a `ResponseOutput`."""
         if temperature != 1.0:  # x / 1.0 == x: skip a (B, R, V) copy
             logits = logits / temperature
-        values = None
-        if hidden is not None:
-            values = self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)  # (B, R)
         return ResponseOutput(
             logprobs=logprobs_from_logits(logits, response_ids),
-            values=values,
+            values=self._values(hidden) if hidden is not None else None,
             entropy=entropy_from_logits(logits.detach()) if with_entropy else None,
             logits=logits if return_logits else None,
         )
@@ -311,7 +312,7 @@ class PolicyWithValueHead(nn.Module):
         if gen_kwargs.get("pad_token_id") is None:
             pad = self.config.pad_token_id
             gen_kwargs["pad_token_id"] = pad if pad is not None else self.config.eos_token_id
-        head = self.base_model().get_output_embeddings()
+        head = self.base_model().get_output_embeddings() if capture else None
         with capture_head_inputs(head) if capture else contextlib.nullcontext() as states:
             out = self.model.generate(input_ids=query_ids, attention_mask=query_mask, **gen_kwargs)
         response_ids = out[:, 1:] if self.is_seq2seq else out[:, query_ids.size(1):]  # drop start / query
