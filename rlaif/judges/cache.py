@@ -15,6 +15,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -42,6 +43,25 @@ def sample_hash(prompt: str, response: str) -> str:
     """sha256 of the (prompt, response) pair; JSON framing keeps ("ab", "c") != ("a", "bc")."""
     blob = json.dumps([prompt, response], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _retry_while_locked(action: Any, timeout: float) -> Any:
+    """Run `action`, retrying while sqlite says the file is locked, up to `timeout` seconds.
+
+    Switching a new file to WAL takes an exclusive lock and sqlite answers BUSY at once,
+    without its busy handler, when another process is creating the same file: two ranks
+    opening a fresh cache together must wait for each other, not fail.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 class CachedJudge(Judge):
@@ -88,7 +108,7 @@ class CachedJudge(Judge):
                 self.path, timeout=self.timeout, check_same_thread=False, isolation_level=None
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(_SCHEMA)
         except sqlite3.Error as exc:

@@ -1,0 +1,115 @@
+"""Files a run writes and reads: atomic writes (text, JSON, JSONL, whole folders) and JSONL reading.
+
+Every writer goes through a temporary name in the target's own folder and an `os.replace`, so
+a crash or a full disk never leaves a half-written file where a reader expects a whole one.
+Readers name the file and line of anything they cannot parse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, else removed.
+
+    For writers that insist on a file name of their own (matplotlib, torch.save)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` through a temporary file and an atomic rename."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix + ".tmp") as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def atomic_write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+    """`atomic_write_text` of `data` as JSON (non-ASCII kept, trailing newline)."""
+    return atomic_write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
+    """Write one JSON value per line, atomically: readers never see half a file."""
+    path = Path(path)
+    with atomic_path(path, suffix=".jsonl.tmp") as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def atomic_write_dir(final: str | Path, build: Callable[[Path], Any]) -> Any:
+    """Fill a temporary folder beside `final` with `build(tmp)`, then swap it into place.
+
+    An existing `final` is replaced only once the new one is complete; returns what `build` did."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    old = final.parent / f".{final.name}.old"
+    try:
+        result = build(tmp)
+        if old.exists():
+            shutil.rmtree(old)
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return result
+
+
+def append_jsonl(path: str | Path, row: Any) -> None:
+    """Append one JSON line (for logs that grow a line per step)."""
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def iter_jsonl(path: str | Path, *, objects_only: bool = True) -> Iterator[tuple[int, Any]]:
+    """(line number, value) for each non-blank line of a JSONL file.
+
+    A line that is not JSON, not UTF-8, or (with `objects_only`) not a JSON object raises
+    ValueError naming the file and line."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}: line {lineno}: not UTF-8 ({exc.reason} at byte "
+                                 f"{exc.start}); save the file as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {lineno}: not valid JSON ({exc.msg} at column "
+                                 f"{exc.colno}); each line must be one JSON value") from None
+            if objects_only and not isinstance(value, dict):
+                raise ValueError(f"{path}: line {lineno}: expected a JSON object, got "
+                                 f"{type(value).__name__}")
+            yield lineno, value
+
+
+def read_jsonl(path: str | Path, *, objects_only: bool = True) -> list[Any]:
+    """All values of a JSONL file (see `iter_jsonl` for the errors)."""
+    return [value for _, value in iter_jsonl(path, objects_only=objects_only)]
