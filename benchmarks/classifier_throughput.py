@@ -57,34 +57,12 @@ def hh_like_texts(n: int, seed: int = 0, min_words: int = 5, max_words: int = 20
 
 def build_model(out_dir: Path, corpus: list[str], quick: bool) -> Path:
     """Save a random-weight RoBERTa classifier (roberta-base shape unless quick) + tokenizer."""
-    import torch
-    from tokenizers import processors
-    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForSequenceClassification
+    from rlaif.models.tiny import RobertaSettings, build_roberta_classifier, save_model
 
-    from rlaif.testing.tiny import _bpe_tokenizer
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    raw = _bpe_tokenizer(corpus, 1000 if quick else 8000, specials)
-    raw.post_processor = processors.RobertaProcessing(
-        ("</s>", raw.token_to_id("</s>")), ("<s>", raw.token_to_id("<s>"))
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-        model_max_length=512,
-    )
-    size = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+    size = {"hidden_size": 64, "num_layers": 2, "num_heads": 2,
             "intermediate_size": 128} if quick else {}  # {} = roberta-base: 768 x 12 layers
-    config = RobertaConfig(
-        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        num_labels=2, id2label={0: "nothate", 1: "hate"}, label2id={"nothate": 0, "hate": 1},
-        **size,
-    )
-    torch.manual_seed(0)
-    RobertaForSequenceClassification(config).save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    settings = RobertaSettings(vocab_size=1000 if quick else 8000, model_max_length=512, **size)
+    return save_model(out_dir, *build_roberta_classifier(corpus, settings))
 
 
 def main() -> None:

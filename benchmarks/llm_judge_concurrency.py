@@ -26,7 +26,7 @@ import anthropic
 
 from rlaif.judges.base import Sample, Scale
 from rlaif.judges.parsing import parse_score
-from rlaif.judges.spec import build_judge
+from rlaif.judges.registry import build_judge
 from rlaif.judges.templates import load_template, render
 from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 

@@ -80,7 +80,8 @@ MEMORY_ROWS = [(fixed, ckpt) for fixed in (True, False) for ckpt in (False, True
 
 def hh_texts(limit: int = 600) -> list[str]:
     """Dialogue prompts from the bundled HH sample (offline)."""
-    from rlaif.data.hh import load_hh, make_prompts
+    from rlaif.data.hh import load_hh
+    from rlaif.data.prompts import make_prompts
 
     return make_prompts(load_hh("sample", split="train", limit=limit).examples, task="dialogue")
 
@@ -148,13 +149,12 @@ def make_config(side: str, model_dir: Path, run_dir: Path, tiny: bool, checkpoin
 
 
 def trl_forward(policy: Any, lm: Any, query_ids: Any, query_mask: Any, response_ids: Any,
-                response_mask: Any, *, with_values: bool, temperature: float,
-                return_logits: bool) -> Any:
+                response_mask: Any, *, with_values: bool, temperature: float) -> Any:
     """TRL's value-head forward + `batched_forward_pass`: logits, log-softmax, entropy and values
     at every position of the padded query + response, then the response part sliced out."""
     import torch
 
-    from rlaif.ppo.core import entropy_from_logits
+    from rlaif.models.logprobs import entropy_from_logits
     from rlaif.ppo.policy import ResponseOutput
 
     q_len = query_ids.size(1)
@@ -170,8 +170,7 @@ def trl_forward(policy: Any, lm: Any, query_ids: Any, query_mask: Any, response_
     values = policy.value_head(out.hidden_states[-1]).squeeze(-1)[:, :-1] if with_values else None
     part = slice(q_len - 1, None)  # position q_len - 1 + t predicts response token t
     return ResponseOutput(logprobs=logprobs[:, part], entropy=entropy[:, part],
-                          values=values[:, part] if values is not None else None,
-                          logits=logits[:, part] if return_logits else None)
+                          values=values[:, part] if values is not None else None)
 
 
 def walkthrough_shape(trainer: Any) -> None:
@@ -202,16 +201,15 @@ def walkthrough_shape(trainer: Any) -> None:
 
         def forward_response(self, query_ids, query_mask, response_ids, response_mask, *,
                              reference=False, with_values=True, with_entropy=True,
-                             temperature=1.0, return_logits=False):
+                             temperature=1.0):
             # TRL computed the entropy on every forward, whether used or not.
             if reference:
                 with torch.no_grad():
                     return trl_forward(self, self.reference_copy, query_ids, query_mask,
                                        response_ids, response_mask, with_values=False,
-                                       temperature=temperature, return_logits=return_logits)
+                                       temperature=temperature)
             return trl_forward(self, self.model, query_ids, query_mask, response_ids, response_mask,
-                               with_values=with_values, temperature=temperature,
-                               return_logits=return_logits)
+                               with_values=with_values, temperature=temperature)
 
     add_reference_copy(policy)
     policy.__class__ = WalkthroughPolicy
@@ -249,7 +247,7 @@ def pick_prompts(model_dir: Path, tiny: bool) -> list[str]:
     """BATCH prompts of mixed length that fit the prompt budget."""
     from transformers import AutoTokenizer
 
-    from rlaif.data.hh import filter_by_length
+    from rlaif.data.prompts import filter_by_length
 
     texts = hh_texts()
     tok = AutoTokenizer.from_pretrained(model_dir)

@@ -65,7 +65,7 @@ Anthropic's HH-RLHF holds pairs of transcripts (`chosen`, `rejected`) that share
 but the last assistant reply. `load_hh` parses them (a malformed row raises, naming the row);
 the prompts are the dialogue up to the final `Assistant:`. SMOKE uses the bundled sample."""),
     ("code", """\
-from rlaif.data.hh import load_hh, make_prompts
+from rlaif.data.hh import load_hh
 
 train = load_hh(setup.data, data_dir=setup.data_dir, split="train")
 test = load_hh(setup.data, data_dir=setup.data_dir, split="test")
@@ -115,40 +115,38 @@ for name, judge in judges.items():
           + ", ".join(f"{t!r} -> {v:.3f}" for t, v in zip(texts, judge_scores[name])))
 pd.DataFrame(judge_scores, index=texts)"""),
     ("md", """\
-## 6. PPO
+## 6. Before -> PPO -> after
 
-The walk-through's loop (generate, judge, step) done by `PPOTrainer`: batched generation,
-per-token KL penalty to the reference, GAE, clipped losses; metrics per step in
-`metrics.jsonl`, checkpoints in `checkpoints/`. The run config is
-`configs/flan-t5-hh-roberta.yaml` (lr 1.41e-5, batch 16, minibatch 4, 1 PPO epoch); SMOKE
-shrinks it to a few tiny steps."""),
+One call runs the whole walk-through, the same flow as `rlaif train` and `rlaif demo`
+(`rlaif.pipeline`): the start policy answers the held-out TEST prompts and the evaluator
+scores them; PPO trains on the TRAIN prompts (batched generation, per-token KL penalty to the
+reference, GAE, clipped losses; metrics per step in `metrics.jsonl`, checkpoints in
+`checkpoints/`); then the trained policy answers the same prompts with the same seed and
+sampling settings. The run config is `configs/flan-t5-hh-roberta.yaml` (lr 1.41e-5, batch 16,
+minibatch 4, 1 PPO epoch); SMOKE shrinks it to a few tiny steps.
+
+The evaluator is a different judge than the reward (Claude in the full run), so a policy
+that games the reward does not also fool the measurement. Toxicity is in [0, 1]: P(hate) for
+a classifier, `(high - score) / (high - low)` for any other judge."""),
     ("code", """\
+import json
+
 from rlaif.config import load_config
-from rlaif.ppo.trainer import PPOTrainer
+from rlaif.pipeline import train_and_evaluate
 
-config = load_config(CONFIG, overrides=setup.ppo_overrides)
-trainer = PPOTrainer(config)
-result = trainer.train()
+config = load_config(CONFIG, overrides=[
+    *setup.ppo_overrides, "eval.enabled=true", "eval.split=test", f"eval.n={N_EVAL}",
+    f"eval.evaluator={json.dumps(setup.evaluator)}"])
+run = train_and_evaluate(config, progress=False)
+result = run.train
 pd.DataFrame(result.history)[["step", "reward/mean", "objective/kl", "objective/entropy", "time/step"]]"""),
-    ("md", """\
-## 7. Before / after evaluation
-
-Same held-out prompts, same seed and sampling settings, before and after training. The
-evaluator is a different judge than the reward (Claude in the full run), so a policy that
-games the reward does not also fool the measurement. Toxicity is in [0, 1]: P(hate) for a
-classifier, `(high - score) / (high - low)` for any other judge."""),
+    ("md", "## 7. Before / after on the hold-out set"),
     ("code", """\
 from IPython.display import Markdown, display
 
-from rlaif.evaluation import evaluate_holdout
-from rlaif.report import examples_table, summary_table, write_report
+from rlaif.evaluation.report import examples_table, summary_table
 
-eval_prompts = make_prompts(test.examples[:N_EVAL], task=config.data.task)
-holdout = evaluate_holdout(setup.policy, trainer.policy, None, eval_prompts, setup.evaluator,
-                           gen_kwargs=config.generation.generate_kwargs(), seed=0,
-                           compute_kl=True, progress=False)
-paths = write_report(config.output.dir, holdout, metrics_path=result.run_dir / "metrics.jsonl")
-report = holdout.to_dict()
+report, paths = run.holdout.to_dict(), run.paths
 display(Markdown(summary_table(report)))
 print("report:", paths["md"])"""),
     ("md", "## 8. Qualitative table"),

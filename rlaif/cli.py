@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from rlaif.secrets import install_log_redaction
+
+    install_log_redaction()  # before any SDK logs: keys never reach the terminal or a log file
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2

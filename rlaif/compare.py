@@ -14,25 +14,25 @@ For each judge, every pair's chosen and rejected reply is scored, and the report
   judges scored (average ranks for ties), and the pair agreement (share of pairs, scored
   by both, where the two judges give the same verdict: chosen better, worse or tied).
 
-`compare_judges(...)` computes a `ComparisonReport`; `write_report(report, out_dir)`
-writes report.md, report.json and PNG plots (each file atomically).
+`compare_judges(...)` computes a `ComparisonReport` (`rlaif.compare_report.write_comparison`
+writes it out); `judge_names`, `split_overrides` and `build_judges` make the judges of
+`rlaif compare` (unique names, per-judge `--set` overrides).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from rlaif.judges.base import Judge, JudgeError, Sample, Score, Usage, run_sync
+from rlaif.markdown import fmt_num, fmt_pct
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,9 @@ class JudgeResult:
             "chosen_mean": _mean([v for v in chosen if v is not None]),
             "rejected_mean": _mean([v for v in rejected if v is not None]),
             "margin_mean": _mean([c - r for c, r in pairs]),
-            "latency": {"per": lat_per, "p50": _pct(lat, 50), "p95": _pct(lat, 95), "n": len(lat)},
-            "batch_latency": {"p50": _pct(self.batch_latency_s, 50), "p95": _pct(self.batch_latency_s, 95),
-                              "n": len(self.batch_latency_s)},
+            "latency": {"per": lat_per, "p50": _percentile(lat, 50), "p95": _percentile(lat, 95), "n": len(lat)},
+            "batch_latency": {"p50": _percentile(self.batch_latency_s, 50),
+                              "p95": _percentile(self.batch_latency_s, 95), "n": len(self.batch_latency_s)},
             "requests": self.usage.requests,
             "input_tokens": self.usage.input_tokens,
             "output_tokens": self.usage.output_tokens,
@@ -141,10 +141,10 @@ class ComparisonReport:
             m = r.metrics()
             lat = m["latency"]
             lines.append(
-                f"| {name}{' (stopped)' if m['stopped'] else ''} | {_fmt_pct(m['accuracy'])} "
-                f"| {m['ties']} ({_fmt_pct(m['tie_rate'])}) | {m['unscored_pairs']} / {m['pairs']} "
-                f"| {_fmt(m['mean'])} ± {_fmt(m['std'])} | {_fmt(m['margin_mean'], '+.3f')} "
-                f"| {_fmt(lat['p50'])} / {_fmt(lat['p95'])} per {lat['per']} | {m['requests']} "
+                f"| {name}{' (stopped)' if m['stopped'] else ''} | {fmt_pct(m['accuracy'])} "
+                f"| {m['ties']} ({fmt_pct(m['tie_rate'])}) | {m['unscored_pairs']} / {m['pairs']} "
+                f"| {fmt_num(m['mean'], '.3f')} ± {fmt_num(m['std'], '.3f')} | {fmt_num(m['margin_mean'], '+.3f')} "
+                f"| {fmt_num(lat['p50'], '.3f')} / {fmt_num(lat['p95'], '.3f')} per {lat['per']} | {m['requests']} "
                 f"| {m['input_tokens']} / {m['output_tokens']} | {m['cost_usd']:.4f} |"
             )
         return "\n".join(lines)
@@ -155,7 +155,7 @@ class ComparisonReport:
         head = "| | " + " | ".join(self.names) + " |"
         rows = [head, "|---" * (len(self.names) + 1) + "|"]
         for name, row in zip(self.names, matrix):
-            rows.append(f"| {name} | " + " | ".join(_fmt(v, ".3f") for v in row) + " |")
+            rows.append(f"| {name} | " + " | ".join(fmt_num(v, ".3f") for v in row) + " |")
         return "\n".join(rows)
 
 
@@ -163,16 +163,8 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if len(values) else None
 
 
-def _pct(values: Sequence[float], q: float) -> float | None:
+def _percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if len(values) else None
-
-
-def _fmt(x: float | None, spec: str = ".3f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def _fmt_pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
 def average_ranks(x: Sequence[float]) -> np.ndarray:
@@ -280,7 +272,7 @@ def compare_judges(judges: Mapping[str, Judge], examples: Sequence[PreferencePai
         scores, latencies, stopped = _score_judge(name, judge, samples, batch_size)
         wall = time.perf_counter() - t0
         bar.update(len(samples))
-        usage = _usage_delta(before, judge.usage())
+        usage = judge.usage() - before
         if usage == Usage():  # judges that only report per score
             usage = sum((s.usage for s in scores if s.usage is not None), Usage())
         results[name] = JudgeResult(
@@ -294,73 +286,55 @@ def compare_judges(judges: Mapping[str, Judge], examples: Sequence[PreferencePai
     return ComparisonReport(results, len(examples), rho, n_common, agree, info)
 
 
-def _usage_delta(before: Usage, after: Usage) -> Usage:
-    return Usage(
-        requests=after.requests - before.requests,
-        input_tokens=after.input_tokens - before.input_tokens,
-        output_tokens=after.output_tokens - before.output_tokens,
-        cost_usd=after.cost_usd - before.cost_usd,
-        latency_s=after.latency_s - before.latency_s,
-    )
+def judge_names(refs: Sequence[str]) -> list[str]:
+    """The name of each spec (built-in name or path), made unique: `x`, `x#2`, ..."""
+    from rlaif.judges.spec import load_spec
+
+    names: list[str] = []
+    for ref in refs:
+        name = load_spec(ref).name
+        candidate, i = name, 2
+        while candidate in names:
+            candidate, i = f"{name}#{i}", i + 1
+        names.append(candidate)
+    return names
+
+
+def split_overrides(items: list[str], names: list[str]) -> dict[str, list[str]]:
+    """Sort `JUDGE.KEY=VALUE` strings into {judge: ["KEY=VALUE", ...]}."""
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for item in items:
+        target = item.partition("=")[0]
+        # Longest matching judge name first, since names may themselves contain dots.
+        judge = max((n for n in names if target.startswith(n + ".")), key=len, default=None)
+        if "=" not in item or judge is None:
+            raise ValueError(
+                f"--set {item!r}: expected JUDGE.KEY=VALUE with JUDGE one of {names} "
+                "(e.g. --set roberta-hate.batch_size=8)"
+            )
+        out[judge].append(item[len(judge) + 1:])
+    return out
+
+
+def build_judges(names: Sequence[str], refs: Sequence[str],
+                 overrides: Mapping[str, list[str]]) -> dict[str, Judge]:
+    """Build each spec with its `KEY=VALUE` overrides, by name; if one fails, the judges
+    already built are closed."""
+    from rlaif.judges.registry import load_judge
+    from rlaif.overrides import parse_overrides
+
+    judges: dict[str, Judge] = {}
+    try:
+        for name, ref in zip(names, refs):
+            judges[name] = load_judge(ref, parse_overrides(overrides.get(name, [])))
+    except BaseException:
+        for judge in judges.values():
+            judge.close()
+        raise
+    return judges
 
 
 def _progress(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="judging", unit="reply", disable=not enabled)
-
-
-def write_report(report: ComparisonReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write report.md, report.json and the PNG plots into `out_dir`; returns their paths."""
-    from rlaif.compare_plots import plot_agreement, plot_distributions
-    from rlaif.report import atomic_write_text
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "distributions": plot_distributions(report, out / "score_distributions.png"),
-        "agreement": plot_agreement(report, out / "agreement.png"),
-    }
-    paths["json"] = out / "report.json"
-    atomic_write_text(paths["json"], json.dumps(report.to_dict(), indent=2) + "\n")
-    paths["md"] = out / "report.md"
-    atomic_write_text(paths["md"], _markdown(report, paths))
-    return paths
-
-
-def _markdown(report: ComparisonReport, paths: Mapping[str, Path]) -> str:
-    meta = report.meta
-    settings = [f"- {k}: {v}" for k, v in meta.items() if k != "judges"]
-    specs = [f"- judge **{n}**: {ref}" for n, ref in (meta.get("judges") or {}).items()]
-    stopped = [f"- **{n}** stopped early: {r.stopped}" for n, r in report.results.items() if r.stopped]
-    parts = [
-        "# Judge comparison on preference pairs",
-        "",
-        f"{report.n_pairs} chosen/rejected pairs.",
-        "",
-        *settings,
-        *specs,
-        "",
-        "Accuracy = pairs where chosen scores strictly higher than rejected, over pairs with "
-        "both replies scored; ties (equal scores) are not wins and are reported apart. "
-        "Latency is per request where the judge reports it, else per batch call.",
-        "",
-        report.table(),
-        "",
-        *(stopped + [""] if stopped else []),
-        f"## Spearman rank correlation ({report.spearman_n} replies scored by every judge)",
-        "",
-        report.matrix_table("spearman"),
-        "",
-        "## Pair agreement (same verdict: chosen better / worse / tied)",
-        "",
-        report.matrix_table("agreement"),
-        "",
-        "## Plots",
-        "",
-        f"![score distributions]({paths['distributions'].name})",
-        "",
-        f"![agreement]({paths['agreement'].name})",
-        "",
-    ]
-    return "\n".join(parts)

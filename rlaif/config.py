@@ -25,15 +25,28 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlaif.ppo.lora import LoraSettings
+from rlaif.io import atomic_write_text
+from rlaif.overrides import apply_override
+from rlaif.secrets import redact_mapping
 
 CONFIG_FILENAME = "config.yaml"
-# Keys whose values never reach a saved config (an inline judge spec could carry one).
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|token|credential)", re.IGNORECASE)
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapter settings (peft `LoraConfig`); `target_modules` None = default per architecture
+    (`rlaif.ppo.lora.default_lora_targets`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(16, gt=0)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | None = None
+    bias: Literal["none", "all", "lora_only"] = "none"
 
 
 class ModelConfig(_Section):
@@ -147,7 +160,7 @@ class GenerationConfig(_Section):
     temperature: float = Field(default=1.0, gt=0)
     sampler: Literal["inverse_cdf", "multinomial"] = Field(
         default="inverse_cdf", description="how PPO rollouts draw a token: inverse_cdf = one uniform "
-        "per row against the cumulative distribution (rlaif/sampling.py); multinomial = "
+        "per row against the cumulative distribution (rlaif/ppo/sampling.py); multinomial = "
         "torch.multinomial inside transformers, one exponential variate per vocabulary entry. "
         "The same distribution; different random streams. Evaluation always uses multinomial")
 
@@ -180,6 +193,14 @@ class EvalConfig(_Section):
     )
     n: int = Field(default=100, gt=0, description="hold-out prompts to evaluate")
     threshold: float = Field(default=0.5, description="toxicity above this counts as toxic")
+    split: str | None = Field(
+        default=None, description="a split of data.source to take the hold-out prompts from "
+        "(e.g. test), used as it is; null = the data.test_size share held out of data.split")
+    batch_size: int | None = Field(default=None, gt=0,
+                                   description="generation batch size; null = ppo.batch_size")
+    reward_judge_view: bool = Field(
+        default=False, description="also score the hold-out replies with the reward judge (costs "
+        "its calls): reward hacking shows as a gap between it and the evaluator")
 
 
 class OutputConfig(_Section):
@@ -271,31 +292,6 @@ def check_keys(data: Any, model: type[BaseModel] = RunConfig, prefix: str = "") 
             check_keys(value, sub, f"{name}.")
 
 
-def apply_override(data: dict[str, Any], override: str) -> None:
-    """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (`1e-3`, `true`, `[q, v]`)."""
-    key, sep, raw = override.partition("=")
-    if not sep or not key.strip():
-        raise ValueError(
-            f"override {override!r} is not key=value; write e.g. ppo.learning_rate=1e-5"
-        )
-    parts = key.strip().split(".")
-    node = data
-    for i, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            raise ValueError(
-                f"override {override!r}: '{'.'.join(parts[:i + 1])}' holds {child!r}, not a "
-                "section, so it has no sub-keys"
-            )
-        node = child
-    try:
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"override {override!r}: the value is not valid YAML ({exc})") from None
-
-
 def _yaml_value_fix(data: dict[str, Any]) -> None:
     """PyYAML reads `1e-5` (no dot) as a string; turn such strings back into floats."""
     for key, value in list(data.items()):
@@ -360,23 +356,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return config_from_dict(loaded, source)
 
 
-def redact(data: Any) -> Any:
-    """A copy of `data` with the string values of secret-looking keys replaced by '<redacted>'."""
-    if isinstance(data, dict):
-        # Only strings: `max_tokens: 512` is a count, not a credential.
-        return {k: ("<redacted>" if isinstance(v, str) and _SECRET_KEY.search(str(k)) else redact(v))
-                for k, v in data.items()}
-    if isinstance(data, list):
-        return [redact(v) for v in data]
-    return data
-
-
 def save_config(config: RunConfig, run_dir: str | Path) -> Path:
     """Write the config used to `<run_dir>/config.yaml` (atomically, secrets redacted)."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / CONFIG_FILENAME
-    tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(redact(config.model_dump(mode="json")), sort_keys=False))
-    tmp.replace(target)
-    return target
+    text = yaml.safe_dump(redact_mapping(config.model_dump(mode="json")), sort_keys=False)
+    return atomic_write_text(Path(run_dir) / CONFIG_FILENAME, text)

@@ -17,6 +17,19 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Save a matplotlib Figure as PNG atomically (the temporary name keeps the .png suffix)."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+    return Path(path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`, else removed.
@@ -27,6 +40,7 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's private 0600 is not what a report wants
         yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -65,6 +79,7 @@ def atomic_write_dir(final: str | Path, build: Callable[[Path], Any]) -> Any:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     old = final.parent / f".{final.name}.old"
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         result = build(tmp)
         if old.exists():
             shutil.rmtree(old)

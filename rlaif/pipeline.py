@@ -1,8 +1,12 @@
-"""Train with hold-out evaluation around it: what `rlaif train` runs.
+"""The one "before -> train -> after" flow, for `rlaif train`, `rlaif demo` and the notebook.
 
-    1. before   the start policy answers the held-out prompts; the evaluator scores them
-    2. PPO      the trainer's run (resumable)
-    3. after    same prompts, seed and generation settings; report.md/json + PNGs
+    1. data      TRAIN prompts (data.split, length filter, seeded split) and the hold-out
+                 prompts (eval.split used as it is, or the data.test_size share)
+    2. before    the start policy answers the hold-out prompts; the evaluator scores them
+                 (saved to <run>/eval_before.json first: a resumed run keeps its true start)
+    3. PPO       the trainer's run on the TRAIN prompts (resumable)
+    4. after     same prompts, seed and generation settings; hold-out KL to the start model
+    5. report    report.md / report.json / plots in the run folder
 
 The evaluator defaults to the RoBERTa hate-speech classifier (toxicity = P(hate)); it is
 best a different judge than the reward, so reward hacking shows up in the report.
@@ -11,7 +15,9 @@ best a different judge than the reward, so reward hacking shows up in the report
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rlaif.config import RunConfig
@@ -19,51 +25,118 @@ from rlaif.config import RunConfig
 log = logging.getLogger(__name__)
 
 DEFAULT_EVALUATOR = "roberta-hate"
+BEFORE_FILE = "eval_before.json"
 
 
 @dataclass
 class PipelineResult:
-    """The training result and, when evaluation ran, the hold-out report."""
+    """The training result and, when evaluation ran, the hold-out report and its files."""
 
     train: Any  # rlaif.ppo.trainer.TrainResult
     holdout: Any | None = None  # rlaif.evaluation.HoldoutReport
+    paths: dict[str, Path] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-def train_and_evaluate(config: RunConfig) -> PipelineResult:
-    """Run `config`: PPO, with the before/after hold-out evaluation when `eval.enabled`."""
-    from rlaif.evaluation import run_holdout_evaluation
-    from rlaif.ppo.trainer import PPOTrainer
+def holdout_prompts(config: RunConfig, test_prompts: list[str]) -> list[str]:
+    """The first `eval.n` hold-out prompts: of the split `eval.split`, or the held-out share."""
+    from rlaif.data.prompts import load_split_prompts
 
-    trainer = PPOTrainer(config)
-    ev = config.eval
-    evaluate = ev.enabled and trainer.accelerator.is_main_process
-    if ev.enabled and not trainer.eval_prompts:
+    data, ev = config.data, config.eval
+    if ev.split is not None:
+        return load_split_prompts(data.source, split=ev.split, task=data.task, n=ev.n,
+                                  data_dir=data.data_dir, on_bad_row=data.on_bad_row)
+    if not test_prompts:
         raise ValueError(
-            "eval.enabled is true but the data split left no held-out prompts; set "
-            f"data.test_size > 0 (now {config.data.test_size!r}) or eval.enabled=false"
+            "eval.enabled is true but no held-out prompt is left; set data.test_size > 0 (now "
+            f"{data.test_size!r}) or eval.split to a split of {data.source!r}, or eval.enabled=false"
         )
+    return test_prompts[: ev.n]
+
+
+def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None,
+                       progress: bool = True) -> PipelineResult:
+    """Run `config`: PPO, with the before/after hold-out evaluation when `eval.enabled`.
+
+    `extra` goes into report.json as it is (e.g. what the demo built and how long it took)."""
+    from rlaif.data.prompts import load_prompt_split
+    from rlaif.models.load import load_tokenizer
+    from rlaif.ppo.trainer import PPOTrainer, make_accelerator
+
+    timings: dict[str, float] = {}
+    accelerator = make_accelerator(config)
+    tokenizer = load_tokenizer(config.model.name_or_path)
+    split = load_prompt_split(config.data, tokenizer)
+    trainer = PPOTrainer(config, split.train, tokenizer=tokenizer, accelerator=accelerator)
+    holdout = _make_holdout(config, split.test, progress) \
+        if config.eval.enabled and accelerator.is_main_process else None
+    before = None
+    if holdout is not None:
+        t0 = time.perf_counter()
+        print(f"hold-out before: {len(holdout.prompts)} prompts, evaluator "
+              f"{holdout.evaluator.judge.name}", flush=True)
+        before = holdout.before(trainer.policy, trainer.tokenizer,
+                                saved=trainer.run_dir / BEFORE_FILE)
+        before.generation = None  # not kept in memory through training
+        timings["before"] = time.perf_counter() - t0
+    accelerator.wait_for_everyone()
+    t0 = time.perf_counter()
+    result = trainer.train()
+    timings["ppo"] = time.perf_counter() - t0
+    if holdout is None:
+        return PipelineResult(train=result, timings=timings)
+    try:
+        t0 = time.perf_counter()
+        print(f"hold-out after: {len(holdout.prompts)} prompts", flush=True)
+        after = holdout.score(trainer.policy, trainer.tokenizer)
+        report_extra = dict(extra or {})
+        if config.eval.reward_judge_view:
+            report_extra["reward_judge"] = _reward_judge_view(config, holdout, before, after)
+        # KL to the start model, which the policy holds as its PPO reference.
+        kl = {**_training_kl(result), **holdout.kl(after, trainer.policy)}
+        report = holdout.compare(before, after, kl=kl)
+        timings["after"] = time.perf_counter() - t0
+        report_extra["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+        from rlaif.evaluation.report import write_report
+
+        paths = write_report(trainer.run_dir, report, metrics_path=trainer.run_dir / "metrics.jsonl",
+                             extra=report_extra)
+    finally:
+        holdout.close()
+    return PipelineResult(train=result, holdout=report, paths=paths, timings=timings)
+
+
+def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) -> Any:
+    from rlaif.evaluation.holdout import Holdout
+
+    ev = config.eval
     evaluator = ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR
     if evaluator == config.judge.ref:
         log.warning("the evaluator is the reward judge (%s): reward hacking would not show in "
                     "the report; set eval.evaluator to a different judge", evaluator)
-    prompts = trainer.eval_prompts[: ev.n]
-    common: dict[str, Any] = dict(
-        gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
-        threshold=ev.threshold, batch_size=config.ppo.batch_size,
-    )
-    if evaluate:
-        print(f"hold-out before: {len(prompts)} prompts, evaluator {evaluator}", flush=True)
-        run_holdout_evaluation("before", trainer.policy, trainer.tokenizer, prompts, evaluator,
-                               trainer.run_dir, **common)
-    trainer.accelerator.wait_for_everyone()
-    result = trainer.train()
-    holdout = None
-    if evaluate:
-        kls = [m["objective/kl"] for m in result.history[-5:] if m.get("objective/kl") is not None]
-        kl = {"training objective/kl, mean of the last steps": sum(kls) / len(kls)} if kls else None
-        print(f"hold-out after: {len(prompts)} prompts", flush=True)
-        holdout = run_holdout_evaluation(
-            "after", trainer.policy, trainer.tokenizer, prompts, evaluator, trainer.run_dir,
-            kl=kl, metrics_path=trainer.run_dir / "metrics.jsonl", **common,
-        )
-    return PipelineResult(train=result, holdout=holdout)
+    return Holdout(holdout_prompts(config, test_prompts), evaluator,
+                   gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
+                   threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
+                   progress=progress)
+
+
+def _training_kl(result: Any) -> dict[str, float]:
+    from rlaif.evaluation.holdout import training_kl
+
+    return training_kl(result.history)
+
+
+def _reward_judge_view(config: RunConfig, holdout: Any, before: Any, after: Any) -> dict[str, Any]:
+    """The reward judge's toxicity of the same hold-out replies, before and after (built anew:
+    the trainer has closed its own judge)."""
+    from rlaif.evaluation.toxicity import make_toxicity_evaluator
+    from rlaif.stats import mean_or_none
+
+    judge = make_toxicity_evaluator(config.judge.ref)
+    try:
+        view: dict[str, Any] = {"judge": judge.judge.name, "toxicity": judge.describe()}
+        for name, side in (("before", before), ("after", after)):
+            view[f"toxicity_mean_{name}"] = mean_or_none(judge.scores(holdout.prompts, side.responses))
+    finally:
+        judge.close()
+    return view

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from rlaif.config import RunConfig, load_config
-from rlaif.judges.base import Judge, Sample, Scale, Score
+from rlaif.judges.base import Judge, MemberScore, Sample, Scale, Score
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,10 @@ class LetterJudge(Judge):
             if self.fail_all or (self.fail_every and i % self.fail_every == self.fail_every - 1):
                 scores.append(Score.failed(f"scripted failure at batch position {i}"))
             elif self.members:
-                # Ensemble-style details: member "a" is the value, member "b" is 1 - value.
-                scores.append(Score(value=value, details={"members": {
-                    "a": {"raw": value, "normalized": 2 * value - 1, "weight": 1.0},
-                    "b": {"raw": 1 - value, "normalized": 1 - 2 * value, "weight": 1.0}}}))
+                # Ensemble-style members: member "a" is the value, member "b" is 1 - value.
+                scores.append(Score(value=value, members={
+                    "a": MemberScore(value, 2 * value - 1, 1.0),
+                    "b": MemberScore(1 - value, 1 - 2 * value, 1.0)}))
             else:
                 scores.append(Score(value=value))
         self.calls.append((list(samples), scores))

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
-from rlaif.judges.cache import CachedJudge
-from rlaif.judges.spec import build_judge
+from rlaif.judges.base import Judge, JudgeError, MemberScore, Sample, Scale, Score, Usage
+from rlaif.judges.cache import CachedJudge, sample_hash
+from rlaif.judges.registry import build_judge
 
 
 class Counting(Judge):
@@ -117,6 +117,46 @@ def test_build_judge_wraps_a_spec_with_cache(tmp_path):
             "cache": str(tmp_path / "c.sqlite")}
     judge = build_judge(spec)
     assert isinstance(judge, CachedJudge) and len(judge.key) == 16
+
+
+class Fixed(Judge):
+    """Returns one fixed Score for every sample."""
+
+    name, scale = "fixed", Scale(0, 10)
+
+    def __init__(self, score: Score) -> None:
+        self.fixed = score
+
+    async def ascore(self, samples):
+        return [self.fixed for _ in samples]
+
+
+def test_criteria_and_members_round_trip_through_the_file(tmp_path):
+    path = tmp_path / "c.sqlite"
+    members = {"a": MemberScore(8.0, 0.6, 3.0), "b": MemberScore(None, None, 1.0, "b could not read")}
+    fresh = Score(4.0, details={"model": "m"}, criteria={"helpfulness": 5.0, "honesty": 3.0}, members=members)
+    CachedJudge(Fixed(fresh), path, key="k").score([Sample("p", "r")])
+    [hit] = CachedJudge(Counting(), path, key="k").score([Sample("p", "r")])
+    assert hit.details == {"model": "m", "cached": True}
+    assert hit.criteria == {"helpfulness": 5.0, "honesty": 3.0}
+    assert hit.members == members
+
+
+def test_rows_written_with_the_old_details_layout_still_load(tmp_path):
+    path = tmp_path / "c.sqlite"
+    CachedJudge(Counting(), path, key="k")  # creates the table
+    old = ('{"model": "m", "structured": true, "criteria": {"honesty": 3.0}, "missing": [], '
+           '"members": {"a": {"raw": 8.0, "normalized": 0.6, "weight": 3.0}, '
+           '"b": {"raw": null, "normalized": null, "weight": 1.0, "error": "x"}}}')
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO scores (key, sample, value, details) VALUES (?, ?, ?, ?)",
+                     ["k", sample_hash("p", "r"), 4.0, old])
+    inner = Counting()
+    [hit] = CachedJudge(inner, path, key="k").score([Sample("p", "r")])
+    assert inner.calls == [] and hit.value == 4.0
+    assert hit.details == {"model": "m", "structured": True, "missing": [], "cached": True}
+    assert hit.criteria == {"honesty": 3.0}
+    assert hit.members == {"a": MemberScore(8.0, 0.6, 3.0), "b": MemberScore(None, None, 1.0, "x")}
 
 
 WRITER = textwrap.dedent(

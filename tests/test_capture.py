@@ -8,9 +8,10 @@ import torch
 from ppo_helpers import PROMPTS, LetterJudge, make_config, one_thread  # noqa: F401
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, T5Config
 
+from rlaif.config import LoraSettings
+from rlaif.models.generate import truncate_response
 from rlaif.ppo.capture import capture_unsupported_reason, stack_states
-from rlaif.ppo.lora import LoraSettings
-from rlaif.ppo.policy import PolicyWithValueHead, truncate_response
+from rlaif.ppo.policy import PolicyWithValueHead
 from rlaif.ppo.trainer import PPOTrainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,8 +9,9 @@ import re
 import pytest
 
 from rlaif.cli import main
-from rlaif.commands.score import parse_overrides, summary
-from rlaif.judges.spec import build_judge
+from rlaif.judges.registry import build_judge
+from rlaif.overrides import parse_overrides
+from rlaif.scoring import summarize
 
 ROWS = [
     {"prompt": "Human: hi", "response": "I like you.", "id": 1},
@@ -46,7 +47,7 @@ def test_score_round_trip_matches_direct_judge_and_summary(spec_file, tmp_path, 
     assert [r["score"] for r in got] == pytest.approx(want, abs=1e-6)
     assert all(r["error"] is None and r["rationale"] is None for r in got)
     printed = capsys.readouterr().out
-    s = summary(want)
+    s = summarize(want)
     assert (f"count 4  mean {s['mean']:.4f}  std {s['std']:.4f}  min {min(want):.4f}  "
             f"max {max(want):.4f}  unscored 0") in printed
     assert not list(out.parent.glob(".*tmp"))  # the temp file was renamed away
@@ -117,9 +118,9 @@ def test_parse_overrides_and_summary_math():
         "a": 1, "b": {"c": "x"}, "d": [1, 2], "e": None}
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
         parse_overrides(["novalue"])
-    s = summary([1.0, 3.0, None])
+    s = summarize([1.0, 3.0, None])
     assert (s["count"], s["mean"], s["std"], s["min"], s["max"], s["unscored"]) == (2, 2.0, 1.0, 1.0, 3.0, 1)
-    assert math.isnan(summary([None])["mean"])
+    assert math.isnan(summarize([None])["mean"])
 
 
 def test_judges_lists_builtins(capsys):

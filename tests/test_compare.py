@@ -14,8 +14,7 @@ from scipy.stats import spearmanr
 
 from judge_fns import insults, politeness
 from rlaif.cli import main
-from rlaif.commands.compare import split_overrides
-from rlaif.compare import average_ranks, spearman
+from rlaif.compare import average_ranks, spearman, split_overrides
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlaif.config import RunConfig, apply_override, load_config, save_config
+from rlaif.config import RunConfig, load_config, save_config
+from rlaif.overrides import apply_override
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 MINIMAL = {"model": {"name_or_path": "gpt2"}, "judge": {"ref": "roberta-hate"}}

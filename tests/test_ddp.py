@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from rlaif.data.prompts import PromptStream
 from rlaif.ppo.metrics import read_metrics
-from rlaif.ppo.rollout import PromptStream
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -52,7 +52,9 @@ def test_two_processes_complete_steps_with_gathered_metrics(tiny_models, tmp_pat
         assert row["reward/mean"] == pytest.approx(1 / 3)
         assert row["reward/std"] == pytest.approx(math.sqrt(2) / 3)
         assert math.isfinite(row["objective/kl"]) and math.isfinite(row["ppo/loss/total"])
-    assert rows[0]["objective/kl"] == 0.0
+    # Step 1 samples from the untouched policy: KL 0, to float rounding (the rollout logprobs
+    # come from generation's hidden states, ppo.rollout_logprobs auto; rounding differs by CPU).
+    assert abs(rows[0]["objective/kl"]) <= 1e-5
     # Every process logged the same gathered numbers, and DDP kept the weights in step.
     for a, b in zip(workers[0]["history"], workers[1]["history"]):
         assert {k: v for k, v in a.items() if not k.startswith(("time/", "tokens/"))} == \

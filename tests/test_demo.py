@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from rlaif.demo import assets as demo_assets
-from rlaif.demo.assets import EvaluatorSettings, PolicySettings, asset_key
+from rlaif.demo.assets import asset_key
 from rlaif.demo.run import prepare_run_dir
+from rlaif.demo.settings import EvaluatorSettings, PolicySettings
 
 
 def test_asset_key_follows_sample_bytes_and_settings(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ import math
 import numpy as np
 import pytest
 
-from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
-from rlaif.judges.ensemble import EnsembleJudge, RunningStats
+from rlaif.judges.base import Judge, JudgeError, MemberScore, Sample, Scale, Score, Usage
+from rlaif.judges.ensemble import EnsembleJudge
+from rlaif.judges.registry import build_judge
 from rlaif.judges.spec import EnsembleSpec, load_spec
+from rlaif.stats import RunningMoments
 
 
 class Table(Judge):
@@ -35,7 +37,7 @@ class Table(Judge):
             if v is None:
                 out.append(Score.failed(f"{self.name} could not read {s.response!r}", usage=self.cost))
             elif isinstance(v, dict):
-                out.append(Score(sum(v.values()) / len(v), usage=self.cost, details={"criteria": dict(v)}))
+                out.append(Score(sum(v.values()) / len(v), usage=self.cost, criteria=dict(v)))
             else:
                 out.append(Score(float(v), usage=self.cost))
         return out
@@ -91,7 +93,7 @@ def test_every_normalisation_and_aggregation_on_hand_computed_values(normalize, 
     assert [s.value for s in got] == pytest.approx(expected, abs=1e-12)
     assert (ens.scale.low, ens.scale.high) == pytest.approx(scale)
     # member scores are logged raw and normalised; the rationale lists them
-    assert got[0].details["members"]["a"]["raw"] == 8.0
+    assert got[0].members["a"].raw == 8.0
     assert got[0].rationale == "a=8, b=-1"
 
 
@@ -100,7 +102,7 @@ def test_std_coef_scales_the_penalty_and_range_clips_out_of_scale_members():
     ens = ensemble([{"judge": "a"}, {"judge": "b"}], judges, aggregate="mean_minus_std", std_coef=0.5)
     [got] = ens.score(samples("x"))
     # a=12 is past the scale top -> clipped to 1 (not 1.4); b=5 -> 0; mean 0.5, std 0.5
-    assert got.details["members"]["a"] == {"raw": 12.0, "normalized": 1.0, "weight": 1.0}
+    assert got.members["a"] == MemberScore(raw=12.0, normalized=1.0, weight=1.0)
     assert got.value == pytest.approx(0.5 - 0.5 * 0.5)
     assert ens.scale.low == pytest.approx(-math.sqrt(1 + 0.5**2))
 
@@ -116,7 +118,9 @@ def test_running_zscore_over_batches_matches_numpy():
         want = [0.0 if len(seen) < 2 else (v - mean) / std for v in batch]
         assert [s.value for s in got] == pytest.approx(want, abs=1e-12)
     # warm-up: the very first value alone normalises to 0
-    assert RunningStats(count=1, mean=3.0).zscore(7.0) == 0.0
+    first = RunningMoments()
+    first.push(3.0)
+    assert first.zscore(7.0) == 0.0
 
 
 @pytest.mark.parametrize(
@@ -135,9 +139,9 @@ def test_missing_policies_skip_and_renormalize(policy, expected):
     assert [s.value for s in got] == pytest.approx(expected)
     if policy == "skip":
         assert "a (a could not read 's1')" in got[1].error
-    assert got[1].details["members"]["a"] == {
-        "raw": None, "normalized": None, "weight": 3.0, "error": "a could not read 's1'"
-    }
+    assert got[1].members["a"] == MemberScore(
+        raw=None, normalized=None, weight=3.0, error="a could not read 's1'"
+    )
 
 
 def test_missing_policy_fail_raises_naming_member_and_sample_and_keeps_finished_scores():
@@ -160,10 +164,10 @@ def test_renormalize_with_no_member_fails_the_sample_and_weight_zero_never_count
     ens = ensemble([{"judge": "a"}, {"judge": "log", "weight": 0}], judges, on_missing="skip")
     [x, y] = ens.score(samples("x", "y"))
     assert x.value is None and "log" not in x.error
-    assert y.value == -1.0 and y.details["members"]["log"]["normalized"] == 1.0
+    assert y.value == -1.0 and y.members["log"].normalized == 1.0
 
 
-def test_criteria_come_from_details_and_a_shared_judge_is_called_once_per_batch():
+def test_criteria_come_from_the_score_and_a_shared_judge_is_called_once_per_batch():
     cost = Usage(requests=1, input_tokens=100, output_tokens=20, cost_usd=0.01)
     hhh = Table("hhh", (1, 5), {"r": {"helpfulness": 5.0, "honesty": 3.0}}, cost=cost)
     members = [{"judge": "hhh", "criterion": c} for c in ("helpfulness", "honesty", "harmlessness")]
@@ -172,9 +176,9 @@ def test_criteria_come_from_details_and_a_shared_judge_is_called_once_per_batch(
     assert hhh.calls == 1  # three members, one judge call for the batch
     # helpfulness 5 -> 1, honesty 3 -> 0, harmlessness missing -> renormalised mean 0.5
     assert [s.value for s in got] == [0.5, 0.5]
-    members_log = got[0].details["members"]
-    assert members_log["helpfulness"]["raw"] == 5.0
-    assert "no criterion 'harmlessness'" in members_log["harmlessness"]["error"]
+    members_log = got[0].members
+    assert members_log["helpfulness"].raw == 5.0
+    assert "no criterion 'harmlessness'" in members_log["harmlessness"].error
     assert got[0].rationale == "helpfulness=5, honesty=3, harmlessness=missing"
     # usage counts the shared judge once per sample, and once per sample in total
     assert got[0].usage == cost
@@ -222,4 +226,38 @@ def test_a_criterion_the_llm_judge_does_not_score_is_refused_when_built(monkeypa
     claude.update(base_url="http://127.0.0.1:9")  # never contacted: building only
     spec = EnsembleSpec(name="ens", members=[{"judge": claude, "criterion": "wit"}])
     with pytest.raises(JudgeError, match=r"has no criterion 'wit'; its criteria are \['helpfulness'"):
-        EnsembleJudge(spec)
+        build_judge(spec)
+
+
+def test_the_registry_builds_shared_members_once_and_the_ensemble_closes_them(monkeypatch):
+    from rlaif.judges.function import FunctionJudge
+
+    built, closed = [], []
+    original_init = FunctionJudge.__init__
+
+    def init(self, spec):
+        built.append(spec.name)
+        original_init(self, spec)
+
+    monkeypatch.setattr(FunctionJudge, "__init__", init)
+    monkeypatch.setattr(FunctionJudge, "close", lambda self: closed.append(self.name))
+    polite = {"type": "function", "function": "judge_fns:politeness", "scale": [0, 2], "name": "polite"}
+    ens = build_judge({"type": "ensemble", "name": "e", "members": [
+        {"judge": polite}, {"judge": polite, "weight": 2}, {"judge": {**polite, "name": "other"}}]})
+    assert isinstance(ens, EnsembleJudge) and built == ["polite", "other"]  # the shared one once
+    assert ens.member_names == ["polite", "polite#2", "other"]
+    assert [s.value for s in ens.score([Sample("p", "please")])] == [0.0]  # all three at mid-scale
+    ens.close()
+    assert sorted(closed) == ["other", "polite"]
+
+
+def test_an_ensemble_needs_a_judge_for_every_member():
+    spec = EnsembleSpec(name="ens", members=[{"judge": "a"}, {"judge": "b"}])
+    with pytest.raises(JudgeError, match=r"member 1: no judge given for 'b'.*registry.build_judge"):
+        EnsembleJudge(spec, {"a": Table("a", (0, 10))})
+    # judges handed in are the caller's: closing the ensemble leaves them open
+    closed = []
+    a = Table("a", (0, 10))
+    a.close = lambda: closed.append("a")  # type: ignore[method-assign]
+    EnsembleJudge(EnsembleSpec(members=[{"judge": "a"}]), {"a": a}).close()
+    assert closed == []

@@ -1,4 +1,4 @@
-"""Hold-out evaluator: statistics on fixed scores, toxicity mapping, generation, run folders."""
+"""Hold-out evaluator: statistics on fixed scores, toxicity mapping, the Holdout flow, KL."""
 
 from __future__ import annotations
 
@@ -9,25 +9,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from dialogues import GREEDY
+from dialogues import HOLDOUT_PROMPTS as PROMPTS
 
-from rlaif.evaluation import (
-    compare_before_after,
-    evaluate_holdout,
-    generate_responses,
-    make_toxicity_evaluator,
-    run_holdout_evaluation,
-    toxicity_scores,
-)
+from rlaif.evaluation.comparison import compare_before_after
+from rlaif.evaluation.holdout import Holdout, evaluate_holdout, training_kl
+from rlaif.evaluation.toxicity import make_toxicity_evaluator, toxicity_scores
 from rlaif.judges.base import Judge, Sample, Scale, Score
-
-PROMPTS = [
-    "\n\nHuman: You are stupid.\n\nAssistant:",
-    "\n\nHuman: How do I bake bread?\n\nAssistant:",
-    "\n\nHuman: Tell me a joke.\n\nAssistant: Why did the chicken cross the road?\n\nHuman: Why?\n\nAssistant:",
-    "\n\nHuman: What is the capital of France?\n\nAssistant:",
-    "\n\nHuman: Shut up.\n\nAssistant:",
-]
-GREEDY = {"do_sample": False, "top_k": None, "top_p": None, "max_new_tokens": 6}
 
 
 # ------------------------------------------------------------------ statistics
@@ -120,7 +108,7 @@ TEXTS = ["I like you.", "You are terrible and I hate you.", "Thank you, that is 
 
 
 def test_classifier_toxicity_is_prob_of_hate_not_reward_logit(tiny_models):
-    from rlaif.judges.spec import build_judge
+    from rlaif.judges.registry import build_judge
 
     expected = _hate_probs(tiny_models["roberta"], TEXTS)
     reward_spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate",
@@ -140,7 +128,7 @@ def test_toxicity_local_measurement_loads_offline_and_agrees(tiny_models):
 
     import rlaif.evaluation
 
-    folder = Path(rlaif.evaluation.__file__).parent / "measurements" / "toxicity_local"
+    folder = Path(rlaif.__file__).parent / "measurements" / "toxicity_local"
     spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
     ours = toxicity_scores(spec, ["p"] * len(TEXTS), TEXTS)
     tox = evaluate.load(str(folder), module_type="measurement")
@@ -172,66 +160,6 @@ def test_generic_judge_toxicity_from_declared_scale():
     assert make_toxicity_evaluator(ScaleJudge()).mode == "scale"
 
 
-# ------------------------------------------------------------------ generation
-
-
-def test_generate_same_seed_same_responses_and_rng_untouched(tiny_models):
-    import torch
-
-    torch.manual_seed(99)
-    expected_next = torch.rand(3)
-    torch.manual_seed(99)
-    kw = dict(gen_kwargs={"max_new_tokens": 8}, batch_size=2, progress=False)
-    a = generate_responses(tiny_models["gpt2"], None, PROMPTS, seed=5, **kw)
-    assert torch.equal(torch.rand(3), expected_next)  # caller's RNG stream is not disturbed
-    b = generate_responses(tiny_models["gpt2"], None, PROMPTS, seed=5, **kw)
-    c = generate_responses(tiny_models["gpt2"], None, PROMPTS, seed=6, **kw)
-    assert a == b and len(a) == len(PROMPTS)
-    assert a != c
-
-
-def test_generate_causal_strips_prompt_and_matches_single_forward(tiny_models):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
-    model = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
-    got = generate_responses(model, tok, PROMPTS, gen_kwargs=GREEDY, seed=0, batch_size=8, progress=False)
-    for prompt, response in zip(PROMPTS, got):
-        enc = tok(prompt, return_tensors="pt")
-        ids = model.generate(**enc, **GREEDY, pad_token_id=tok.pad_token_id)
-        alone = tok.decode(ids[0, enc["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-        assert response == alone  # left padding in a batch changes nothing
-
-
-def test_generate_seq2seq(tiny_models):
-    got = generate_responses(tiny_models["t5"], None, PROMPTS[:3], gen_kwargs=GREEDY, seed=0, progress=False)
-    again = generate_responses(tiny_models["t5"], None, PROMPTS[:3], gen_kwargs=GREEDY, seed=1, progress=False)
-    assert got == again and len(got) == 3 and all(isinstance(r, str) for r in got)
-
-
-def test_generate_from_ppo_run_folder_and_policy(tiny_models, tmp_path):
-    from rlaif.ppo.lora import LoraSettings
-    from rlaif.ppo.policy import PolicyWithValueHead
-
-    base = generate_responses(tiny_models["gpt2"], None, PROMPTS, gen_kwargs=GREEDY, seed=0, progress=False)
-    for lora in (None, LoraSettings()):
-        policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]), lora=lora)
-        run = tmp_path / ("lora" if lora else "full")
-        policy.save(run / "checkpoints" / "step-3" / "policy")
-        (run / "checkpoints" / "latest").write_text("step-3\n")
-        # untrained policy (LoRA B = 0) generates exactly what the base model does
-        from_run = generate_responses(run, None, PROMPTS, gen_kwargs=GREEDY, seed=0, progress=False)
-        from_obj = generate_responses(policy, str(tiny_models["gpt2"]), PROMPTS, gen_kwargs=GREEDY,
-                                      seed=0, progress=False)
-        # as the trainer may hold it: inside a DDP-style wrapper (`.module`)
-        from_ddp = generate_responses(SimpleNamespace(module=policy), str(tiny_models["gpt2"]), PROMPTS,
-                                      gen_kwargs=GREEDY, seed=0, progress=False)
-        assert from_run == base and from_obj == base and from_ddp == base
-    with pytest.raises(FileNotFoundError, match="checkpoints/latest"):
-        (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
-        generate_responses(tmp_path / "empty", None, PROMPTS, seed=0, progress=False)
-
-
 # ------------------------------------------------------------------ hold-out
 
 
@@ -251,75 +179,44 @@ def test_evaluate_holdout_same_model_no_change(tiny_models):
     assert d["kl"] == {"final": 0.0} and d["meta"]["seed"] == 3 and d["meta"]["gen_kwargs"]["top_k"] == 0
 
 
-def test_run_holdout_evaluation_before_then_after(tiny_models, tmp_path):
+def test_holdout_before_is_saved_once_and_after_must_match(tiny_models, tmp_path):
     from transformers import AutoModelForCausalLM
 
     spec = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
     kw = dict(gen_kwargs={"max_new_tokens": 6}, seed=1, progress=False)
-    with pytest.raises(FileNotFoundError, match="eval_before.json"):
-        run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path / "a", **kw)
-    with pytest.raises(ValueError, match="phase"):
-        run_holdout_evaluation("during", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path, **kw)
-    side = run_holdout_evaluation("before", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path, **kw)
-    assert (tmp_path / "eval_before.json").is_file() and len(side.toxicity) == 5
-    # a resumed run calls "before" again with a changed policy: the saved start is kept
-    changed = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"])
-    changed.transformer.wte.weight.data.normal_()
-    again = run_holdout_evaluation("before", changed, str(tiny_models["gpt2"]), PROMPTS, spec, tmp_path, **kw)
-    assert again == side
-    with pytest.raises(ValueError, match="another prompts"):
-        run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS[:2], spec, tmp_path, **kw)
-    with pytest.raises(ValueError, match="another seed"):
-        run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path,
-                               gen_kwargs={"max_new_tokens": 6}, seed=2, progress=False)
-    rep = run_holdout_evaluation("after", tiny_models["gpt2"], None, PROMPTS, spec, tmp_path,
-                                 kl={"objective/kl": 0.1}, **kw)
+    saved = tmp_path / "eval_before.json"
+    with Holdout(PROMPTS, spec, **kw) as holdout:
+        with pytest.raises(FileNotFoundError, match="eval_before.json"):
+            holdout.load_before(tmp_path / "a" / "eval_before.json")
+        side = holdout.before(tiny_models["gpt2"], saved=saved)
+        assert saved.is_file() and len(side.toxicity) == 5
+        # a resumed run asks for "before" again with a changed policy: the saved start is kept
+        changed = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"])
+        changed.transformer.wte.weight.data.normal_()
+        again = holdout.before(changed, str(tiny_models["gpt2"]), saved=saved)
+        assert again == side
+        assert holdout.load_before(saved) == side
+        after = holdout.score(tiny_models["gpt2"])
+        rep = holdout.compare(holdout.load_before(saved), after, kl={"objective/kl": 0.1})
+    with pytest.raises(ValueError, match="another prompts"), Holdout(PROMPTS[:2], spec, **kw) as other:
+        other.load_before(saved)
+    with pytest.raises(ValueError, match="another seed"), \
+            Holdout(PROMPTS, spec, gen_kwargs={"max_new_tokens": 6}, seed=2, progress=False) as other:
+        other.load_before(saved)
     assert [r["tox_before"] for r in rep.rows] == side.toxicity
     assert [r["tox_after"] for r in rep.rows] == side.toxicity  # same weights, same seed
     assert rep.kl == {"objective/kl": 0.1} and rep.meta["seed"] == 1
-    assert {p.name for p in tmp_path.iterdir()} >= {"report.md", "report.json", "toxicity_hist.png"}
+
+
+def test_training_kl_is_the_mean_of_the_last_steps():
+    history = [{"objective/kl": float(i)} for i in range(8)] + [{"objective/kl": None}]
+    assert training_kl(history) == {"training objective/kl, mean of the last 4 steps": pytest.approx(5.5)}  # 4..7; the null row is not a step with a KL
+    assert training_kl(history[:3], last=5) == {
+        "training objective/kl, mean of the last 3 steps": pytest.approx(1.0)}
+    assert training_kl([]) == {}
 
 
 # ------------------------------------------------------------------ KL to the reference
-
-
-def _manual_kl(policy, reference, tok, prompt: str, response_ids: list[int], seq2seq: bool) -> float:
-    """sum over response tokens of log p_policy - log p_reference, one sequence, no padding."""
-    import torch
-
-    p_ids = tok(prompt)["input_ids"]
-    with torch.no_grad():
-        if seq2seq:
-            start = policy.config.decoder_start_token_id
-            enc = torch.tensor([p_ids])
-            dec = torch.tensor([[start] + response_ids[:-1]])
-            lps = [m(input_ids=enc, decoder_input_ids=dec).logits[0].log_softmax(-1) for m in (policy, reference)]
-            pos = list(range(len(response_ids)))
-        else:
-            ids = torch.tensor([p_ids + response_ids])
-            lps = [m(input_ids=ids).logits[0].log_softmax(-1) for m in (policy, reference)]
-            pos = [len(p_ids) - 1 + k for k in range(len(response_ids))]
-    return sum((lps[0][t, tok_id] - lps[1][t, tok_id]).item() for t, tok_id in zip(pos, response_ids))
-
-
-@pytest.mark.parametrize("kind", ["gpt2", "t5"])
-def test_sequence_kl_matches_manual_forward(tiny_models, tmp_path, kind):
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
-
-    from rlaif.generation import generate, sequence_kl
-    from rlaif.testing.tiny import build_tiny_gpt2, build_tiny_t5
-
-    other = (build_tiny_gpt2 if kind == "gpt2" else build_tiny_t5)(tmp_path / "other", seed=1)
-    cls = AutoModelForCausalLM if kind == "gpt2" else AutoModelForSeq2SeqLM
-    policy, reference = cls.from_pretrained(tiny_models[kind]).eval(), cls.from_pretrained(other).eval()
-    tok = AutoTokenizer.from_pretrained(tiny_models[kind])
-    gen = generate(policy, tok, PROMPTS, gen_kwargs={"max_new_tokens": 6, "do_sample": True, "top_k": 0},
-                   seed=0, batch_size=3, progress=False)
-    got = sequence_kl(policy, reference, gen, batch_size=3)
-    want = [_manual_kl(policy, reference, tok, p, r, kind == "t5") for p, r in zip(PROMPTS, gen.response_ids)]
-    assert got == pytest.approx(want, abs=1e-4)
-    assert all(len(r) > 0 for r in gen.response_ids)
-    assert sequence_kl(policy, policy, gen) == [0.0] * len(PROMPTS)
 
 
 def test_evaluate_holdout_reports_holdout_kl(tiny_models):

@@ -8,7 +8,8 @@ import pytest
 
 from rlaif.judges.base import JudgeError, Sample
 from rlaif.judges.function import FunctionJudge
-from rlaif.judges.spec import FunctionSpec, build_judge
+from rlaif.judges.registry import build_judge
+from rlaif.judges.spec import FunctionSpec
 
 HELPER = textwrap.dedent(
     """

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rlaif.config import LoraSettings
 from rlaif.ppo import head as head_module
 from rlaif.ppo.head import frozen_head_logprobs
-from rlaif.ppo.lora import LoraSettings
 from rlaif.ppo.policy import PolicyWithValueHead
 
 

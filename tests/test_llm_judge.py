@@ -12,7 +12,8 @@ import pytest
 
 from rlaif.judges.base import BudgetExceeded, JudgeError, Sample
 from rlaif.judges.llm import LLMJudge
-from rlaif.judges.spec import build_judge, load_spec
+from rlaif.judges.registry import build_judge
+from rlaif.judges.spec import load_spec
 from rlaif.judges.templates import load_template, render
 from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 
@@ -166,9 +167,9 @@ def test_multi_criteria_one_request_per_sample(structured):
                                            requests_per_minute=None) as judge:
         first, second = judge.score(samples)
         assert fake.requests == 2  # one request per sample, not one per criterion
-    assert first.details["criteria"] == {"helpfulness": 2.8, "honesty": 10.0, "harmlessness": 6.4}
+    assert first.criteria == {"helpfulness": 2.8, "honesty": 10.0, "harmlessness": 6.4}
     assert first.value == pytest.approx((2.8 + 10.0 + 6.4) / 3)
-    assert second.details["criteria"] == {"helpfulness": 4.6, "honesty": 6.4, "harmlessness": 10.0}
+    assert second.criteria == {"helpfulness": 4.6, "honesty": 6.4, "harmlessness": 10.0}
     assert first.details["missing"] == [] and judge.scale.low == 1 and judge.scale.high == 10
 
 
@@ -184,7 +185,7 @@ def test_a_missing_criterion_is_left_out_of_the_mean_and_recorded(tmp_path):
     spec = {**load_spec("hhh-claude").model_dump(), "prompt": str(path), "structured": False}
     with FakeClaude() as fake, build_judge(spec, base_url=fake.url, requests_per_minute=None) as judge:
         (score,) = judge.score([Sample("Help me.", "You are terrible and i hate you.")])
-    assert score.details["criteria"] == {"helpfulness": 2.8, "honesty": 10.0}
+    assert score.criteria == {"helpfulness": 2.8, "honesty": 10.0}
     assert score.details["missing"] == ["harmlessness"]
     assert score.value == pytest.approx((2.8 + 10.0) / 2)
 
@@ -207,6 +208,9 @@ def test_concurrency_is_bounded_and_requests_per_minute_paces_starts():
 def test_secrets_never_appear_in_logs_reprs_errors_or_saved_configs(caplog, monkeypatch):
     import os
 
+    from rlaif.secrets import install_log_redaction
+
+    install_log_redaction()  # what the CLI does at start (and a library user does once)
     secrets = [os.environ[k] for k in ("ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
     caplog.set_level("DEBUG")  # the SDKs log requests (botocore: signed headers) at DEBUG
     texts: list[str] = []
@@ -276,3 +280,33 @@ def test_unrequested_tool_reply_is_still_read_from_the_tool_call():
         (score,) = judge.score(SAMPLES[:1])
     assert (score.value, score.details["structured"]) == (1.0, True)
     assert score.rationale == "2 flagged words."
+
+
+def test_secret_redaction_helpers_and_no_global_state_from_building(monkeypatch):
+    import logging
+
+    from rlaif.secrets import install_log_redaction, redact_mapping, redact_text
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "env-key-1234")
+    text = "key env-key-1234, sk-ant-abcdefgh12345 and AKIAABCDEFGHIJKLMNOP in one line"
+    assert redact_text(text) == "key ***, *** and *** in one line"
+    data = {"judge": {"api_key": "s3cret", "max_tokens": 512, "nested": [{"Auth_Token": "t"}]}, "name": "x"}
+    assert redact_mapping(data) == {
+        "judge": {"api_key": "<redacted>", "max_tokens": 512, "nested": [{"Auth_Token": "<redacted>"}]},
+        "name": "x"}
+    assert data["judge"]["api_key"] == "s3cret"  # a copy: the input is left alone
+    # Building (and closing) an API judge changes no global logging state ...
+    factory = logging.getLogRecordFactory()
+    filters = {n: list(logging.getLogger(n).filters) for n in ("anthropic", "httpx", "botocore", "rlaif")}
+    for name in ("claude-toxicity-anthropic", "claude-toxicity-bedrock"):
+        build_judge(name, base_url=None).close()
+    assert logging.getLogRecordFactory() is factory
+    assert {n: list(logging.getLogger(n).filters) for n in filters} == filters
+    # ... installing redaction is explicit, scrubs SDK loggers made later too, and is idempotent.
+    install_log_redaction()
+    installed = logging.getLogRecordFactory()
+    install_log_redaction()
+    assert logging.getLogRecordFactory() is installed
+    record = logging.getLogger("botocore.made.later").makeRecord(
+        "botocore.made.later", logging.DEBUG, __file__, 1, "header %s", ("env-key-1234",), None)
+    assert record.getMessage() == "header ***"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from statistics import fmean
 
@@ -35,14 +36,16 @@ def test_train_cli_writes_before_after_report(tiny_models, tmp_path):
 
     # "before" really is the start policy: regenerating from the untouched model folder with
     # the same seed and settings gives the same responses.
+    # (Sampled tokens, so a rounding-level difference between the trainer's loaded policy and
+    # a plain load could only flip a token whose probability sits on a draw's boundary.)
     from rlaif.config import load_config
-    from rlaif.evaluation import generate_responses
+    from rlaif.evaluation.holdout import DEFAULT_GEN_KWARGS
+    from rlaif.models.generate import generate
 
     config = load_config(run / "config.yaml")
-    again = generate_responses(str(tiny_models["gpt2"]), None, [r["query"] for r in rows],
-                               gen_kwargs=config.generation.generate_kwargs(),
-                               seed=config.data.seed, batch_size=config.ppo.batch_size,
-                               progress=False)
+    again = generate(str(tiny_models["gpt2"]), None, [r["query"] for r in rows],
+                     gen_kwargs={**DEFAULT_GEN_KWARGS, **config.generation.generate_kwargs()},
+                     seed=config.data.seed, batch_size=config.ppo.batch_size, progress=False).texts
     assert again == [r["response_before"] for r in rows]
     # and "after" is not: two PPO steps at lr 1e-3 moved the policy.
     assert [r["response_after"] for r in rows] != again
@@ -50,3 +53,8 @@ def test_train_cli_writes_before_after_report(tiny_models, tmp_path):
     assert (run / "training.png").stat().st_size > 0
     md = (run / "report.md").read_text()
     assert f"{before:.4f}" in md
+    # The same report fields as `rlaif demo` and `rlaif evaluate`: training KL and hold-out KL.
+    assert set(report["kl"]) == {"training objective/kl, mean of the last 2 steps",
+                                 "hold-out KL(after || before), k1", "hold-out KL(after || before), k3"}
+    assert all(math.isfinite(v) for v in report["kl"].values())
+    assert report["kl"]["hold-out KL(after || before), k3"] >= 0  # k3 is non-negative per token

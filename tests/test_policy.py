@@ -6,8 +6,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from rlaif.ppo.lora import LoraSettings, default_lora_targets
-from rlaif.ppo.policy import PolicyWithValueHead, trim_padding, truncate_response
+from rlaif.config import LoraSettings
+from rlaif.models.logprobs import response_forward
+from rlaif.ppo.lora import default_lora_targets
+from rlaif.ppo.policy import PolicyWithValueHead, trim_padding
 
 QUERIES = ["Human: hi", "Human: How do I bake bread? Assistant:"]
 
@@ -70,9 +72,11 @@ def test_forward_response_matches_manual_forward_with_and_without_padding(tiny_m
 def test_temperature_divides_logits_and_reference_has_no_values(tiny_models):
     policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]))
     query_ids, query_mask, response_ids, response_mask = _batch(tiny_models["gpt2"])
-    plain = policy.forward_response(query_ids, query_mask, response_ids, response_mask, return_logits=True)
+    plain = policy.forward_response(query_ids, query_mask, response_ids, response_mask)
     hot = policy.forward_response(query_ids, query_mask, response_ids, response_mask, temperature=2.0)
-    want = torch.log_softmax(plain.logits / 2.0, -1).gather(-1, response_ids[..., None]).squeeze(-1)
+    with torch.no_grad():  # the logits the policy's forward divides by the temperature
+        logits, _ = response_forward(policy.model, query_ids, query_mask, response_ids, response_mask)
+    want = torch.log_softmax(logits / 2.0, -1).gather(-1, response_ids[..., None]).squeeze(-1)
     torch.testing.assert_close(hot.logprobs, want, atol=1e-5, rtol=0)
     ref = policy.forward_response(query_ids, query_mask, response_ids, response_mask, reference=True)
     assert ref.values is None and not ref.logprobs.requires_grad
@@ -112,35 +116,14 @@ def test_generate_returns_only_the_response(tiny_models, arch):
     path = tiny_models[arch]
     policy = PolicyWithValueHead.from_pretrained(str(path))
     query_ids, query_mask, _, _ = _batch(path)
-    response = policy.generate(query_ids, query_mask, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    response, states = policy.generate_with_states(query_ids, query_mask, capture=False,
+                                                   max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert states is None
     full = policy.model.generate(input_ids=query_ids, attention_mask=query_mask, max_new_tokens=4,
                                  min_new_tokens=4, do_sample=False, pad_token_id=policy.config.pad_token_id)
     assert response.shape == (2, 4)
     strip = 1 if arch == "t5" else query_ids.size(1)  # decoder_start or the query
     assert torch.equal(response, full[:, strip:])
-
-
-@pytest.mark.parametrize(
-    "ids, eos, pad, want_ids, want_mask",
-    [
-        # EOS in the middle: it stays valid, everything after becomes pad
-        ([[5, 6, 2, 7, 8]], 2, 0, [[5, 6, 2, 0, 0]], [[1, 1, 1, 0, 0]]),
-        # no EOS: nothing changes
-        ([[5, 6, 7]], 2, 0, [[5, 6, 7]], [[1, 1, 1]]),
-        # EOS first: a one-token response
-        ([[2, 6, 7]], 2, 0, [[2, 0, 0]], [[1, 0, 0]]),
-        # GPT-2: eos == pad, generation already padded with it after the EOS
-        ([[5, 9, 9, 9]], 9, 9, [[5, 9, 9, 9]], [[1, 1, 0, 0]]),
-        # several EOS ids (Llama 3): the first of any counts
-        ([[5, 4, 6, 3]], [3, 4], 0, [[5, 4, 0, 0]], [[1, 1, 0, 0]]),
-        # rows are independent
-        ([[2, 5], [5, 2]], 2, 0, [[2, 0], [5, 2]], [[1, 0], [1, 1]]),
-    ],
-)
-def test_truncate_response(ids, eos, pad, want_ids, want_mask):
-    got_ids, got_mask = truncate_response(torch.tensor(ids), eos, pad)
-    assert got_ids.tolist() == want_ids and got_mask.tolist() == want_mask
-    assert PolicyWithValueHead.truncate_response is truncate_response
 
 
 def test_default_lora_targets():
@@ -254,6 +237,8 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_models):
 def test_output_embeddings_get_a_contiguous_input_once(tiny_models):
     """transformers hands lm_head a non-contiguous slice; the policy's pre-hook copies it so
     F.linear runs one matmul, and gives the same numbers as the slice itself."""
+    from rlaif.models.patches import install_contiguous_head_hook
+
     policy = PolicyWithValueHead.from_pretrained(str(tiny_models["gpt2"]))
     heads = [policy.base_model().get_output_embeddings(), policy.ref_model.get_output_embeddings()]
     assert heads[0] is not heads[1]  # the policy's and the frozen copy's
@@ -267,9 +252,10 @@ def test_output_embeddings_get_a_contiguous_input_once(tiny_models):
     assert seen == [True, True]
     for head, logits in zip(heads, got):
         torch.testing.assert_close(logits, hidden @ head.weight.T, atol=1e-5, rtol=1e-5)
-    # Building another policy around the same modules does not stack a second hook.
+    # Building another policy around the same modules, or installing again, stacks no second hook.
     n_hooks = len(heads[0]._forward_pre_hooks)
     PolicyWithValueHead(policy.model, is_seq2seq=False, name_or_path="x", ref_model=policy.ref_model)
+    install_contiguous_head_hook(policy.model)
     assert len(heads[0]._forward_pre_hooks) == n_hooks
 
 
@@ -279,7 +265,7 @@ def test_gelu_new_is_swapped_for_the_fused_kernel(tiny_models):
     from transformers import T5Config, T5ForConditionalGeneration
     from transformers.activations import GELUTanh, NewGELUActivation
 
-    from rlaif.ppo.modeling import use_fused_activations
+    from rlaif.models.patches import set_fused_activations
 
     path = tiny_models["gpt2"]
     original = AutoModelForCausalLM.from_pretrained(path)
@@ -291,7 +277,7 @@ def test_gelu_new_is_swapped_for_the_fused_kernel(tiny_models):
     flan = T5Config(feed_forward_proj="gated-gelu", d_model=16, d_ff=32, d_kv=4, num_heads=2,
                     num_layers=1, vocab_size=50)
     assert flan.dense_act_fn == "gelu_new"
-    use_fused_activations(flan)
+    set_fused_activations(flan)
     kinds = {type(m) for m in T5ForConditionalGeneration(flan).modules()}
     assert GELUTanh in kinds and NewGELUActivation not in kinds
     x = torch.randn(1000) * 4

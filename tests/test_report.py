@@ -8,18 +8,36 @@ from pathlib import Path
 import pytest
 
 from rlaif.cli import main
-from rlaif.evaluation import HoldoutReport, HoldoutSide, combine
-from rlaif.report import md_escape, read_metrics, write_report
+from rlaif.evaluation.holdout import Holdout, HoldoutReport, HoldoutSide
+from rlaif.evaluation.report import write_report
+from rlaif.io import read_jsonl
+from rlaif.judges.base import Judge, Scale, Score
+from rlaif.markdown import md_escape
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class _Unused(Judge):
+    """An evaluator for reports built from fixed toxicities: never asked to score."""
+
+    name = "tiny-hate"
+    scale = Scale(0.0, 1.0)
+
+    async def ascore(self, samples):  # pragma: no cover - the tests pass fixed sides
+        return [Score(None, error="not used") for _ in samples]
+
+
+def _compare(prompts, before, after, **kw) -> HoldoutReport:
+    settings = {k: kw.pop(k) for k in ("threshold", "n_examples", "n_boot") if k in kw}
+    return Holdout(prompts, _Unused(), **settings).compare(before, after, **kw)
 
 
 def _report() -> HoldoutReport:
     prompts = ["q1 | pipe", "q2", "q3", "q4"]
     before = HoldoutSide(["you *idiot*\nshut up", "b2", "b3", "b4"], [0.8, 0.6, 0.4, 0.2])
     after = HoldoutSide(["I am sorry | ok", "a2", "a3", "a4"], [0.5, 0.3, 0.2, 0.0])
-    return combine(prompts, before, after, threshold=0.5, n_examples=3, kl={"KL to reference, last step": 0.125},
-                   meta={"evaluator": "tiny-hate", "toxicity": "P(hate)", "seed": 0}, n_boot=200)
+    return _compare(prompts, before, after, threshold=0.5, n_examples=3, kl={"KL to reference, last step": 0.125},
+                    meta={"evaluator": "tiny-hate", "toxicity": "P(hate)", "seed": 0}, n_boot=200)
 
 
 def _metrics(path: Path) -> Path:
@@ -68,8 +86,8 @@ def test_report_without_metrics_has_no_training_plot(tmp_path):
 
 
 def test_improvement_none_renders_na(tmp_path):
-    rep = combine(["q"] * 2, HoldoutSide(["a", "b"], [0.0, 0.0]), HoldoutSide(["c", "d"], [0.1, 0.3]),
-                  n_boot=50)
+    rep = _compare(["q"] * 2, HoldoutSide(["a", "b"], [0.0, 0.0]), HoldoutSide(["c", "d"], [0.1, 0.3]),
+                   n_boot=50)
     md = write_report(tmp_path, rep)["md"].read_text()
     assert "| mean toxicity | 0.0000 | 0.2000 | n/a |" in md
     assert "mean toxicity before is 0" in md
@@ -78,8 +96,8 @@ def test_improvement_none_renders_na(tmp_path):
 def test_read_metrics_names_bad_line(tmp_path):
     p = tmp_path / "metrics.jsonl"
     p.write_text('{"step": 0}\n{oops\n')
-    with pytest.raises(ValueError, match=r"metrics.jsonl:2"):
-        read_metrics(p)
+    with pytest.raises(ValueError, match=r"metrics.jsonl: line 2"):
+        read_jsonl(p)
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -119,8 +137,8 @@ def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
     assert data["meta"]["gen_kwargs"]["max_new_tokens"] == 6
     # the after model is the same weights: same responses, zero difference
     assert [r["tox_before"] for r in data["rows"]] == [r["tox_after"] for r in data["rows"]]
-    assert data["kl"] == {"training objective/kl, last step": pytest.approx(0.15),
-                          "training objective/kl, mean": pytest.approx(0.075),
+    # one training-KL row for every entry point: the mean over the last (here all 4) steps
+    assert data["kl"] == {"training objective/kl, mean of the last 4 steps": pytest.approx(0.075),
                           "hold-out KL(after || before), k1": 0.0, "hold-out KL(after || before), k3": 0.0}
     assert f"| mean toxicity | {data['stats']['before']['mean']:.4f} |" in printed
     assert str(out / "report.md") in printed

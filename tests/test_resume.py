@@ -11,7 +11,8 @@ import yaml
 from ppo_helpers import PROMPTS, LetterJudge, make_config, one_thread  # noqa: F401
 
 from rlaif.cli import main
-from rlaif.ppo.checkpoint import latest_checkpoint, resolve_checkpoint
+from rlaif.models.layout import latest_checkpoint
+from rlaif.ppo.checkpoint import find_resume_checkpoint
 from rlaif.ppo.metrics import read_metrics
 from rlaif.ppo.trainer import PPOTrainer
 
@@ -92,20 +93,20 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tiny_models, tmp_p
         torch.testing.assert_close(opt_a[key]["exp_avg_sq"], opt_b[key]["exp_avg_sq"], atol=1e-9, rtol=1e-5)
 
 
-def test_resolve_checkpoint_accepts_a_run_a_checkpoints_folder_or_a_step(tmp_path):
+def test_find_resume_checkpoint_accepts_a_run_a_checkpoints_folder_or_a_step(tmp_path):
     step = tmp_path / "run" / "checkpoints" / "step-4"
     step.mkdir(parents=True)
     (step / "trainer_state.json").write_text("{}")
     (tmp_path / "run" / "checkpoints" / "latest").write_text("step-4\n")
-    assert resolve_checkpoint(True, tmp_path / "run") == step
-    assert resolve_checkpoint(str(tmp_path / "run"), tmp_path / "elsewhere") == step
-    assert resolve_checkpoint(str(tmp_path / "run" / "checkpoints"), tmp_path) == step
-    assert resolve_checkpoint(str(step), tmp_path) == step
+    assert find_resume_checkpoint(True, tmp_path / "run") == step
+    assert find_resume_checkpoint(str(tmp_path / "run"), tmp_path / "elsewhere") == step
+    assert find_resume_checkpoint(str(tmp_path / "run" / "checkpoints"), tmp_path) == step
+    assert find_resume_checkpoint(str(step), tmp_path) == step
     with pytest.raises(FileNotFoundError, match="nothing to resume in .*start without --resume"):
-        resolve_checkpoint(True, tmp_path / "empty")
+        find_resume_checkpoint(True, tmp_path / "empty")
     (tmp_path / "run" / "checkpoints" / "latest").write_text("step-9\n")
     with pytest.raises(FileNotFoundError, match="step-9: named by .* holds no trainer_state.json"):
-        resolve_checkpoint(True, tmp_path / "run")
+        find_resume_checkpoint(True, tmp_path / "run")
 
 
 @pytest.mark.slow

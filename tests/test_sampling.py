@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TopKLogitsWarper, TopPLogitsWarper
 
-from rlaif.sampling import InverseCDFSampler, sample_inverse_cdf, sampling_kwargs
+from rlaif.ppo.sampling import InverseCDFSampler, sample_inverse_cdf, sampling_kwargs
 
 N = 40_000  # draws per check: the standard error of a share is at most 0.0025
 

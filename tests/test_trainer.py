@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 from ppo_helpers import PROMPTS, LetterJudge, e_share, make_config, one_thread  # noqa: F401
+from transformers import AutoTokenizer
 
 from rlaif.cli import main
+from rlaif.data.prompts import PromptStream, load_prompt_split
 from rlaif.judges.base import JudgeError, Score
-from rlaif.ppo.checkpoint import latest_checkpoint
+from rlaif.models.layout import latest_checkpoint
 from rlaif.ppo.metrics import METRIC_KEYS, read_metrics
-from rlaif.ppo.rollout import PromptStream, RunningMoments, score_rollout
+from rlaif.ppo.rollout import score_rollout
 from rlaif.ppo.trainer import PPOTrainer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -129,17 +131,6 @@ def test_reward_post_processing_by_hand(tiny_models, tmp_path, overrides, proces
     assert metrics["reward/processed_mean"] == pytest.approx(processed_mean)
 
 
-def test_running_moments_merge_batches_exactly():
-    stats = RunningMoments()
-    stats.update([1.0, 2.0, 3.0])
-    stats.update([4.0, 5.0])
-    assert (stats.mean, stats.var, stats.count) == (pytest.approx(3.0), pytest.approx(2.0), 5)
-    assert stats.normalize(5.0) == pytest.approx(2.0 / 2.0**0.5)
-    restored = RunningMoments()
-    restored.load_state_dict(stats.state_dict())
-    assert restored.state_dict() == stats.state_dict()
-
-
 def test_prompt_stream_is_seeded_and_covers_each_prompt_once_per_epoch():
     stream = PromptStream(5, seed=3)
     first_epoch, second_epoch = stream.indices(0, 5), stream.indices(5, 5)
@@ -185,8 +176,11 @@ def test_train_loop_on_hh_sample_writes_metrics_checkpoints_and_summary(tiny_mod
     run = tmp_path / "run"
     config = make_config(tiny_models["t5"], run, "ppo.steps=3", "output.save_every=2",
                          "data.task=summarize", "data.limit=60", "data.max_prompt_tokens=128")
-    trainer = PPOTrainer(config)  # judge and prompts from the config: function judge, HH sample
-    assert len(trainer.prompts) + len(trainer.eval_prompts) <= 60 and trainer.eval_prompts
+    # Prompts from the config's data section (the HH sample); the judge from its judge section.
+    split = load_prompt_split(config.data, AutoTokenizer.from_pretrained(tiny_models["t5"]))
+    assert len(split.train) + len(split.test) <= 60 and split.test
+    trainer = PPOTrainer(config, split.train)
+    assert trainer.prompts == split.train
     assert all(p.startswith("Summarize the following conversation.") for p in trainer.prompts)
     result = trainer.train()
 
@@ -203,7 +197,7 @@ def test_train_loop_on_hh_sample_writes_metrics_checkpoints_and_summary(tiny_mod
     assert "PPO: 3 step(s) (steps 1..3)" in out and "checkpoint:" in out
     # Starting a fresh run over it is refused rather than silently mixing two runs.
     with pytest.raises(ValueError, match="already holds a run.*--resume"):
-        PPOTrainer(config)
+        PPOTrainer(config, split.train)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from rlaif.integrations.trl import messages_to_text, reward_function
-from rlaif.judges.base import Judge, Sample, Scale, Score
+from rlaif.judges.base import Judge, MemberScore, Sample, Scale, Score
 
 
 class CountingJudge(Judge):
@@ -36,7 +36,7 @@ class CountingJudge(Judge):
 
 
 class MemberJudge(Judge):
-    """Ensemble-shaped details: two members with fixed raw scores."""
+    """Ensemble-shaped scores: two members with fixed raw scores."""
 
     name = "hhh"
     scale = Scale(-1.0, 1.0)
@@ -44,10 +44,9 @@ class MemberJudge(Judge):
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         out = []
         for i, _ in enumerate(samples):
-            members = {"helpful": {"raw": float(i), "normalized": 0.0, "weight": 1.0},
-                       "harmless": {"raw": None, "normalized": None, "weight": 1.0, "error": "x"}
-                       if i == 0 else {"raw": 10.0, "normalized": 0.0, "weight": 1.0}}
-            out.append(Score(0.5, details={"members": members}))
+            members = {"helpful": MemberScore(float(i), 0.0, 1.0),
+                       "harmless": MemberScore(None, None, 1.0, "x") if i == 0 else MemberScore(10.0, 0.0, 1.0)}
+            out.append(Score(0.5, members=members))
         return out
 
 

@@ -31,41 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
-def split_overrides(items: list[str], names: list[str]) -> dict[str, list[str]]:
-    """Sort `JUDGE.KEY=VALUE` strings into {judge: ["KEY=VALUE", ...]}."""
-    out: dict[str, list[str]] = {n: [] for n in names}
-    for item in items:
-        target = item.partition("=")[0]
-        # Longest matching judge name first, since names may themselves contain dots.
-        judge = max((n for n in names if target.startswith(n + ".")), key=len, default=None)
-        if "=" not in item or judge is None:
-            raise ValueError(
-                f"--set {item!r}: expected JUDGE.KEY=VALUE with JUDGE one of {names} "
-                "(e.g. --set roberta-hate.batch_size=8)"
-            )
-        out[judge].append(item[len(judge) + 1:])
-    return out
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, i = name, 2
-    while candidate in taken:
-        candidate, i = f"{name}#{i}", i + 1
-    return candidate
-
-
 def run(args: argparse.Namespace) -> int:
     """Load the pairs, build the judges, compare them, write and print the report."""
-    from rlaif.commands.score import load_judge, parse_overrides
-    from rlaif.compare import compare_judges, write_report
+    from rlaif.compare import build_judges, compare_judges, judge_names, split_overrides
+    from rlaif.compare_report import write_comparison
     from rlaif.data.hh import load_hh
-    from rlaif.judges.spec import load_spec
 
     if args.limit is not None and args.limit <= 0:
         raise ValueError(f"--limit must be a positive number of pairs, got {args.limit}")
-    names: list[str] = []
-    for ref in args.specs:
-        names.append(_unique(load_spec(ref).name, set(names)))
+    names = judge_names(args.specs)
     overrides = split_overrides(args.overrides, names)
 
     is_hub = args.data == "hh"
@@ -76,10 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--data {args.data}: no HH pairs to compare (split {args.split!r})")
     print(f"comparing {len(names)} judge(s) on {len(examples)} pairs from {data.source}", file=sys.stderr)
 
-    judges = {}
+    judges = build_judges(names, args.specs, overrides)
     try:
-        for name, ref in zip(names, args.specs):
-            judges[name] = load_judge(ref, parse_overrides(overrides[name]))
         meta = {"data": str(data.source), "split": args.split, "limit": args.limit,
                 "skipped_rows": data.skipped, "judges": {n: str(r) for n, r in zip(names, args.specs)}}
         report = compare_judges(judges, examples, batch_size=args.batch_size,
@@ -89,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             judge.close()
 
     out = Path(args.out) if args.out else Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
-    paths = write_report(report, out)
+    paths = write_comparison(report, out)
     print(report.table())
     print(f"\nSpearman rank correlation ({report.spearman_n} replies scored by every judge):")
     print(report.matrix_table("spearman"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -38,55 +37,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/evaluate", help="report folder")
 
 
-def load_prompts(data: str, *, split: str, task: str, n: int, data_dir: str | None = None) -> list[str]:
-    """The first `n` held-out prompts of a dataset for a task."""
-    from rlaif.data.hh import load_hh, make_prompts
-
-    if n <= 0:
-        raise ValueError(f"--n must be > 0, got {n}")
-    source = "Anthropic/hh-rlhf" if data == "hh" else data
-    examples = load_hh(source, data_dir=data_dir, split=split, limit=n)
-    prompts = make_prompts(examples, task)  # type: ignore[arg-type]
-    if not prompts:
-        raise ValueError(f"{data} (split {split}) holds no usable examples")
-    return prompts[:n]
-
-
-def training_kl(run_dir: Path) -> tuple[Path | None, dict[str, float] | None]:
-    """metrics.jsonl of a run folder and the KL it logged (last step and mean), if any."""
-    from rlaif.report import read_metrics
-
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        return None, None
-    kls = [r["objective/kl"] for r in read_metrics(metrics)
-           if isinstance(r.get("objective/kl"), (int, float)) and math.isfinite(r["objective/kl"])]
-    if not kls:
-        return metrics, None
-    return metrics, {"training objective/kl, last step": float(kls[-1]),
-                     "training objective/kl, mean": sum(kls) / len(kls)}
-
-
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report, print the table and where the report is."""
-    from rlaif.evaluation import evaluate_holdout
-    from rlaif.report import summary_table, write_report
+    from rlaif.data.prompts import load_split_prompts
+    from rlaif.evaluation.holdout import evaluate_holdout, run_training_kl
+    from rlaif.evaluation.report import summary_table, write_report
 
-    prompts = load_prompts(args.data, split=args.split, task=args.task, n=args.n,
-                           data_dir=args.data_dir)
+    if args.n <= 0:
+        raise ValueError(f"--n must be > 0, got {args.n}")
+    source = "Anthropic/hh-rlhf" if args.data == "hh" else args.data
+    prompts = load_split_prompts(source, split=args.split, task=args.task, n=args.n,
+                                 data_dir=args.data_dir)
     gen_kwargs: dict[str, Any] = {"max_new_tokens": args.max_new_tokens}
     if args.min_new_tokens is not None:
         gen_kwargs["min_new_tokens"] = args.min_new_tokens
     if args.greedy:
         gen_kwargs.update(do_sample=False, top_k=None, top_p=None)
-    metrics_path, kl = None, None
-    after = Path(args.after)
-    if after.is_dir():
-        metrics_path, kl = training_kl(after)
+    metrics_path, kl = run_training_kl(Path(args.after))
     report = evaluate_holdout(
-        args.before, args.after, args.tokenizer, prompts, args.evaluator,
-        gen_kwargs=gen_kwargs, seed=args.seed, threshold=args.threshold,
-        n_examples=args.examples, kl=kl, compute_kl=not args.no_kl, batch_size=args.batch_size,
+        args.before, args.after, args.tokenizer, prompts, args.evaluator, kl=kl,
+        compute_kl=not args.no_kl, gen_kwargs=gen_kwargs, seed=args.seed,
+        threshold=args.threshold, n_examples=args.examples, batch_size=args.batch_size,
         toxic_label=args.toxic_label,
     )
     extra = {"data": args.data, "split": args.split, "task": args.task}

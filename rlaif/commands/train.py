@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     result = train_and_evaluate(config)
     if result.holdout is not None:
-        from rlaif.report import summary_table
+        from rlaif.evaluation.report import summary_table
 
         print()
         print(summary_table(result.holdout.to_dict()))
-        print(f"report: {result.train.run_dir / 'report.md'}")
+        print(f"report: {result.paths['md']}")
     print(f"run folder: {result.train.run_dir}")
     return 0

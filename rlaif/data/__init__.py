@@ -1,0 +1,1 @@
+"""HH data: `hh` (transcripts, rows, loading), `rows` (local files), `prompts` (policy prompts)."""

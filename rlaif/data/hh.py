@@ -1,45 +1,60 @@
-"""Anthropic HH-RLHF data: transcripts -> turns -> prompts, chosen/rejected pairs, splits.
+"""Anthropic HH-RLHF data: transcripts -> turns -> (prompt, chosen, rejected) examples.
 
 An HH row holds two full transcripts, `chosen` and `rejected`, in the format
 
     "\\n\\nHuman: ...\\n\\nAssistant: ...\\n\\nHuman: ...\\n\\nAssistant: ..."
 
 that share everything but the final assistant reply. `load_hh` reads rows from a hub id
-(`Anthropic/hh-rlhf`, with `data_dir` = harmless-base, helpful-base, ...), a local
-json/jsonl/parquet file or folder (all through `datasets`), or the bundled sample
-(`"sample"`), and turns each row into an `HHExample(prompt, chosen, rejected, meta)`.
+(`Anthropic/hh-rlhf`, with `data_dir` = harmless-base, helpful-base, ...), a local file
+(.json/.jsonl, plain or .gz/.bz2/.xz as the hub ships them, or .parquet), a local folder laid
+out like the hub repository (`<folder>/harmless-base/test.jsonl.gz`, chosen by `data_dir` and
+`split`), or the bundled sample (`"sample"`), and turns each row into an
+`HHExample(prompt, chosen, rejected, meta)`. Prompts, length filter and split: `prompts.py`.
 
-A bad row is never dropped silently: it raises `HHFormatError` naming the file, row and
-field, or, with `on_bad_row="skip"`, it is dropped, counted in `HHDataset.skipped` and
-logged.
+Quirks of the real data are data, not errors. The released files hold turns that are empty
+(`"\\n\\nAssistant:"` followed by nothing, mid-dialogue or as the final reply) and two
+turns of the same role in a row (`Assistant:` twice, e.g. a reply cut in two). The rule:
+
+* an empty turn stays an empty turn (an empty final reply is the empty string);
+* consecutive turns of the same role, Human or Assistant, merge into one turn, their
+  non-empty texts joined by a blank line ("\\n\\n"),
+
+so every parsed transcript alternates Human/Assistant, Human first and Assistant last, which
+chat templates require, and rows with these quirks load. The blank line keeps
+the two messages apart as paragraphs, and the merged turn parses back to itself.
+
+Still refused, with `HHFormatError` naming the file, row and field and the fix: rows that are
+not HH transcripts (no role markers, text before the first `Human:`, a first turn that is not
+Human, no final `Assistant:` turn, a non-string transcript, a missing field, a row that is not
+an object) and chosen/rejected pairs that differ before the final reply. A file that cannot
+be read (not UTF-8, not JSON, empty, a broken archive) raises `rows.DataFileError` naming the
+file. With `on_bad_row="skip"` a bad row is dropped, counted in `HHDataset.skipped`, its
+reason kept (`HHDataset.skip_reasons` shows the first few) and a warning is logged.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
+
+from rlaif.data.rows import COMPRESSED_SUFFIXES, file_kind, read_rows, split_files
 
 logger = logging.getLogger(__name__)
 
 HUMAN = "Human"
 ASSISTANT = "Assistant"
 ASSISTANT_MARKER = "\n\nAssistant:"
-SUMMARIZE_INSTRUCTION = "Summarize the following conversation."
-SUMMARY_CUE = "Summary:"
 SAMPLE_SOURCE = "sample"
-LOCAL_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
-COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
+MERGE_SEPARATOR = "\n\n"  # between the texts of consecutive same-role turns
+SKIP_REASONS_SHOWN = 5
 
 # A role marker starts a blank line: "\n\nHuman:" / "\n\nAssistant:". Spaces or tabs on the
 # blank line are tolerated; a bare "Human:" inside a turn is text, as in the real data.
 _MARKER = re.compile(r"\n[ \t]*\n[ \t]*(Human|Assistant):")
-
-T = TypeVar("T")
 
 
 class HHFormatError(ValueError):
@@ -55,7 +70,7 @@ class HHFormatError(ValueError):
 
 @dataclass(frozen=True)
 class Turn:
-    """One turn of a dialogue: who speaks and what they say (stripped)."""
+    """One turn of a dialogue: who speaks and what they say (stripped; may be empty)."""
 
     role: Literal["human", "assistant"]
     text: str
@@ -77,8 +92,13 @@ class HHDataset:
 
     examples: list[HHExample]
     skipped: int
-    skipped_rows: list[tuple[int, str]]
+    skipped_rows: list[tuple[int, str]]  # (row within its file, reason), every skipped row
     source: str
+
+    @property
+    def skip_reasons(self) -> list[str]:
+        """The reasons of the first few skipped rows (each names file, row and field), to show."""
+        return [reason for _, reason in self.skipped_rows[:SKIP_REASONS_SHOWN]]
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -91,13 +111,16 @@ class HHDataset:
 
 
 _FORMAT_FIX = (
-    "write '\\n\\nHuman: <text>\\n\\nAssistant: <text>' turns, alternating, none empty, "
-    "Human first and Assistant last"
+    "write '\\n\\nHuman: <text>\\n\\nAssistant: <text>' turns, Human first and Assistant last"
 )
 
 
 def parse_transcript(text: str, where: str = "") -> list[Turn]:
-    """Parse an HH transcript into alternating turns, Human first and Assistant last."""
+    """Parse an HH transcript into alternating turns, Human first and Assistant last.
+
+    Empty turns stay (empty text); consecutive same-role turns merge into one, their
+    non-empty texts joined by a blank line (the module docstring says why).
+    """
     if not isinstance(text, str):
         raise HHFormatError(
             f"transcript must be a string, got {type(text).__name__} ({_preview(text)})",
@@ -113,20 +136,19 @@ def parse_transcript(text: str, where: str = "") -> list[Turn]:
             f"missing 'Human:' marker at the start, transcript begins {_preview(text)}",
             where=where, fix=_FORMAT_FIX,
         )
+    if parts[1] != HUMAN:
+        raise HHFormatError(
+            f"turn 1 is '{parts[1]}:' but '{HUMAN}:' was expected (roles out of order)",
+            where=where, fix=_FORMAT_FIX,
+        )
     turns: list[Turn] = []
     for i in range(1, len(parts), 2):
-        role, turn_text = parts[i], parts[i + 1].strip()
-        expected = HUMAN if len(turns) % 2 == 0 else ASSISTANT
-        if role != expected:
-            raise HHFormatError(
-                f"turn {len(turns) + 1} is '{role}:' but '{expected}:' was expected "
-                f"(roles out of order)", where=where, fix=_FORMAT_FIX,
-            )
-        if not turn_text:
-            raise HHFormatError(
-                f"turn {len(turns) + 1} ('{role}:') is empty", where=where, fix=_FORMAT_FIX
-            )
-        turns.append(Turn(role=role.lower(), text=turn_text))  # type: ignore[arg-type]
+        role, turn_text = parts[i].lower(), parts[i + 1].strip()
+        if turns and turns[-1].role == role:  # same role twice in a row: one turn
+            joined = MERGE_SEPARATOR.join(t for t in (turns[-1].text, turn_text) if t)
+            turns[-1] = Turn(role=role, text=joined)  # type: ignore[arg-type]
+        else:
+            turns.append(Turn(role=role, text=turn_text))  # type: ignore[arg-type]
     if turns[-1].role != "assistant":
         raise HHFormatError(
             f"missing final 'Assistant:' turn, transcript ends {_preview(text[-60:])}",
@@ -136,8 +158,12 @@ def parse_transcript(text: str, where: str = "") -> list[Turn]:
 
 
 def format_turns(turns: Sequence[Turn]) -> str:
-    """Write turns back in canonical HH format ("\\n\\nHuman: ...\\n\\nAssistant: ...")."""
-    return "".join(f"\n\n{t.role.capitalize()}: {t.text}" for t in turns)
+    """Write turns back in canonical HH format ("\\n\\nHuman: ...\\n\\nAssistant: ...").
+
+    An empty turn is its bare marker ("\\n\\nAssistant:"), as in the real data.
+    """
+    return "".join(f"\n\n{t.role.capitalize()}:" + (f" {t.text}" if t.text else "")
+                   for t in turns)
 
 
 def split_prompt_response(transcript: str, where: str = "") -> tuple[str, str]:
@@ -146,73 +172,6 @@ def split_prompt_response(transcript: str, where: str = "") -> tuple[str, str]:
     # The prompt is rebuilt canonically: identical to the raw text for well-formed rows,
     # and whitespace quirks do not leak into what the policy continues.
     return format_turns(turns[:-1]) + ASSISTANT_MARKER, turns[-1].text
-
-
-def dialogue_of(prompt: str) -> str:
-    """The dialogue of a prompt without the leading blank line and the final Assistant marker."""
-    if prompt.endswith(ASSISTANT_MARKER):
-        prompt = prompt[: -len(ASSISTANT_MARKER)]
-    return prompt.strip()
-
-
-def make_prompts(examples: Iterable[HHExample | str],
-                 task: Literal["dialogue", "summarize"] = "dialogue") -> list[str]:
-    """Build policy prompts from examples (or prompt strings) for a task.
-
-    dialogue:  the dialogue up to and including the final "\\n\\nAssistant:" (what the
-               assistant continues).
-    summarize: the walk-through's instruction, then the dialogue without the final
-               Assistant marker, then a "Summary:" cue so the model writes the summary:
-               "Summarize the following conversation.\\n\\nHuman: ...\\n\\nSummary:".
-    """
-    prompts = [e.prompt if isinstance(e, HHExample) else e for e in examples]
-    if task == "dialogue":
-        return prompts
-    if task == "summarize":
-        return [f"{SUMMARIZE_INSTRUCTION}\n\n{dialogue_of(p)}\n\n{SUMMARY_CUE}" for p in prompts]
-    raise ValueError(f"task must be 'dialogue' or 'summarize', got {task!r}")
-
-
-def filter_by_length(texts: Sequence[str], tokenizer: Any, max_tokens: int,
-                     min_tokens: int = 1) -> list[int]:
-    """Indices of texts whose token count (special tokens included) lies in [min_tokens, max_tokens]."""
-    if min_tokens < 0 or max_tokens < min_tokens:
-        raise ValueError(
-            f"need 0 <= min_tokens <= max_tokens, got min_tokens={min_tokens}, "
-            f"max_tokens={max_tokens}"
-        )
-    if not texts:
-        return []
-    # Count what the policy will see: special tokens included (T5 appends </s>), and no
-    # truncation, or every long text would count as exactly model_max_length.
-    ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-    return [i for i, row in enumerate(ids) if min_tokens <= len(row) <= max_tokens]
-
-
-def train_test_split(items: Sequence[T], test_size: float | int,
-                     seed: int) -> tuple[list[T], list[T]]:
-    """Deterministic split by seed (same on every run and process); both parts keep input order."""
-    n = len(items)
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)):
-        raise ValueError(f"test_size must be a float in (0, 1) or an int count, got {test_size!r}")
-    if isinstance(test_size, float):
-        if not 0.0 < test_size < 1.0:
-            raise ValueError(
-                f"test_size={test_size} as a fraction must lie in (0, 1); pass an int for a count"
-            )
-        n_test = round(n * test_size)
-    else:
-        n_test = test_size
-    if not 0 <= n_test <= n:
-        raise ValueError(f"test_size={test_size} asks for {n_test} test items out of {n}")
-    # random.Random(int) is the same Mersenne Twister stream on every platform and process
-    # (unlike hash()-based orders), so a seed names one split forever.
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    test_idx = set(order[:n_test])
-    train = [x for i, x in enumerate(items) if i not in test_idx]
-    test = [x for i, x in enumerate(items) if i in test_idx]
-    return train, test
 
 
 def sample_path(split: Literal["train", "test"]) -> Path:
@@ -225,29 +184,37 @@ def sample_path(split: Literal["train", "test"]) -> Path:
 def load_hh(source: str = "Anthropic/hh-rlhf", *, data_dir: str | None = None,
             split: str = "train", on_bad_row: Literal["raise", "skip"] = "raise",
             limit: int | None = None) -> HHDataset:
-    """Load HH rows from a hub id or local folder, a local .json/.jsonl/.parquet file, or "sample".
+    """Load HH rows from a hub id, a local folder or file, or "sample" (see the module docstring).
 
-    A hub id or folder goes through `datasets.load_dataset(source, data_dir=..., split=...)`.
-    A single local file is one split (`split` is not used for it). "sample" is the bundled
-    sample, `split` "train" or "test". `limit` stops after that many good examples.
+    A single local file is one split (`split` is not used for it). A folder laid out like the
+    hub repository is read directly (`<source>/<data_dir>/<split>.jsonl.gz`); other folders
+    and hub ids go through `datasets.load_dataset(source, data_dir=..., split=...)`. "sample"
+    is the bundled sample, `split` "train" or "test". `limit` stops after that many good
+    examples.
     """
     if on_bad_row not in ("raise", "skip"):
         raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0 or None, got {limit}")
-    rows, name = _open_rows(source, data_dir=data_dir, split=split)
+    parts, name = _open_rows(source, data_dir=data_dir, split=split)
     examples: list[HHExample] = []
     skipped_rows: list[tuple[int, str]] = []
-    for index, row in enumerate(rows):
-        if limit is not None and len(examples) >= limit:
-            break
-        try:
-            examples.append(parse_row(row, index, name))
-        except HHFormatError as err:
-            if on_bad_row == "raise":
-                raise
-            skipped_rows.append((index, str(err)))
-            logger.debug("skipped bad HH row: %s", err)
+    def full() -> bool:
+        return limit is not None and len(examples) >= limit
+
+    for part_name, rows in parts:
+        if full():
+            break  # files are read lazily: the ones not needed are never opened
+        for index, row in enumerate(rows):
+            if full():
+                break
+            try:
+                examples.append(parse_row(row, index, part_name))
+            except HHFormatError as err:
+                if on_bad_row == "raise":
+                    raise
+                skipped_rows.append((index, str(err)))
+                logger.debug("skipped bad HH row: %s", err)
     if skipped_rows:
         logger.warning(
             "%s: skipped %d bad row(s) of %d read; first: %s", name, len(skipped_rows),
@@ -285,46 +252,41 @@ def parse_row(row: Mapping[str, Any], index: int, source: str) -> HHExample:
                      meta={"row": index, "source": source, **extras})
 
 
-def _open_rows(source: str, *, data_dir: str | None,
-               split: str) -> tuple[Iterable[Mapping[str, Any]], str]:
-    """Rows of a source as dicts, and the name used in error messages."""
-    import datasets  # heavy; imported only when data is read
+Rows = Iterable[Mapping[str, Any]]
 
+
+def _open_rows(source: str, *, data_dir: str | None,
+               split: str) -> tuple[list[tuple[str, Rows]], str]:
+    """(name for error messages, rows) of each file of a source, and the source's name."""
     if source == SAMPLE_SOURCE:
         path = sample_path(split)  # type: ignore[arg-type]
-        return _load_file(datasets, path), str(path)
+        return [(str(path), read_rows(path))], str(path)
     path = Path(source).expanduser()
     if path.is_file():
-        return _load_file(datasets, path), str(path)
-    if _builder_for(path) is not None and not path.exists():
+        return [(str(path), read_rows(path))], str(path)
+    if file_kind(path) is not None and not path.exists():
         raise FileNotFoundError(
             f"HH data file {path} does not exist; pass an existing .json/.jsonl/.parquet "
-            f"file, a folder, a hub id such as 'Anthropic/hh-rlhf', or 'sample'"
+            f"file (optionally {', '.join(COMPRESSED_SUFFIXES)} compressed), a folder, a hub "
+            f"id such as 'Anthropic/hh-rlhf', or 'sample'"
         )
     name = f"{source}" + (f"/{data_dir}" if data_dir else "") + f" [{split}]"
-    return datasets.load_dataset(source, data_dir=data_dir, split=split), name
-
-
-def _load_file(datasets: Any, path: Path) -> Any:
-    """Load one local json/jsonl/parquet file (optionally compressed) through `datasets`."""
-    builder = _builder_for(path)
-    if builder is None:
-        raise ValueError(
-            f"{path}: unsupported file type; use .json, .jsonl or .parquet "
-            f"(optionally {', '.join(COMPRESSED_SUFFIXES)} compressed)"
+    if path.is_dir() and data_dir and not (path / data_dir).is_dir():
+        present = sorted(p.name for p in path.iterdir() if p.is_dir())
+        raise FileNotFoundError(
+            f"{path} has no folder data_dir={data_dir!r}; folders present: {present}. Pass one "
+            "of them, e.g. harmless-base for a copy of Anthropic/hh-rlhf"
         )
-    return datasets.load_dataset(builder, data_files=str(path), split="train")
+    files = split_files(path, data_dir, split) if path.is_dir() else []
+    if files:
+        return [(str(f), read_rows(f)) for f in files], name
+    import datasets  # heavy; imported only for the hub (or an unusual folder layout)
 
-
-def _builder_for(path: Path) -> str | None:
-    """The `datasets` builder for a local file name, or None if the suffix is not supported."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in COMPRESSED_SUFFIXES:
-        suffixes = suffixes[:-1]
-    return LOCAL_SUFFIXES.get(suffixes[-1]) if suffixes else None
+    return [(name, datasets.load_dataset(source, data_dir=data_dir, split=split))], name
 
 
 def _preview(value: Any, width: int = 60) -> str:
     """A short repr of a value for error messages."""
     text = repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
+

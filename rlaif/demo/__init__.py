@@ -5,9 +5,9 @@
     result.improvement          # (before - after) / before of mean hold-out toxicity
 """
 
-from rlaif.demo.assets import (AssetSettings, DemoAssets, EvaluatorSettings, PolicySettings,
-                               build_demo_assets, cache_root)
+from rlaif.demo.assets import DemoAssets, build_demo_assets, cache_root
 from rlaif.demo.run import FAST_OVERRIDES, DemoResult, demo_config, run_demo
+from rlaif.demo.settings import AssetSettings, EvaluatorSettings, PolicySettings
 
 __all__ = ["FAST_OVERRIDES", "AssetSettings", "DemoAssets", "DemoResult",
            "EvaluatorSettings", "PolicySettings", "build_demo_assets", "cache_root", "demo_config",

@@ -13,6 +13,9 @@ root `~/.cache/rlaif`), where `key` hashes the sample files and that model's bui
 settings: a changed sample or setting rebuilds that model; otherwise the second call is a
 cache hit. A build is written to a temporary folder and renamed into place, so an
 interrupted build never leaves a half-written cache behind.
+
+The settings live in `rlaif.demo.settings`, the training in `rlaif.demo.training`; this
+module keys, caches and orchestrates them.
 """
 
 from __future__ import annotations
@@ -21,67 +24,23 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
+
+from rlaif.demo.settings import AssetSettings
+from rlaif.demo.training import build_evaluator, build_policy, lm_texts, reply_labels
+from rlaif.io import atomic_write_dir
 
 logger = logging.getLogger(__name__)
 
 # Bump when the builders change in a way that changes the models they produce.
 ASSET_VERSION = "1"
 MANIFEST = "manifest.json"
-EOS = "<|endoftext|>"
-ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PolicySettings(_Strict):
-    """The demo policy: a small GPT-2 trained from scratch on the sample's dialogues."""
-
-    vocab_size: int = Field(default=2048, gt=256)
-    n_embd: int = Field(default=128, gt=0)
-    n_layer: int = Field(default=4, gt=0)
-    n_head: int = Field(default=4, gt=0)
-    max_length: int = Field(default=160, gt=8, description="tokens per training example")
-    steps: int = Field(default=250, gt=0)
-    batch_size: int = Field(default=32, gt=0)
-    lr: float = Field(default=2e-3, gt=0)
-    warmup: int = Field(default=20, ge=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    seed: int = 0
-
-
-class EvaluatorSettings(_Strict):
-    """The hold-out evaluator: a small RoBERTa toxicity classifier trained on TRAIN replies."""
-
-    vocab_size: int = Field(default=2048, gt=256)
-    hidden_size: int = Field(default=128, gt=0)
-    num_layers: int = Field(default=2, gt=0)
-    num_heads: int = Field(default=4, gt=0)
-    max_length: int = Field(default=64, gt=8)
-    clean_fragments: int = Field(
-        default=2, ge=0,
-        description="extra clean examples per clean reply: a sentence or word prefix of it",
-    )
-    epochs: int = Field(default=2, gt=0)
-    batch_size: int = Field(default=32, gt=0)
-    lr: float = Field(default=5e-4, gt=0)
-    seed: int = 0
-
-
-class AssetSettings(_Strict):
-    """Everything that determines the demo's cached models (part of the cache key)."""
-
-    policy: PolicySettings = PolicySettings()
-    evaluator: EvaluatorSettings = EvaluatorSettings()
 
 
 @dataclass(frozen=True)
@@ -139,11 +98,11 @@ def build_demo_assets(settings: AssetSettings | None = None, cache_dir: str | Pa
 
     policy_dir, policy_stats, policy_hit = _cached(
         root, "policy", settings.policy, force,
-        lambda out: _training().build_policy(out, _lm_texts(sample_rows()["train"]), settings.policy))
+        lambda out: build_policy(out, lm_texts(sample_rows()["train"]), settings.policy))
     evaluator_dir, evaluator_stats, evaluator_hit = _cached(
         root, "evaluator", settings.evaluator, force,
-        lambda out: _training().build_evaluator(out, _reply_labels(sample_rows()["train"]),
-                                    _reply_labels(sample_rows()["test"]), settings.evaluator))
+        lambda out: build_evaluator(out, reply_labels(sample_rows()["train"]),
+                                    reply_labels(sample_rows()["test"]), settings.evaluator))
     manifest = {"asset_version": ASSET_VERSION, "policy": policy_stats,
                 "evaluator": evaluator_stats}
     key = f"{policy_dir.name}+{evaluator_dir.name}"
@@ -152,31 +111,24 @@ def build_demo_assets(settings: AssetSettings | None = None, cache_dir: str | Pa
 
 
 def _cached(root: Path, kind: str, settings: BaseModel, force: bool,
-            build: Any) -> tuple[Path, dict[str, Any], bool]:
+            build: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any], bool]:
     """(folder, stats, cache hit) of one asset; `build(out_dir) -> stats` runs on a miss."""
     final = root / f"{kind}-{asset_key(settings)}"
     if (final / MANIFEST).is_file() and not force:
         logger.info("demo %s: cache hit %s", kind, final)
         return final, json.loads((final / MANIFEST).read_text()), True
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
-    try:
+
+    def build_entry(tmp: Path) -> dict[str, Any]:
         logger.info("demo %s: building %s (first run only; cached afterwards)", kind, final)
         t0 = time.perf_counter()
         stats = build(tmp / "model")
         stats = {**stats, "build_s": round(time.perf_counter() - t0, 1),
                  "settings": settings.model_dump(mode="json")}
         (tmp / MANIFEST).write_text(json.dumps(stats, indent=2))
-        if final.exists():  # a forced rebuild, or a stale half-entry without a manifest
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final, stats, False
+        return stats
 
-
-# ----------------------------------------------------------------------------- data
+    # Replaces a forced rebuild's old entry, or a stale half-entry without a manifest.
+    return final, atomic_write_dir(final, build_entry), False
 
 
 def _load_sample_rows() -> tuple[list[Any], list[Any]]:
@@ -184,38 +136,3 @@ def _load_sample_rows() -> tuple[list[Any], list[Any]]:
     from rlaif.data.hh import load_hh
 
     return load_hh("sample", split="train").examples, load_hh("sample", split="test").examples
-
-
-def _lm_texts(examples: list[Any]) -> list[str]:
-    """Both full transcripts of every TRAIN example, each ending in EOS after the final reply."""
-    texts = []
-    for ex in examples:
-        for reply in (ex.chosen, ex.rejected):
-            texts.append(f"{ex.prompt} {reply}{EOS}")
-    return texts
-
-
-def _reply_labels(examples: list[Any]) -> list[tuple[str, int]]:
-    """(final reply, 1 if toxic else 0) for the chosen and rejected side of every example."""
-    pairs = []
-    for ex in examples:
-        for side in ("chosen", "rejected"):
-            label = ex.meta.get(f"{side}_toxic")
-            if not isinstance(label, bool):
-                raise ValueError(
-                    f"{ex.meta.get('source')} row {ex.meta.get('row')}: field '{side}_toxic' "
-                    f"must be true/false, got {label!r}; the demo's evaluator needs the "
-                    "sample's per-reply toxicity labels"
-                )
-            pairs.append((getattr(ex, side), int(label)))
-    return pairs
-
-
-# ----------------------------------------------------------------------------- policy
-
-
-def _training() -> Any:
-    # Imported on use: rlaif.demo.training imports the settings defined in this module.
-    from rlaif.demo import training
-
-    return training

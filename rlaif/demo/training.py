@@ -1,7 +1,8 @@
 """Training the demo's two small models from the bundled sample (called by rlaif.demo.assets).
 
-- `build_policy`: a small GPT-2, tokenizer trained locally, causal-LM training on length-
-  bucketed batches with a warm-up + cosine schedule.
+- `lm_texts`, `reply_labels`: the sample's examples as the two models' training data.
+- `build_policy`: a small GPT-2 (built by `rlaif.models.tiny`), causal-LM training on
+  length-bucketed batches with a warm-up + cosine schedule.
 - `build_evaluator`: a small RoBERTa toxicity classifier on TRAIN replies (plus pieces of
   clean replies, so short clean text is not called toxic), with its accuracy on TEST.
 """
@@ -15,39 +16,55 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rlaif.demo.assets import EOS, ROBERTA_SPECIALS, EvaluatorSettings, PolicySettings
+from rlaif.demo.settings import EvaluatorSettings, PolicySettings
+from rlaif.models.tiny import (EOS, GPT2Settings, RobertaSettings, build_gpt2,
+                               build_roberta_classifier, save_model)
 
 logger = logging.getLogger(__name__)
 
 
+def lm_texts(examples: list[Any]) -> list[str]:
+    """Both full transcripts of every TRAIN example, each ending in EOS after the final reply."""
+    texts = []
+    for ex in examples:
+        for reply in (ex.chosen, ex.rejected):
+            texts.append(f"{ex.prompt} {reply}{EOS}")
+    return texts
+
+
+def reply_labels(examples: list[Any]) -> list[tuple[str, int]]:
+    """(final reply, 1 if toxic else 0) for the chosen and rejected side of every example."""
+    pairs = []
+    for ex in examples:
+        for side in ("chosen", "rejected"):
+            label = ex.meta.get(f"{side}_toxic")
+            if not isinstance(label, bool):
+                raise ValueError(
+                    f"{ex.meta.get('source')} row {ex.meta.get('row')}: field '{side}_toxic' "
+                    f"must be true/false, got {label!r}; the demo's evaluator needs the "
+                    "sample's per-reply toxicity labels"
+                )
+            pairs.append((getattr(ex, side), int(label)))
+    return pairs
+
+
+# ----------------------------------------------------------------------------- policy
+
+
 def build_policy(out_dir: Path, texts: list[str], settings: PolicySettings) -> dict[str, Any]:
     """Train a small GPT-2 from scratch on `texts` (causal LM) and save it; returns stats."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
-
-    from rlaif.testing.tiny import _bpe_tokenizer
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = _bpe_tokenizer(texts, settings.vocab_size, [EOS])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS,
-        model_max_length=settings.max_length * 2, padding_side="left",
-    )
+    model, tokenizer = build_gpt2(texts, GPT2Settings(
+        vocab_size=settings.vocab_size, model_max_length=settings.max_length * 2,
+        n_positions=settings.max_length * 2, n_embd=settings.n_embd, n_layer=settings.n_layer,
+        n_head=settings.n_head, seed=settings.seed,
+    ))
     eos = tokenizer.eos_token_id
-    config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=settings.max_length * 2, n_embd=settings.n_embd,
-        n_layer=settings.n_layer, n_head=settings.n_head, bos_token_id=eos, eos_token_id=eos,
-        pad_token_id=eos,
-    )
-    torch.manual_seed(settings.seed)
-    model = GPT2LMHeadModel(config)
     # Keep the end of over-long transcripts: the final reply is what the policy must learn.
     ids = [row[-settings.max_length:] for row in tokenizer(texts)["input_ids"]]
     losses = _train_lm(model, ids, eos, settings)
     model.eval()
     model.generation_config.pad_token_id = eos
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_model(out_dir, model, tokenizer)
     return {
         "params": sum(p.numel() for p in model.parameters()), "texts": len(texts),
         "vocab": len(tokenizer), "first_loss": losses[0], "final_loss": losses[-1],
@@ -72,7 +89,7 @@ def _train_lm(model: Any, ids: list[list[int]], pad_id: int,
         if not batches:
             batches = _length_batches([len(r) for r in ids], settings.batch_size, rng)
         batch = batches.pop()
-        input_ids, attention = _right_pad([ids[i] for i in batch], pad_id)
+        input_ids, attention = _padded_lm_batch([ids[i] for i in batch], pad_id)
         labels = input_ids.masked_fill(attention == 0, -100)
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
         opt.zero_grad(set_to_none=True)
@@ -104,7 +121,7 @@ def _warmup_cosine(step: int, settings: PolicySettings) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def _right_pad(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+def _padded_lm_batch(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
     """Right-padded (input_ids, attention_mask) tensors for training."""
     import torch
 
@@ -123,41 +140,19 @@ def _right_pad(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
 def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tuple[str, int]],
                     settings: EvaluatorSettings) -> dict[str, Any]:
     """Train a small RoBERTa toxicity classifier on `train`, report its `test` accuracy, save it."""
-    import torch
-    from tokenizers import processors
-    from transformers import (PreTrainedTokenizerFast, RobertaConfig,
-                              RobertaForSequenceClassification)
-
-    from rlaif.testing.tiny import _bpe_tokenizer
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    raw = _bpe_tokenizer([t for t, _ in train], settings.vocab_size, ROBERTA_SPECIALS)
-    raw.post_processor = processors.RobertaProcessing(
-        ("</s>", raw.token_to_id("</s>")), ("<s>", raw.token_to_id("<s>"))
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-        model_max_length=settings.max_length,
-    )
-    config = RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=settings.hidden_size,
-        num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
-        intermediate_size=settings.hidden_size * 4, max_position_embeddings=settings.max_length + 2,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, num_labels=2,
-        id2label={0: "nothate", 1: "hate"}, label2id={"nothate": 0, "hate": 1},
-    )
-    torch.manual_seed(settings.seed)
-    model = RobertaForSequenceClassification(config)
+    model, tokenizer = build_roberta_classifier([t for t, _ in train], RobertaSettings(
+        vocab_size=settings.vocab_size, model_max_length=settings.max_length,
+        hidden_size=settings.hidden_size, num_layers=settings.num_layers,
+        num_heads=settings.num_heads, intermediate_size=settings.hidden_size * 4,
+        max_position_embeddings=settings.max_length + 2, seed=settings.seed,
+    ))
     # Pieces of clean replies are clean too. Without them the classifier learns "not one of
     # the polite templates = toxic" and calls any short or broken reply ("Got it.") toxic.
     rng = random.Random(settings.seed)
     extra = clean_fragments(train, settings.clean_fragments, rng)
     _train_classifier(model, tokenizer, train + extra, settings)
     model.eval()
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    save_model(out_dir, model, tokenizer)
     test_fragments = clean_fragments(test, 1, random.Random(settings.seed + 1))
     stats = {
         "params": sum(p.numel() for p in model.parameters()), "train_replies": len(train),

@@ -25,7 +25,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from rlaif.judges.base import Judge, Sample
+from rlaif.judges.base import Judge, Sample, Score, member_raw_values
 
 _ROLE_NAMES = {"user": "Human", "assistant": "Assistant", "system": "System"}
 
@@ -63,19 +63,14 @@ def messages_to_text(messages: str | Sequence[dict[str, Any]], *, dialogue: bool
     return "".join(parts)
 
 
-def _member_means(scores: Sequence[Any]) -> dict[str, float]:
-    """Mean of each ensemble member's own-scale score (from `Score.details["members"]`)."""
-    sums: dict[str, list[float]] = {}
-    for s in scores:
-        members = (s.details or {}).get("members") or {}
-        items = members.items() if isinstance(members, dict) else (
-            (m.get("name", str(i)), m) for i, m in enumerate(members) if isinstance(m, dict))
-        for name, member in items:
-            # rlaif ensembles keep each member's own-scale score under "raw".
-            value = (member.get("raw", member.get("value")) if isinstance(member, dict) else member)
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                sums.setdefault(str(name), []).append(float(value))
-    return {name: sum(v) / len(v) for name, v in sums.items()}
+def _member_means(scores: Sequence[Score]) -> dict[str, float]:
+    """Mean of each ensemble member's own-scale score (`Score.members`), members that scored."""
+    means = {}
+    for name, values in member_raw_values(scores).items():
+        finite = [v for v in values if math.isfinite(v)]
+        if finite:
+            means[name] = sum(finite) / len(finite)
+    return means
 
 
 def reward_function(judge: Judge | str, *, name: str | None = None,
@@ -86,7 +81,7 @@ def reward_function(judge: Judge | str, *, name: str | None = None,
     lets TRL drop it from the reward; set a number only if you really mean that number.
     """
     if not isinstance(judge, Judge):
-        from rlaif.judges.spec import build_judge
+        from rlaif.judges.registry import build_judge
 
         judge = build_judge(judge)
     label = name or judge.name or "rlaif_judge"

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+import operator
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -78,14 +79,42 @@ class Usage:
     cost_usd: float = 0.0
     latency_s: float = 0.0
 
+    def _fieldwise(self, other: Usage, op: Callable[[Any, Any], Any]) -> Usage:
+        return Usage(*(op(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)))
+
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            requests=self.requests + other.requests,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-            latency_s=self.latency_s + other.latency_s,
-        )
+        return self._fieldwise(other, operator.add)
+
+    def __sub__(self, other: Usage) -> Usage:
+        """What was used since `other` (an earlier reading of the same counter)."""
+        return self._fieldwise(other, operator.sub)
+
+
+@dataclass(frozen=True)
+class MemberScore:
+    """One ensemble member's part in an ensemble Score.
+
+    raw: the member's value on its own scale (None when it has no score, `error` says why).
+    normalized: the value after the ensemble's normalisation (None when raw is None).
+    weight: the member's weight in the aggregate (0: logged, never aggregated).
+    """
+
+    raw: float | None
+    normalized: float | None
+    weight: float
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: raw, normalized, weight, and error only when there is one."""
+        out: dict[str, Any] = {"raw": self.raw, "normalized": self.normalized, "weight": self.weight}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MemberScore:
+        """Inverse of `to_dict`."""
+        return cls(data.get("raw"), data.get("normalized"), float(data.get("weight", 1.0)), data.get("error"))
 
 
 @dataclass
@@ -97,7 +126,9 @@ class Score:
     rationale: the judge's short justification, when it gives one.
     raw: the raw model output (text, or a JSON dump of logits), for audit.
     usage: cost of producing this score (None for free local judges).
-    details: named sub-scores (multi-criteria LLM judges, ensemble members), cache flags.
+    details: free-form extras (the model, how the score was read, the cache flag).
+    criteria: named sub-scores of a multi-criteria LLM judge ({criterion: value}), else None.
+    members: an ensemble's member scores ({member name: MemberScore}), else None.
     """
 
     value: float | None
@@ -106,6 +137,8 @@ class Score:
     usage: Usage | None = None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    criteria: dict[str, float] | None = None
+    members: dict[str, MemberScore] | None = None
 
     def __post_init__(self) -> None:
         if self.value is None and not self.error:
@@ -122,6 +155,20 @@ class Score:
     def failed(cls, error: str, raw: str | None = None, usage: Usage | None = None) -> Score:
         """A score the judge could not produce, carrying the reason."""
         return cls(value=None, error=error, raw=raw, usage=usage)
+
+
+def member_raw_values(scores: Iterable[Score]) -> dict[str, list[float]]:
+    """Each ensemble member's own-scale values over `scores`, by member name, in order.
+
+    A member that never scored still appears, with an empty list; scores without members
+    (failed ones included) add nothing."""
+    out: dict[str, list[float]] = {}
+    for score in scores:
+        for name, member in (score.members or {}).items():
+            values = out.setdefault(name, [])
+            if member.raw is not None:
+                values.append(float(member.raw))
+    return out
 
 
 def as_samples(items: Sequence[Sample | tuple[str, str] | dict[str, Any]]) -> list[Sample]:

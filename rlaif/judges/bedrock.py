@@ -3,7 +3,7 @@
 boto3 is synchronous: calls run in a thread pool bounded by the judge's max_concurrency.
 Retries are botocore's own ("adaptive" mode: throttling and transient errors, client-side
 rate limiting, `x-amz-retry-after` honoured as a floor). Region and credentials come from
-the usual AWS chain; they never appear in rlaif's messages (see `providers.redact`).
+the usual AWS chain; they never appear in rlaif's messages (see `rlaif.judges.provider`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif.judges.base import JudgeError
-from rlaif.judges.providers import (
-    JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, _messages_content,
-)
+from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
 from rlaif.judges.spec import LLMSpec
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -113,9 +111,7 @@ class BedrockProvider(Provider):
             "messages": [{"role": "user", "content": request.user}],
         }
         if request.tool is not None:
-            body["tools"] = [{"name": request.tool.name, "description": request.tool.description,
-                              "input_schema": request.tool.schema}]
-            body["tool_choice"] = {"type": "tool", "name": request.tool.name}
+            body.update(request.tool.messages_tools())
         response = self._client.invoke_model(
             modelId=self.spec.model, body=json.dumps(body),
             contentType="application/json", accept="application/json",
@@ -124,7 +120,7 @@ class BedrockProvider(Provider):
         try:
             data = json.loads(raw)
             usage = data["usage"]
-            return _messages_content(data["content"], int(usage["input_tokens"]), int(usage["output_tokens"]))
+            return messages_reply(data["content"], int(usage["input_tokens"]), int(usage["output_tokens"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProviderError(
                 f"malformed reply: {type(exc).__name__} {exc} in body {raw[:120]!r}; "

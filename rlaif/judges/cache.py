@@ -6,6 +6,11 @@ runs) read and write the same file at once. Only real scores (value not None) ar
 so a sample that failed is retried next time. When the inner judge fails part-way
 (`JudgeError.partial`), every finished score is stored before the error goes up: scores
 already paid for are never lost.
+
+A row's `details` column holds the Score's extras as JSON: {"_layout": 2, "details": {...},
+"criteria": {...} | null, "members": {name: {raw, normalized, weight[, error]}} | null}.
+Rows written before that layout hold the bare details dict, with the criteria and ensemble
+members under its "criteria" / "members" keys; they are still read (`_extras_from_json`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rlaif.judges.base import Judge, JudgeError, Sample, Score, Usage
+from rlaif.judges.base import Judge, JudgeError, MemberScore, Sample, Score, Usage
 
 BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
@@ -43,6 +48,33 @@ def sample_hash(prompt: str, response: str) -> str:
     """sha256 of the (prompt, response) pair; JSON framing keeps ("ab", "c") != ("a", "bc")."""
     blob = json.dumps([prompt, response], ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+_LAYOUT = 2  # the `details` column's JSON layout (see the module doc)
+
+
+def _extras_to_json(score: Score) -> str | None:
+    """The Score's details, criteria and members as one JSON text (None when it has none)."""
+    if not score.details and score.criteria is None and score.members is None:
+        return None
+    members = None if score.members is None else {n: m.to_dict() for n, m in score.members.items()}
+    return json.dumps({"_layout": _LAYOUT, "details": score.details, "criteria": score.criteria,
+                       "members": members}, default=str)
+
+
+def _extras_from_json(text: str | None) -> dict[str, Any]:
+    """Score keyword arguments (details, criteria, members) from a stored `details` column."""
+    data = json.loads(text) if text else {}
+    if data.get("_layout") == _LAYOUT:
+        details, criteria, members = data.get("details") or {}, data.get("criteria"), data.get("members")
+    else:  # a row written before typed criteria/members: they sat inside the details dict
+        details = dict(data)
+        criteria, members = details.pop("criteria", None), details.pop("members", None)
+    return {
+        "details": details,
+        "criteria": None if criteria is None else {k: float(v) for k, v in criteria.items()},
+        "members": None if members is None else {n: MemberScore.from_dict(m) for n, m in members.items()},
+    }
 
 
 def _retry_while_locked(action: Any, timeout: float) -> Any:
@@ -133,12 +165,11 @@ class CachedJudge(Judge):
                         f"WHERE key = ? AND sample IN ({marks})",
                         [self.key, *chunk],
                     ).fetchall()
-                    for sample, value, rationale, raw, details in rows:
-                        meta = json.loads(details) if details else {}
-                        found[sample] = Score(
-                            value=float(value), rationale=rationale, raw=raw, usage=Usage(),
-                            details={**meta, "cached": True},
-                        )
+                    for sample, value, rationale, raw, extras in rows:
+                        score = Score(value=float(value), rationale=rationale, raw=raw, usage=Usage(),
+                                      **_extras_from_json(extras))
+                        score.details["cached"] = True
+                        found[sample] = score
             except sqlite3.Error as exc:
                 raise self._error(exc, "reading") from exc
         return found
@@ -147,7 +178,7 @@ class CachedJudge(Judge):
         rows = [
             (self.key, h, s.value, s.rationale, s.raw,
              json.dumps(asdict(s.usage)) if s.usage else None,
-             json.dumps(s.details, default=str) if s.details else None)
+             _extras_to_json(s))
             for h, s in items if s is not None and s.value is not None
         ]
         if not rows:

@@ -3,13 +3,14 @@
 Each member is a judge (built-in name, path or inline spec) with a weight and, for a
 multi-criteria LLM judge, the `criterion` whose named sub-score it takes. Members that
 reference the same judge share ONE judge instance and ONE `ascore` call per batch: the
-three HHH criteria of `hhh-claude` cost one request per sample, not three.
+three HHH criteria of `hhh-claude` cost one request per sample, not three. The member
+judges are built by `rlaif.judges.registry.build_judge` and handed to `EnsembleJudge`.
 
 Per sample, each member value is normalised, then aggregated over the members present:
 
     normalize  range   declared scale -> [-1, 1] (`Scale.to_unit`), clipped to [-1, 1]
-               zscore  (x - running mean) / running std per member (Welford, population
-                       variance over every value seen so far, this batch included);
+               zscore  (x - running mean) / running std per member (`RunningMoments`:
+                       population variance over every value seen so far, this batch included);
                        warm-up: while a member has fewer than 2 values (or std 0) it gives 0
                none    the raw value
     aggregate  weighted_mean   sum(w x) / sum(w)
@@ -36,36 +37,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
-from rlaif.judges.spec import EnsembleSpec, LLMSpec, Member, build_judge, load_spec
+from rlaif.judges.base import Judge, JudgeError, MemberScore, Sample, Scale, Score, Usage
+from rlaif.judges.spec import EnsembleSpec, LLMSpec
+from rlaif.stats import RunningMoments
 
 ZSCORE_BAND = 3.0  # nominal half-width of the z-score scale
-
-
-@dataclass
-class RunningStats:
-    """Welford running mean and population variance."""
-
-    count: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
-
-    def update(self, x: float) -> None:
-        """Add one value."""
-        self.count += 1
-        delta = x - self.mean
-        self.mean += delta / self.count
-        self.m2 += delta * (x - self.mean)
-
-    @property
-    def std(self) -> float:
-        """Population standard deviation of the values seen (0 before two values)."""
-        return math.sqrt(self.m2 / self.count) if self.count >= 2 else 0.0
-
-    def zscore(self, x: float) -> float:
-        """(x - mean) / std; 0 during warm-up (< 2 values) or when every value was equal."""
-        std = self.std
-        return (x - self.mean) / std if std > 0 else 0.0
 
 
 @dataclass
@@ -77,14 +53,7 @@ class _Slot:
     weight: float
     criterion: str | None
     scale: Scale
-    stats: RunningStats = field(default_factory=RunningStats)
-
-
-def _member_key(member: Member) -> str:
-    """Identity of a member's judge: the ref string, or the inline spec's JSON."""
-    if isinstance(member.judge, str):
-        return member.judge
-    return "inline:" + member.judge.model_dump_json()
+    stats: RunningMoments = field(default_factory=RunningMoments)
 
 
 def aggregate(values: Sequence[float], weights: Sequence[float], how: str, std_coef: float = 1.0) -> float:
@@ -118,36 +87,30 @@ def ensemble_scale(spec: EnsembleSpec, member_scales: Sequence[Scale]) -> Scale:
 
 
 class EnsembleJudge(Judge):
-    """A weighted combination of judges; member scores kept in `details["members"]`.
+    """A weighted combination of judges; member scores kept in `Score.members`.
 
-    `judges` optionally supplies pre-built judges keyed by the member's ref string (they
-    are used instead of building the ref, and are not closed by this ensemble).
+    `judges`: the member judges, keyed by `Member.judge_key()` (for a member named by
+    reference, its ref string); members with the same key share that judge.
+    `member_specs` (same keys, optional) lets the ensemble check each `criterion:` against
+    the criteria the judge's spec scores. With `owns_judges` the ensemble closes the
+    judges when it is closed (as built by the registry); otherwise they stay open.
     """
 
-    def __init__(self, spec: EnsembleSpec, *, judges: Mapping[str, Judge] | None = None) -> None:
+    def __init__(self, spec: EnsembleSpec, judges: Mapping[str, Judge], *,
+                 member_specs: Mapping[str, object] | None = None, owns_judges: bool = False) -> None:
         self.spec = spec
         self.name = spec.name or "ensemble"
         self._judges: dict[str, Judge] = {}
-        self._owned: list[Judge] = []
-        judges = dict(judges or {})
-        specs: dict[str, object] = {}
-        try:
-            for member in spec.members:
-                key = _member_key(member)
-                if key in self._judges:
-                    continue  # shared judge: built once, called once per batch
-                if isinstance(member.judge, str) and member.judge in judges:
-                    self._judges[key] = judges[member.judge]
-                    continue
-                member_spec = load_spec(member.judge) if isinstance(member.judge, str) else member.judge
-                specs[key] = member_spec
-                judge = build_judge(member_spec)
-                self._judges[key] = judge
-                self._owned.append(judge)
-            self._slots = self._make_slots(specs)
-        except BaseException:
-            self.close()  # release the members already built
-            raise
+        for i, member in enumerate(spec.members):
+            key = member.judge_key()
+            if key not in judges:
+                raise JudgeError(
+                    f"ensemble {self.name!r} member {i}: no judge given for {key!r}; "
+                    "build ensembles from their spec with rlaif.judges.registry.build_judge"
+                )
+            self._judges[key] = judges[key]
+        self._slots = self._make_slots(member_specs or {})
+        self._owned: list[Judge] = list(self._judges.values()) if owns_judges else []
         sc = spec.scale
         self.scale = Scale(*sc) if sc else ensemble_scale(spec, [s.scale for s in self._slots])
 
@@ -155,7 +118,7 @@ class EnsembleJudge(Judge):
         """Name each member (criterion or judge name, made unique) and check criteria."""
         slots: list[_Slot] = []
         for i, member in enumerate(self.spec.members):
-            key = _member_key(member)
+            key = member.judge_key()
             judge = self._judges[key]
             member_spec = specs.get(key)
             if (
@@ -186,7 +149,7 @@ class EnsembleJudge(Judge):
 
     @property
     def member_names(self) -> list[str]:
-        """Unique member names, in spec order (keys of `details["members"]`)."""
+        """Unique member names, in spec order (keys of `Score.members`)."""
         return [s.name for s in self._slots]
 
     async def _call_members(self, samples: Sequence[Sample]) -> dict[str, list[Score | None]]:
@@ -244,7 +207,7 @@ class EnsembleJudge(Judge):
             return None, score.error
         if slot.criterion is None:
             return score.value, None
-        criteria = score.details.get("criteria") or {}
+        criteria = score.criteria or {}
         value = criteria.get(slot.criterion)
         if value is None:
             return None, f"no criterion {slot.criterion!r} in the judge's scores (got {sorted(criteria)})"
@@ -263,7 +226,7 @@ class EnsembleJudge(Judge):
             for member_values in raws:
                 for slot, (value, _) in zip(self._slots, member_values):
                     if value is not None:
-                        slot.stats.update(value)
+                        slot.stats.push(value)
         out: list[Score] = []
         first_failure: str | None = None
         for row, member_values, index in zip(rows, raws, indices):
@@ -283,25 +246,22 @@ class EnsembleJudge(Judge):
         self, row: Mapping[str, Score | None], member_values: Sequence[tuple[float | None, str | None]], index: int
     ) -> tuple[Score, str | None]:
         """One sample's ensemble Score, and the on_missing=fail message if it applies."""
-        members: dict[str, dict[str, object]] = {}
+        members: dict[str, MemberScore] = {}
         values, weights, missing = [], [], []
         for slot, (raw, error) in zip(self._slots, member_values):
-            entry: dict[str, object] = {"raw": raw, "normalized": None, "weight": slot.weight}
             if raw is None:
-                entry["error"] = error
+                members[slot.name] = MemberScore(None, None, slot.weight, error)
                 if slot.weight > 0:
                     missing.append(f"{slot.name} ({error})")
             else:
                 x = self._normalize(slot, raw)
-                entry["normalized"] = x
+                members[slot.name] = MemberScore(raw, x, slot.weight)
                 if slot.weight > 0:
                     values.append(x)
                     weights.append(slot.weight)
-            members[slot.name] = entry
         usage = self._usage_of(row)
-        details = {"members": members}
         rationale = ", ".join(
-            f"{n}={e['raw']:.4g}" if e["raw"] is not None else f"{n}=missing" for n, e in members.items()
+            f"{n}={m.raw:.4g}" if m.raw is not None else f"{n}=missing" for n, m in members.items()
         )
         policy = self.spec.on_missing
         if missing and policy == "fail":
@@ -309,12 +269,13 @@ class EnsembleJudge(Judge):
                 f"ensemble {self.name!r}, sample {index}: member {missing[0]} has no score and "
                 "on_missing is 'fail' (use 'renormalize' or 'skip' to go on without it)"
             )
-            return Score(None, rationale, None, usage, f"member missing: {', '.join(missing)}", details), msg
+            return Score(None, rationale, None, usage, f"member missing: {', '.join(missing)}",
+                         members=members), msg
         if missing and (policy == "skip" or not values):
             why = "no member scored" if not values else "members missing (on_missing: skip)"
-            return Score(None, rationale, None, usage, f"{why}: {'; '.join(missing)}", details), None
+            return Score(None, rationale, None, usage, f"{why}: {'; '.join(missing)}", members=members), None
         value = aggregate(values, weights, self.spec.aggregate, self.spec.std_coef)
-        return Score(value, rationale, None, usage, None, details), None
+        return Score(value, rationale, None, usage, None, members=members), None
 
     def _usage_of(self, row: Mapping[str, Score | None]) -> Usage | None:
         """Sum of the distinct member judges' usage for one sample (shared judges once)."""

@@ -19,15 +19,18 @@ at once with `JudgeError` (every request would fail), carrying the finished scor
 raises `BudgetExceeded` with `.partial` = every paid-for Score (None for unsent samples);
 `CachedJudge` stores those before re-raising.
 
-Providers (rlaif.judges.providers): `anthropic` uses `anthropic.AsyncAnthropic` (key from
+Providers: `anthropic` (rlaif.judges.anthropic) uses `anthropic.AsyncAnthropic` (key from
 ANTHROPIC_API_KEY; `temperature` is not sent, the SDK 2.x Messages API has no sampling
-parameters); `bedrock` uses boto3 `bedrock-runtime` (`invoke_model` with the Anthropic body,
-or `converse` with toolConfig), whose blocking calls run in a thread pool of
-`max_concurrency` threads. Both retry with the SDK's own policy (`max_retries`).
+parameters); `bedrock` (rlaif.judges.bedrock) uses boto3 `bedrock-runtime` (`invoke_model`
+with the Anthropic body, or `converse` with toolConfig), whose blocking calls run in a
+thread pool of `max_concurrency` threads. Both retry with the SDK's own policy
+(`max_retries`); what they share is in rlaif.judges.provider. Error texts never carry
+credentials; to scrub the SDKs' debug logs too, call `rlaif.secrets.install_log_redaction()`
+once (the CLI does).
 
 Multi-criteria. With `criteria: [helpfulness, honesty, harmlessness]` (template `hhh`) one
-request returns all three: `Score.details["criteria"] = {name: value}`, `Score.value` = the
-mean of the criteria present; unreadable ones are listed in `details["missing"]`.
+request returns all three: `Score.criteria = {name: value}`, `Score.value` = the mean of the
+criteria present; unreadable ones are listed in `Score.details["missing"]`.
 """
 
 from __future__ import annotations
@@ -44,9 +47,7 @@ from typing import Any
 
 from rlaif.judges.base import BudgetExceeded, Judge, JudgeError, Sample, Scale, Score, Usage
 from rlaif.judges.parsing import Verdict, check_tool_value, parse_criteria, parse_score
-from rlaif.judges.providers import (
-    JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, ToolSpec, make_provider,
-)
+from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, ToolSpec
 from rlaif.judges.spec import LLMSpec
 from rlaif.judges.templates import Criterion, PromptTemplate, load_template, render
 
@@ -70,6 +71,17 @@ def score_tool(scale: Scale, criteria: Sequence[Criterion] | None) -> ToolSpec:
     properties["score"] = {**bounds, "description": f"The score, from {scale.low:g} to {scale.high:g}."}
     return ToolSpec("submit_score", "Submit the score for the graded response.",
                     {"type": "object", "properties": properties, "required": list(properties)})
+
+
+def make_provider(spec: LLMSpec) -> Provider:
+    """The provider for `spec.provider` / `spec.api` (boto3 is imported only for Bedrock)."""
+    if spec.provider == "anthropic":
+        from rlaif.judges.anthropic import AnthropicProvider
+
+        return AnthropicProvider(spec)
+    from rlaif.judges.bedrock import BedrockProvider
+
+    return BedrockProvider(spec)
 
 
 @dataclass
@@ -253,7 +265,8 @@ class LLMJudge(Judge):
             verdict = check_tool_value(tool.get("score"), self.scale) if structured else parse_score(reply.text, self.scale)
             if not verdict.ok:
                 how = "tool call" if structured else "text reply"
-                return Score(None, rationale, reply.raw, usage, f"unreadable score in the {how}: {verdict.error}", details)
+                error = f"unreadable score in the {how}: {verdict.error}"
+                return Score(None, rationale, reply.raw, usage, error, details)
             return Score(verdict.value, rationale, reply.raw, usage, details=details)
         names = [c.name for c in self.criteria]
         verdicts: dict[str, Verdict] = (
@@ -262,8 +275,8 @@ class LLMJudge(Judge):
         )
         present = {n: v.value for n, v in verdicts.items() if v.ok}
         missing = {n: v.error for n, v in verdicts.items() if not v.ok}
-        details.update(criteria=present, missing=sorted(missing), missing_reasons=missing)
+        details.update(missing=sorted(missing), missing_reasons=missing)
         if not present:
-            return Score(None, rationale, reply.raw, usage,
-                         "no criterion could be read: " + "; ".join(f"{e}" for e in missing.values()), details)
-        return Score(statistics.fmean(present.values()), rationale, reply.raw, usage, details=details)
+            error = "no criterion could be read: " + "; ".join(f"{e}" for e in missing.values())
+            return Score(None, rationale, reply.raw, usage, error, details, criteria=present)
+        return Score(statistics.fmean(present.values()), rationale, reply.raw, usage, details=details, criteria=present)

@@ -2,8 +2,9 @@
 
     type: classifier | function | llm | ensemble
 
-`load_spec("roberta-hate")` resolves a built-in name or a path; `build_judge(spec)` makes
-the Judge. Unknown keys fail loudly (`extra="forbid"`), naming the file and the key.
+`load_spec("roberta-hate")` resolves a built-in name or a path; `parse_spec(dict)` validates
+a mapping. Unknown keys fail loudly (`extra="forbid"`), naming the file and the key. Making
+a Judge from a spec is `rlaif.judges.registry.build_judge`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rlaif.judges.base import Judge, JudgeError, Scale
+from rlaif.judges.base import JudgeError, Scale
 from rlaif.resources import resolve
 
 
@@ -174,6 +175,14 @@ class Member(_Strict):
         default=None, description="take this named sub-score of a multi-criteria judge"
     )
 
+    def judge_key(self) -> str:
+        """Identity of this member's judge: the ref string, or the inline spec's JSON.
+
+        Members with the same key share one judge (one call per batch)."""
+        if isinstance(self.judge, str):
+            return self.judge
+        return "inline:" + self.judge.model_dump_json()
+
 
 class EnsembleSpec(_SpecBase):
     """A weighted combination of judges."""
@@ -209,6 +218,7 @@ JudgeSpec = Annotated[
     Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec], Field(discriminator="type")
 ]
 Member.model_rebuild()
+AnySpec = Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec]
 
 _ADAPTER: Any = None
 
@@ -222,7 +232,7 @@ def _adapter() -> Any:
     return _ADAPTER
 
 
-def parse_spec(data: dict[str, Any], source: str = "<dict>") -> ClassifierSpec | FunctionSpec | LLMSpec | EnsembleSpec:
+def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec:
     """Validate a spec dict; errors name the source and every offending field."""
     if not isinstance(data, dict):
         raise JudgeError(f"{source}: a judge spec must be a mapping, got {type(data).__name__}")
@@ -240,55 +250,21 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>") -> ClassifierSpec |
         raise JudgeError(f"{source}: invalid judge spec\n" + "\n".join(lines)) from None
 
 
-def load_spec(ref: str | Path) -> ClassifierSpec | FunctionSpec | LLMSpec | EnsembleSpec:
-    """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
-    path = resolve("judges", ref)
+def read_yaml(kind: str, ref: str | Path) -> tuple[Path, Any]:
+    """Resolve a built-in name of `kind` ("judges", "prompts") or a path, and parse its YAML."""
+    path = resolve(kind, ref)
     try:
-        data = yaml.safe_load(path.read_text())
+        return path, yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise JudgeError(f"{path}: not valid YAML: {exc}") from None
+
+
+def load_spec(ref: str | Path) -> AnySpec:
+    """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
+    path, data = read_yaml("judges", ref)
     spec = parse_spec(data, source=str(path))
     if not spec.name:
         spec = spec.model_copy(update={"name": path.stem})
     return spec
 
 
-AnySpec = Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec]
-
-
-def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -> Judge:
-    """Make a Judge from a spec object, a dict, a built-in name or a path.
-
-    `overrides` replace spec fields (e.g. `device="cpu"`, `base_url=...`) and are validated.
-    A spec with `cache:` set is wrapped in the persistent score cache.
-    """
-    if isinstance(spec, (str, Path)):
-        spec = load_spec(spec)
-    elif isinstance(spec, dict):
-        spec = parse_spec(spec)
-    if overrides:
-        spec = parse_spec({**spec.model_dump(), **overrides}, source=f"{spec.name or spec.type} + overrides")
-    judge: Judge
-    if isinstance(spec, ClassifierSpec):
-        from rlaif.judges.classifier import ClassifierJudge
-
-        judge = ClassifierJudge(spec)
-    elif isinstance(spec, FunctionSpec):
-        from rlaif.judges.function import FunctionJudge
-
-        judge = FunctionJudge(spec)
-    elif isinstance(spec, LLMSpec):
-        from rlaif.judges.llm import LLMJudge
-
-        judge = LLMJudge(spec)
-    elif isinstance(spec, EnsembleSpec):
-        from rlaif.judges.ensemble import EnsembleJudge
-
-        judge = EnsembleJudge(spec)
-    else:  # pragma: no cover - the union is closed
-        raise JudgeError(f"unknown judge spec type {type(spec).__name__}")
-    if spec.cache:
-        from rlaif.judges.cache import CachedJudge
-
-        judge = CachedJudge(judge, path=spec.cache, key=spec.fingerprint())
-    return judge

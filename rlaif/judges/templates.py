@@ -33,11 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaif.judges.base import JudgeError, Sample, Scale
-from rlaif.resources import resolve
+from rlaif.judges.spec import read_yaml
 
 PLACEHOLDERS = ("prompt", "response", "low", "high", "criteria", "answer_lines", "answer_format")
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -122,11 +121,7 @@ class RenderedPrompt:
 
 def load_template(ref: str | Path) -> PromptTemplate:
     """Load a template from a built-in name (`toxicity`) or a YAML path."""
-    path = resolve("prompts", ref)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise JudgeError(f"{path}: not valid YAML: {exc}") from None
+    path, data = read_yaml("prompts", ref)
     if not isinstance(data, dict):
         raise JudgeError(f"{path}: a prompt template must be a mapping, got {type(data).__name__}")
     data.setdefault("name", path.stem)

@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlaif.io import atomic_write_json, atomic_write_text
+from rlaif.models.layout import CHECKPOINTS_DIR, LATEST_FILE, POLICY_DIR
+from rlaif.ppo.policy import PolicyWithValueHead
+
 logger = logging.getLogger(__name__)
 
-CHECKPOINTS_DIR = "checkpoints"
-LATEST_FILE = "latest"
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
-POLICY_DIR = "policy"
 
 
 def rng_state() -> dict[str, Any]:
@@ -61,12 +62,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def save_checkpoint(run_dir: str | Path, step: int, *, policy: Any, optimizer: Any, scheduler: Any,
                     state: dict[str, Any], accelerator: Any) -> Path:
     """Write `<run>/checkpoints/step-<step>` atomically and point `latest` at it (all processes call)."""
@@ -81,8 +76,8 @@ def save_checkpoint(run_dir: str | Path, step: int, *, policy: Any, optimizer: A
         policy.save(tmp / POLICY_DIR)
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
         torch.save(scheduler.state_dict(), tmp / SCHEDULER_FILE)
-        _write_json(tmp / STATE_FILE, {**state, "step": step,
-                                       "num_processes": accelerator.num_processes})
+        atomic_write_json(tmp / STATE_FILE, {**state, "step": step,
+                                             "num_processes": accelerator.num_processes})
     accelerator.wait_for_everyone()
     torch.save(rng_state(), tmp / f"rng_state_{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
@@ -93,23 +88,13 @@ def save_checkpoint(run_dir: str | Path, step: int, *, policy: Any, optimizer: A
         os.replace(tmp, final)
         if old.exists():
             shutil.rmtree(old)
-        latest_tmp = root / (LATEST_FILE + ".tmp")
-        latest_tmp.write_text(final.name + "\n")
-        os.replace(latest_tmp, root / LATEST_FILE)
+        atomic_write_text(root / LATEST_FILE, final.name + "\n")
     accelerator.wait_for_everyone()
     return final
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    """The checkpoint `<run>/checkpoints/latest` names, or None when the run has none."""
-    pointer = Path(run_dir) / CHECKPOINTS_DIR / LATEST_FILE
-    if not pointer.is_file():
-        return None
-    return pointer.parent / pointer.read_text().strip()
-
-
-def resolve_checkpoint(ref: bool | str | Path, run_dir: str | Path) -> Path:
-    """A checkpoint folder from `resume: true` (the run's latest), a run folder, or a step-N folder."""
+def find_resume_checkpoint(ref: bool | str | Path, run_dir: str | Path) -> Path:
+    """The checkpoint to resume from: `resume: true` (the run's latest), a run folder, or a step-N folder."""
     base = Path(run_dir) if ref is True else Path(ref)
     if (base / STATE_FILE).is_file():
         return base
@@ -131,9 +116,8 @@ def resolve_checkpoint(ref: bool | str | Path, run_dir: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path, *, policy: Any, optimizer: Any, scheduler: Any,
                     accelerator: Any) -> dict[str, Any]:
-    """Restore weights, optimiser, scheduler and this process's RNG; returns the trainer state."""
-    from rlaif.ppo.policy import PolicyWithValueHead
-
+    """Restore into `policy`, `optimizer`, `scheduler` and this process's RNG (all in place);
+    returns the trainer state."""
     path = Path(path)
     state = json.loads((path / STATE_FILE).read_text())
     # Load the saved policy beside the live one (the live one keeps its reference: the

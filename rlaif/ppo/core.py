@@ -1,8 +1,10 @@
 """PPO math for language models: pure tensor functions, no I/O, no devices, no accelerate.
 
-Shapes: B = batch, T = response length (tokens), V = vocabulary. Every `mask` is a (B, T)
+Shapes: B = batch, T = response length (tokens). Every `mask` is a (B, T)
 tensor of 0/1 (or bool) marking valid response tokens; padding sits after the last valid
-token (right padding), as `PolicyWithValueHead.truncate_response` produces it.
+token (right padding), as `rlaif.models.generate.truncate_response` produces it.
+Per-token logprobs, entropy and the KL estimators (`kl_penalty`) live with the forward pass
+that produces them, in `rlaif.models.logprobs`.
 
 Names follow the papers and their reference code (Ziegler et al. 2019 / OpenAI
 lm-human-preferences, CleanRL's PPO): `kl_coef`, `gamma`, `lam`, `cliprange`,
@@ -11,50 +13,7 @@ lm-human-preferences, CleanRL's PPO): `kl_coef`, `gamma`, `lam`, `cliprange`,
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-import torch.nn.functional as F
-
-KLKind = Literal["k1", "k3", "abs", "mse"]
-KL_KINDS: tuple[str, ...] = ("k1", "k3", "abs", "mse")
-
-
-# --------------------------------------------------------------------------- logprobs
-
-
-def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Log-probability of each token under `logits`: (B, T, V), (B, T) -> (B, T)."""
-    if logits.shape[:-1] != tokens.shape:
-        raise ValueError(
-            f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} disagree: "
-            "logits must be (B, T, V) for tokens (B, T)"
-        )
-    if logits.dtype in (torch.float32, torch.float64):
-        # log p(tok) = logit(tok) - logsumexp(logits): avoids materialising a full
-        # (B, T, V) log_softmax copy; logsumexp row by row keeps the temporary to (T, V).
-        picked = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, T)
-        lse = torch.stack([torch.logsumexp(row, dim=-1) for row in logits])  # (B, T)
-        return picked - lse
-    # Half precision: logsumexp - logit loses digits, so take log_softmax in float32 one
-    # row at a time (still only a (T, V) temporary).
-    rows = []
-    for row_logits, row_tokens in zip(logits, tokens):
-        row_logp = F.log_softmax(row_logits.float(), dim=-1)  # (T, V)
-        rows.append(torch.gather(row_logp, -1, row_tokens.unsqueeze(-1)).squeeze(-1))
-    return torch.stack(rows).to(logits.dtype)  # (B, T)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the categorical distribution at each position: (B, T, V) -> (B, T)."""
-    # H = logsumexp(z) - sum_v p_v z_v, the stable form of -sum p log p; row by row, so the
-    # softmax and product temporaries are (T, V), not (B, T, V) (large for 50k vocabularies).
-    def entropy(z: torch.Tensor) -> torch.Tensor:
-        return torch.logsumexp(z, dim=-1) - torch.sum(torch.softmax(z, dim=-1) * z, dim=-1)
-
-    if logits.dim() < 3 or logits.size(0) == 0:
-        return entropy(logits)
-    return torch.stack([entropy(row) for row in logits])  # row: (T, V)
 
 
 # --------------------------------------------------------------------------- masked statistics
@@ -116,29 +75,7 @@ def last_valid_indices(mask: torch.Tensor) -> torch.Tensor:
     return valid.size(-1) - 1 - first_true_indices(valid.flip(-1))
 
 
-# --------------------------------------------------------------------------- KL and rewards
-
-
-def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: KLKind = "k1") -> torch.Tensor:
-    """Per-token KL(policy || reference) estimate from sampled-token logprobs: (B, T) -> (B, T).
-
-    k1  = logp - ref                   unbiased, high variance, can be negative per token
-    k3  = (r - 1) - log r, r = exp(ref - logp)
-                                       Schulman's unbiased, low-variance, always >= 0
-    abs = |logp - ref|                 biased, >= 0
-    mse = 0.5 * (logp - ref)^2         biased ("k2"), >= 0, the gradient of KL near 0
-    """
-    log_ratio = logprobs - ref_logprobs  # (B, T)
-    if kind == "k1":
-        return log_ratio
-    if kind == "k3":
-        # r - 1 - log r with log r = -log_ratio; expm1 keeps precision near r = 1.
-        return torch.expm1(-log_ratio) + log_ratio
-    if kind == "abs":
-        return log_ratio.abs()
-    if kind == "mse":
-        return 0.5 * log_ratio.square()
-    raise ValueError(f"kl_penalty kind {kind!r} is not one of {KL_KINDS}")
+# --------------------------------------------------------------------------- rewards
 
 
 def per_token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor,

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
 # Rows per chunk are chosen so that one chunk's logits hold about this many floats (16 MB).
 CHUNK_ELEMENTS = 2**22
@@ -68,23 +67,3 @@ def frozen_head_logprobs(hidden: torch.Tensor, head: torch.nn.Module, tokens: to
     flat = hidden.reshape(-1, hidden.size(-1))
     out = _FrozenHeadLogprobs.apply(flat, weight, bias, tokens.reshape(-1), float(temperature))
     return out.view(tokens.shape)
-
-
-def contiguous_head_input(model: nn.Module) -> None:
-    """Make the output embeddings' input contiguous on every call (once per module).
-
-    transformers slices the hidden states before the vocabulary projection (`logits_to_keep`,
-    the last position in generation's prefill), which leaves them non-contiguous. `F.linear`
-    then runs as a batched matmul against the weight broadcast per row, reading the whole
-    (V, H) matrix once per sequence: on CPU 1.5x (update) to 6x (prefill) slower than the one
-    matmul it becomes on a contiguous copy. Values are unchanged up to float rounding.
-    """
-    head = model.get_output_embeddings()
-    if head is None or getattr(head, "_rlaif_contiguous_input", False):
-        return
-
-    def contiguous(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (args[0].contiguous(), *args[1:])
-
-    head.register_forward_pre_hook(contiguous)
-    head._rlaif_contiguous_input = True

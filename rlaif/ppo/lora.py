@@ -1,11 +1,11 @@
-"""LoRA settings and wrapping (peft) for the PPO policy, with default targets per architecture."""
+"""LoRA wrapping (peft) for the PPO policy, with default targets per architecture; the settings
+themselves (`LoraSettings`) are part of the run config, `rlaif.config`."""
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
+
+from rlaif.config import LoraSettings
 
 # LoRA targets per `config.model_type`: attention projections (plus GPT-2's c_proj, which
 # covers both the attention output and the MLP output). Other architectures fall back to
@@ -19,18 +19,6 @@ DEFAULT_LORA_TARGETS: dict[str, list[str]] = {
     "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj"],
     "gemma": ["q_proj", "k_proj", "v_proj", "o_proj"],
 }
-
-
-class LoraSettings(BaseModel):
-    """LoRA adapter settings (peft `LoraConfig`); `target_modules` None = default per architecture."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = Field(16, gt=0)
-    alpha: float = Field(32, gt=0)
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] | None = None
-    bias: Literal["none", "all", "lora_only"] = "none"
 
 
 def default_lora_targets(model_type: str) -> list[str]:

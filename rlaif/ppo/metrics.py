@@ -1,4 +1,5 @@
-"""Training metrics: one JSON line per PPO step in `<run>/metrics.jsonl`, and the closing summary.
+"""Training metrics: the sums and means over all processes, one JSON line per PPO step in
+`<run>/metrics.jsonl`, and the closing summary.
 
 Keys use "/" namespaces (`objective/kl`, `reward/mean`, `ppo/policy/clipfrac`, ...); the
 full list is `METRIC_KEYS` plus `reward/<member>/mean` for each ensemble member.
@@ -7,11 +8,14 @@ Non-finite numbers are written as null (JSON has no NaN), never as a made-up 0.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from rlaif.io import append_jsonl, atomic_write_jsonl, read_jsonl
 
 METRICS_FILENAME = "metrics.jsonl"
 
@@ -50,6 +54,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def timed(times: dict[str, float], key: str) -> Iterator[None]:
+    """Record the block's wall-clock seconds as `times[key]`."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[key] = time.perf_counter() - start
+
+
+def reduce_metrics(accelerator: Any, sums: Mapping[str, float],
+                   means: Mapping[str, float]) -> dict[str, float]:
+    """`sums` summed and `means` averaged over all processes, matched by name (every process
+    must pass the same names); one all-reduce each."""
+    import torch
+
+    out: dict[str, float] = {}
+    for values, reduction in ((sums, "sum"), (means, "mean")):
+        if not values:
+            continue
+        keys = sorted(values)
+        local = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
+                             device=accelerator.device)
+        out.update(zip(keys, accelerator.reduce(local, reduction=reduction).tolist()))
+    return out
+
+
 class MetricsLog:
     """Appends one JSON object per step to `metrics.jsonl` (main process only)."""
 
@@ -61,60 +92,24 @@ class MetricsLog:
         """Drop lines of steps after `keep_through_step` (a resumed run rewrites them)."""
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = [row for row in read_metrics(self.path) if row.get("step", 0) <= keep_through_step] \
             if self.path.exists() else []
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
-        tmp.replace(self.path)
+        atomic_write_jsonl(self.path, kept)
 
     def write(self, metrics: Mapping[str, Any]) -> None:
-        """Append one step's metrics."""
-        if not self.enabled:
-            return
-        with self.path.open("a") as fh:
-            fh.write(json.dumps({k: _clean(v) for k, v in metrics.items()}) + "\n")
+        """Append one step's metrics (non-finite numbers as null)."""
+        if self.enabled:
+            append_jsonl(self.path, {k: _clean(v) for k, v in metrics.items()})
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """All rows of a metrics.jsonl (a run folder or the file itself)."""
     path = Path(path)
-    if path.is_dir():
-        path = path / METRICS_FILENAME
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not a JSON line ({exc}); the file is damaged") from None
-    return rows
+    return read_jsonl(path / METRICS_FILENAME if path.is_dir() else path)
 
 
-def member_values(details: Iterable[Mapping[str, Any] | None]) -> dict[str, list[float]]:
-    """Raw ensemble member values per member name, from Score.details of one batch."""
-    out: dict[str, list[float]] = {}
-    for d in details:
-        members = (d or {}).get("members") or {}
-        for name, entry in members.items():
-            raw = entry.get("raw") if isinstance(entry, Mapping) else None
-            out.setdefault(name, [])
-            if raw is not None:
-                out[name].append(float(raw))
-    return out
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and population std; NaN for an empty list (nothing was measured)."""
-    if not values:
-        return math.nan, math.nan
-    mean = sum(values) / len(values)
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-
-
-def summary(history: Sequence[Mapping[str, Any]], run_dir: str | Path,
-            checkpoint: str | Path | None) -> str:
+def training_summary(history: Sequence[Mapping[str, Any]], run_dir: str | Path,
+                     checkpoint: str | Path | None) -> str:
     """A few lines a person can read at the end of a run."""
     if not history:
         return f"no PPO step was run; run folder: {run_dir}"

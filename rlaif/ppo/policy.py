@@ -2,15 +2,14 @@
 
 The reference (the KL anchor) is the same weights with the LoRA adapters switched off when
 LoRA is on, so it costs no memory; without LoRA it is a frozen deep copy (`.ref_model`).
-Hub ids and local folders go through the same `from_pretrained` path.
+Hub ids and local folders go through `rlaif.models.load.load_base_model`, as evaluation's do;
+the saved layout is `rlaif.models.layout`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,30 +17,29 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlaif.ppo.capture import capture_head_inputs, capture_unsupported_reason, stack_states
-from rlaif.ppo.core import entropy_from_logits, first_true_indices, logprobs_from_logits
-from rlaif.ppo.head import contiguous_head_input, frozen_head_logprobs
-from rlaif.ppo.lora import LoraSettings, wrap_lora
-from rlaif.ppo.modeling import (
-    disable_dropout as dropout_off,
-    enable_checkpointing,
-    frozen_copy,
-    load_base_model,
+from rlaif.config import LoraSettings
+from rlaif.io import atomic_write_json
+from rlaif.models.layout import ADAPTER_DIR, MODEL_DIR, POLICY_META, VALUE_HEAD_FILE
+from rlaif.models.load import load_adapter, load_base_model, read_policy_meta
+from rlaif.models.logprobs import (
+    accepts_logits_to_keep,
+    entropy_from_logits,
+    logprobs_from_logits,
+    response_forward,
 )
+from rlaif.ppo.capture import capture_head_inputs, capture_unsupported_reason, stack_states
+from rlaif.ppo.head import frozen_head_logprobs
+from rlaif.ppo.lora import wrap_lora
+from rlaif.ppo.modeling import disable_dropout, enable_checkpointing, frozen_copy
 
-POLICY_META = "policy.json"
-VALUE_HEAD_FILE = "value_head.pt"
-ADAPTER_DIR = "adapter"
-MODEL_DIR = "model"
 
 @dataclass
 class ResponseOutput:
-    """Per-response-token outputs of `forward_response`, all (B, R) except logits (B, R, V)."""
+    """Per-response-token outputs of `forward_response`, all (B, R)."""
 
     logprobs: torch.Tensor
     values: torch.Tensor | None
     entropy: torch.Tensor | None
-    logits: torch.Tensor | None = None
 
 
 def trim_padding(query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids: torch.Tensor,
@@ -66,29 +64,18 @@ def _pad_response_output(out: ResponseOutput, response_len: int) -> ResponseOutp
         return out
 
     def pad(t: torch.Tensor | None) -> torch.Tensor | None:
-        if t is None:
-            return None
-        spec = (0, 0, 0, missing) if t.dim() == 3 else (0, missing)  # pads dim 1 (R)
-        return torch.nn.functional.pad(t, spec)
+        return None if t is None else torch.nn.functional.pad(t, (0, missing))  # pads dim 1 (R)
 
-    return ResponseOutput(logprobs=pad(out.logprobs), values=pad(out.values),
-                          entropy=pad(out.entropy), logits=pad(out.logits))
-
-
-def truncate_response(response_ids: torch.Tensor, eos_token_id: int | Sequence[int],
-                      pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad everything after the first EOS: (B, R) -> (response_ids, response_mask); EOS stays valid."""
-    eos_ids = torch.as_tensor(eos_token_id, device=response_ids.device).flatten()
-    is_eos = torch.isin(response_ids, eos_ids)  # (B, R)
-    first_eos = first_true_indices(is_eos)  # (B,), R when no EOS
-    positions = torch.arange(response_ids.size(1), device=response_ids.device)  # (R,)
-    response_mask = (positions[None, :] <= first_eos[:, None]).long()  # (B, R)
-    response_ids = torch.where(response_mask.bool(), response_ids, pad_token_id)
-    return response_ids, response_mask
+    return ResponseOutput(logprobs=pad(out.logprobs), values=pad(out.values), entropy=pad(out.entropy))
 
 
 class PolicyWithValueHead(nn.Module):
-    """LM policy + value head (on the last hidden states) + reference for the KL penalty."""
+    """LM policy + value head (on the last hidden states) + reference for the KL penalty.
+
+    Built around `model` as given: without LoRA the reference is `ref_model`, frozen in place
+    (requires_grad off, eval mode), or else a frozen copy of `model`. `from_pretrained` and
+    `load` build both models themselves.
+    """
 
     def __init__(self, model: nn.Module, *, is_seq2seq: bool, name_or_path: str,
                  lora: LoraSettings | None = None, revision: str | None = None,
@@ -114,26 +101,21 @@ class PolicyWithValueHead(nn.Module):
             self.ref_model.requires_grad_(False)
             self.ref_model.eval()
         # Causal LMs in transformers can skip the vocabulary projection for query positions.
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(type(base).forward).parameters
+        self._logits_to_keep = accepts_logits_to_keep(base)
         # Logits are plain lm_head(final hidden state): what capture.py and head.py rely on.
         self._plain_head = capture_unsupported_reason(self.config, is_seq2seq) is None
-        for lm in (base, self.ref_model):
-            if lm is not None:
-                contiguous_head_input(lm)
 
     # ------------------------------------------------------------------ construction
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, lora: LoraSettings | None = None,
                         dtype: torch.dtype | None = None, revision: str | None = None,
-                        gradient_checkpointing: bool = False,
-                        disable_dropout: bool = True) -> PolicyWithValueHead:
+                        gradient_checkpointing: bool = False) -> PolicyWithValueHead:
         """Load a hub id or local folder; causal vs seq2seq comes from `config.is_encoder_decoder`."""
         model = load_base_model(name_or_path, dtype=dtype, revision=revision)
-        if disable_dropout:
-            # PPO compares logprobs from rollout and update passes: dropout would make the
-            # ratio differ from 1 on identical weights. LoRA dropout (added below) stays.
-            dropout_off(model)
+        # PPO compares logprobs from rollout and update passes: dropout would make the ratio
+        # differ from 1 on identical weights. LoRA dropout (added below) stays.
+        disable_dropout(model)
         ref_model = None if lora is not None else frozen_copy(model)
         if gradient_checkpointing:
             enable_checkpointing(model)
@@ -189,8 +171,7 @@ class PolicyWithValueHead(nn.Module):
     def forward_response(self, query_ids: torch.Tensor, query_mask: torch.Tensor,
                          response_ids: torch.Tensor, response_mask: torch.Tensor, *,
                          reference: bool = False, with_values: bool = True,
-                         with_entropy: bool = True, temperature: float = 1.0,
-                         return_logits: bool = False) -> ResponseOutput:
+                         with_entropy: bool = True, temperature: float = 1.0) -> ResponseOutput:
         """Logprobs, values and entropy of each response token given its (left-padded) query.
 
         Logits are divided by the sampling `temperature` (as TRL's PPO did), so logprobs are
@@ -201,57 +182,33 @@ class PolicyWithValueHead(nn.Module):
         padded to its longest one) are dropped before the forward pass and the outputs padded
         back with zeros to (B, R), so the cost follows the longest sample actually present.
         """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 to score responses, got {temperature}")
         response_len = response_ids.size(1)
-        query_ids, query_mask, response_ids, response_mask = trim_padding(
-            query_ids, query_mask, response_ids, response_mask)
+        batch = trim_padding(query_ids, query_mask, response_ids, response_mask)
         if reference:
             with torch.no_grad(), self.reference() as ref:
-                out = self._forward_lm(ref, query_ids, query_mask, response_ids, response_mask,
-                                       with_values=False, with_entropy=with_entropy,
-                                       temperature=temperature, return_logits=return_logits)
+                out = self._forward_lm(ref, *batch, with_values=False, with_entropy=with_entropy,
+                                       temperature=temperature)
         else:
-            out = self._forward_lm(self.model, query_ids, query_mask, response_ids, response_mask,
-                                   with_values=with_values, with_entropy=with_entropy,
-                                   temperature=temperature, return_logits=return_logits)
+            out = self._forward_lm(self.model, *batch, with_values=with_values,
+                                   with_entropy=with_entropy, temperature=temperature)
         return _pad_response_output(out, response_len)
 
     def _forward_lm(self, lm: nn.Module, query_ids: torch.Tensor, query_mask: torch.Tensor,
                     response_ids: torch.Tensor, response_mask: torch.Tensor, *, with_values: bool,
-                    with_entropy: bool, temperature: float, return_logits: bool) -> ResponseOutput:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0 to score responses, got {temperature}")
-        q_len, r_len = query_ids.size(1), response_ids.size(1)
-        if self.is_seq2seq:
-            batch = response_ids.size(0)
-            start = torch.full((batch, 1), self.decoder_start_token_id, dtype=response_ids.dtype,
-                               device=response_ids.device)
-            decoder_input_ids = torch.cat([start, response_ids[:, :-1]], dim=1)  # (B, R)
-            decoder_mask = torch.cat([torch.ones_like(start), response_mask[:, :-1]], dim=1)  # (B, R)
-            out = lm(input_ids=query_ids, attention_mask=query_mask,
-                     decoder_input_ids=decoder_input_ids, decoder_attention_mask=decoder_mask,
-                     output_hidden_states=with_values, use_cache=False)
-            logits = out.logits  # (B, R, V)
-            hidden = out.decoder_hidden_states[-1] if with_values else None  # (B, R, H)
-        else:
-            input_ids = torch.cat([query_ids, response_ids], dim=1)  # (B, Q + R)
-            attention_mask = torch.cat([query_mask, response_mask], dim=1)  # (B, Q + R)
-            # Left padding: positions count only real tokens, as they did during generation.
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-            # A frozen head under autograd: logprobs straight from the hidden states (head.py).
-            fused = lm is self.model and not (with_entropy or return_logits) and self._head_fusable()
-            extra = {"logits_to_keep": 1 if fused else r_len + 1} if self._logits_to_keep else {}
-            out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                     output_hidden_states=with_values or fused, use_cache=False, **extra)
-            # The token at position Q + t is predicted from position Q - 1 + t.
-            hidden = out.hidden_states[-1][:, q_len - 1:-1] if with_values or fused else None
-            if fused:
-                head = self.base_model().get_output_embeddings()
-                return ResponseOutput(
-                    logprobs=frozen_head_logprobs(hidden, head, response_ids, temperature),
-                    values=self._values(hidden) if with_values else None, entropy=None)
-            logits = out.logits[:, -(r_len + 1):-1]  # (B, R, V)
-        return self._head_outputs(logits, hidden, response_ids, temperature=temperature,
-                                  with_entropy=with_entropy, return_logits=return_logits)
+                    with_entropy: bool, temperature: float) -> ResponseOutput:
+        # A frozen head under autograd: logprobs straight from the hidden states (head.py).
+        fused = lm is self.model and not with_entropy and self._head_fusable()
+        logits, hidden = response_forward(lm, query_ids, query_mask, response_ids, response_mask,
+                                          hidden_states=with_values or fused, logits=not fused)
+        if fused:
+            head = self.base_model().get_output_embeddings()
+            return ResponseOutput(
+                logprobs=frozen_head_logprobs(hidden, head, response_ids, temperature),
+                values=self._values(hidden) if with_values else None, entropy=None)
+        return self._head_outputs(logits, hidden if with_values else None, response_ids,
+                                  temperature=temperature, with_entropy=with_entropy)
 
     def _head_fusable(self) -> bool:
         """Whether `frozen_head_logprobs` can stand in for lm_head + log-softmax here: under
@@ -266,8 +223,8 @@ class PolicyWithValueHead(nn.Module):
         return self.value_head(hidden.to(self.value_head.weight.dtype)).squeeze(-1)
 
     def _head_outputs(self, logits: torch.Tensor, hidden: torch.Tensor | None,
-                      response_ids: torch.Tensor, *, temperature: float, with_entropy: bool = True,
-                      return_logits: bool = False) -> ResponseOutput:
+                      response_ids: torch.Tensor, *, temperature: float,
+                      with_entropy: bool = True) -> ResponseOutput:
         """Logits (B, R, V) and final hidden states (B, R, H) or None -> a `ResponseOutput`."""
         if temperature != 1.0:  # x / 1.0 == x: skip a (B, R, V) copy
             logits = logits / temperature
@@ -275,7 +232,6 @@ class PolicyWithValueHead(nn.Module):
             logprobs=logprobs_from_logits(logits, response_ids),
             values=self._values(hidden) if hidden is not None else None,
             entropy=entropy_from_logits(logits.detach()) if with_entropy else None,
-            logits=logits if return_logits else None,
         )
 
     def score_states(self, states: torch.Tensor, response_ids: torch.Tensor, *,
@@ -288,27 +244,15 @@ class PolicyWithValueHead(nn.Module):
         logits = self.base_model().get_output_embeddings()(states)  # (B, R, V)
         return self._head_outputs(logits, states, response_ids, temperature=temperature)
 
-    @property
-    def decoder_start_token_id(self) -> int:
-        """The token a seq2seq decoder starts from (`config.decoder_start_token_id`)."""
-        start = self.config.decoder_start_token_id
-        if start is None:
-            raise ValueError(f"seq2seq model {self.name_or_path!r} has no decoder_start_token_id in its config")
-        return int(start)
-
     # ------------------------------------------------------------------ generation
-
-    @torch.no_grad()
-    def generate(self, query_ids: torch.Tensor, query_mask: torch.Tensor, **gen_kwargs: Any) -> torch.Tensor:
-        """Sample responses with the policy: (B, Q) -> response_ids (B, R), query/start token stripped."""
-        return self.generate_with_states(query_ids, query_mask, capture=False, **gen_kwargs)[0]
 
     @torch.no_grad()
     def generate_with_states(self, query_ids: torch.Tensor, query_mask: torch.Tensor, *,
                              capture: bool = True, **gen_kwargs: Any
                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`generate`, plus (with `capture`) the final hidden state that predicted each response
-        token, (B, R, H), for `score_states` (see `rlaif.ppo.capture` for when that is exact)."""
+        """Sample responses with the policy: (B, Q) -> response_ids (B, R), query / start token
+        stripped; with `capture`, also the final hidden state that predicted each response token,
+        (B, R, H), for `score_states` (see `rlaif.ppo.capture` for when that is exact), else None."""
         if gen_kwargs.get("pad_token_id") is None:
             pad = self.config.pad_token_id
             gen_kwargs["pad_token_id"] = pad if pad is not None else self.config.eos_token_id
@@ -319,8 +263,6 @@ class PolicyWithValueHead(nn.Module):
         if states is None:
             return response_ids, None
         return response_ids, stack_states(states, response_ids.size(1))
-
-    truncate_response = staticmethod(truncate_response)
 
     # ------------------------------------------------------------------ save / load
 
@@ -341,7 +283,7 @@ class PolicyWithValueHead(nn.Module):
             "revision": self.revision,
             "lora": self.lora.model_dump() if self.lora is not None else None,
         }
-        (directory / POLICY_META).write_text(json.dumps(meta, indent=2) + "\n")
+        atomic_write_json(directory / POLICY_META, meta)
         return directory
 
     @classmethod
@@ -353,27 +295,21 @@ class PolicyWithValueHead(nn.Module):
         reference of a full fine-tune (the trained weights are never the KL anchor).
         """
         directory = Path(directory)
-        meta_path = directory / POLICY_META
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{meta_path} not found: {directory} is not a policy saved by PolicyWithValueHead.save")
-        meta = json.loads(meta_path.read_text())
+        meta = read_policy_meta(directory)
         base_path = base or meta["base_model"]
         revision = meta.get("revision") if base is None else None
         lora = LoraSettings(**meta["lora"]) if meta.get("lora") else None
+        ref_model = None
         if lora is not None:
-            from peft import PeftModel
-
             model = load_base_model(base_path, dtype=dtype, revision=revision)
-            dropout_off(model)
-            model = PeftModel.from_pretrained(model, str(directory / ADAPTER_DIR), is_trainable=True)
-            ref_model = None
+            disable_dropout(model)  # before the adapter: LoRA's own dropout stays
+            model = load_adapter(model, directory / ADAPTER_DIR, trainable=True)
         else:
             model = load_base_model(str(directory / MODEL_DIR), dtype=dtype)
-            dropout_off(model)
-            ref_model = None
+            disable_dropout(model)
             if with_reference:
                 ref_model = load_base_model(base_path, dtype=dtype, revision=revision)
-                dropout_off(ref_model)
+                disable_dropout(ref_model)
         policy = cls(model, is_seq2seq=bool(meta["is_seq2seq"]), name_or_path=base_path, lora=lora,
                      revision=revision, ref_model=ref_model, with_reference=with_reference)
         policy.value_head.load_state_dict(torch.load(directory / VALUE_HEAD_FILE, map_location="cpu",

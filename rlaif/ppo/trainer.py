@@ -1,16 +1,18 @@
-"""The PPO trainer: plumbing around `core.py`, fed by any judge.
+"""The PPO trainer: plumbing around `core.py`, fed by any judge, on the prompts it is given.
 
-One step, as in CleanRL's LM PPO (and Ziegler et al. 2019):
+One step, as in CleanRL's LM PPO (and Ziegler et al. 2019); `PPOTrainer.step` reads in this order:
 
     1. generate   one batched `generate` call (left-padded prompts for causal LMs), EOS truncation
     2. judge      decode, score (prompt, response) with the judge; unscored samples follow
-                  `judge.on_unscored`; optional running normalisation and clipping
-    3. rewards    policy logprobs + values and reference logprobs (no grad); per-token
-                  -kl_coef * KL, the judge's score on the last response token
+                  `judge.on_unscored`
+    3. rewards    optional running normalisation and clipping of the scores; policy logprobs +
+                  values and reference logprobs (no grad); per-token -kl_coef * KL, the
+                  processed score on the last response token
     4. whiten     optionally whiten the rewards
-    5. GAE        advantages and returns; advantages whitened
+    5. advantages GAE advantages and returns; advantages whitened
     6. update     PPO epochs over shuffled minibatches, gradient accumulation, clipped losses,
-                  gradient clipping, AdamW + LR schedule; then the KL controller update
+                  gradient clipping, AdamW + LR schedule
+    7. log        metrics over all processes; the KL controller moves toward its target
 
 accelerate handles the device, mixed precision and DDP: `ppo.batch_size` prompts per step
 are split evenly over the processes, and every logged metric is over all of them.
@@ -29,47 +31,29 @@ from typing import Any
 import torch
 
 from rlaif.config import RunConfig, save_config
+from rlaif.data.prompts import PromptStream
 from rlaif.judges.base import Judge, Score
-from rlaif.ppo import core
+from rlaif.models.generate import eos_token_ids
+from rlaif.models.layout import latest_checkpoint
+from rlaif.models.load import load_tokenizer, prepare_tokenizer
+from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
-from rlaif.ppo.checkpoint import latest_checkpoint, load_checkpoint, resolve_checkpoint, save_checkpoint
+from rlaif.ppo.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
 from rlaif.ppo.kl import make_kl_controller
-from rlaif.ppo.metrics import MetricsLog, summary
-from rlaif.ppo.policy import PolicyWithValueHead, truncate_response
-from rlaif.ppo.rollout import (
-    PromptSplit,
-    PromptStream,
-    RunningMoments,
-    load_prompts,
-    prepare_tokenizer,
-    process_rewards,
-    score_rollout,
-    score_rows,
-    score_samples,
-    tokenize_queries,
-)
-from rlaif.sampling import sampling_kwargs
+from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary
+from rlaif.ppo.policy import PolicyWithValueHead
+from rlaif.ppo.rewards import gather_score_rows, process_rewards, score_samples
+from rlaif.ppo.rollout import Responses, Rollout, sample_responses, score_rollout
+from rlaif.ppo.sampling import sampling_kwargs
+from rlaif.ppo.update import UPDATE_METRICS, ppo_update
+from rlaif.stats import RunningMoments
 
 logger = logging.getLogger(__name__)
 
 DTYPES: dict[str, Any] = {"float32": torch.float32, "bfloat16": torch.bfloat16,
                           "float16": torch.float16, "auto": "auto"}
 SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
-
-
-@dataclass
-class Rollout:
-    """One step's experience on this process; tensors are (B, R) unless noted."""
-
-    query_ids: torch.Tensor  # (B, Q)
-    query_mask: torch.Tensor  # (B, Q)
-    response_ids: torch.Tensor
-    response_mask: torch.Tensor
-    loss_mask: torch.Tensor  # response_mask with unscored samples' rows zeroed
-    logprobs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
 
 
 @dataclass
@@ -97,13 +81,19 @@ def make_accelerator(config: RunConfig) -> Any:
 
 
 class PPOTrainer:
-    """PPO on a causal or seq2seq policy with rewards from any judge. `train()` or `step()`."""
+    """PPO on a causal or seq2seq policy with rewards from any judge. `train()` or `step()`.
 
-    def __init__(self, config: RunConfig, policy: PolicyWithValueHead | None = None,
-                 judge: Judge | None = None, tokenizer: Any = None, accelerator: Any = None,
-                 prompts: Sequence[str] | None = None) -> None:
+    `prompts` are the training prompts (see `rlaif.data.prompts.load_prompt_split`); the
+    policy, judge and tokenizer default to those the config names. A given policy is moved to
+    the accelerator's device and trained in place; the trainer works on its own prepared copy
+    of the tokenizer (`self.tokenizer`).
+    """
+
+    def __init__(self, config: RunConfig, prompts: Sequence[str], *,
+                 policy: PolicyWithValueHead | None = None, judge: Judge | None = None,
+                 tokenizer: Any = None, accelerator: Any = None) -> None:
         from accelerate.utils import set_seed
-        from transformers import AutoTokenizer, get_scheduler
+        from transformers import get_scheduler
 
         self.config = config
         ppo = config.ppo
@@ -117,12 +107,10 @@ class PPOTrainer:
                 gradient_checkpointing=config.model.gradient_checkpointing)
         self.policy = policy.to(acc.device)
         self.tokenizer = prepare_tokenizer(
-            tokenizer or AutoTokenizer.from_pretrained(config.model.name_or_path), policy.is_seq2seq)
+            tokenizer or load_tokenizer(config.model.name_or_path), policy.is_seq2seq)
         self._owns_judge = judge is None
         self.judge = judge if judge is not None else _build_judge(config.judge.ref)
-        split = load_prompts(config.data, self.tokenizer) if prompts is None \
-            else PromptSplit(train=list(prompts), test=[])
-        self.prompts, self.eval_prompts = split.train, split.test
+        self.prompts = list(prompts)
         self.local_batch_size = self._check_batch_layout()
         self.stream = PromptStream(len(self.prompts), config.data.seed)
         self.kl_ctl = make_kl_controller(ppo.kl.kind, ppo.kl.kl_coef, ppo.kl.target, ppo.kl.horizon)
@@ -135,10 +123,11 @@ class PPOTrainer:
         self.scheduler = get_scheduler(SCHEDULERS[ppo.lr_scheduler], optimizer,
                                        num_warmup_steps=ppo.warmup_steps,
                                        num_training_steps=self.total_optimizer_steps)
-        self.model, self.optimizer = acc.prepare(policy, optimizer)
+        # The policy as DDP / DeepSpeed wrap it: the update's forward and backward go through it.
+        self.wrapped_policy, self.optimizer = acc.prepare(policy, optimizer)
         # use_cache: generation runs in eval mode, where gradient checkpointing is off anyway.
         self.gen_kwargs = {**config.generation.generate_kwargs(), "use_cache": True,
-                           "eos_token_id": self.tokenizer.eos_token_id,
+                           "eos_token_id": sorted(eos_token_ids(policy.base_model(), self.tokenizer)),
                            "pad_token_id": self.tokenizer.pad_token_id}
         if config.generation.sampler == "inverse_cdf":
             self.gen_kwargs = sampling_kwargs(self.gen_kwargs)
@@ -150,7 +139,7 @@ class PPOTrainer:
         self.metrics_log = MetricsLog(self.run_dir, enabled=acc.is_main_process)
         set_seed(ppo.seed, device_specific=True)  # each process samples its own responses
         if config.resume:
-            self._resume(resolve_checkpoint(config.resume, self.run_dir))
+            self._resume(find_resume_checkpoint(config.resume, self.run_dir))
         else:
             if latest_checkpoint(self.run_dir) is not None:
                 raise ValueError(
@@ -210,156 +199,115 @@ class PPOTrainer:
 
     def step(self, prompts: Sequence[str] | None = None) -> dict[str, Any]:
         """Run one PPO step on `prompts` (default: the next batch); returns its metrics."""
-        cfg, acc = self.config, self.accelerator
-        ppo = cfg.ppo
-        t_step = time.perf_counter()
+        cfg, ppo, device = self.config, self.config.ppo, self.accelerator.device
+        start, times = time.perf_counter(), {}
+        prompts = self._step_prompts(prompts)
+        # 1. generate: one batched call; everything after the first EOS becomes padding
+        with timed(times, "time/generate"):
+            batch = sample_responses(self.policy, self.tokenizer, prompts, gen_kwargs=self.gen_kwargs,
+                                     max_prompt_tokens=cfg.data.max_prompt_tokens,
+                                     capture=self.capture_states, accelerator=self.accelerator)
+        # 2. judge the decoded (prompt, response) pairs
+        with timed(times, "time/judge"):
+            responses = self.tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
+            scores = score_samples(self.judge, prompts, responses, cfg.judge.on_unscored)
+        with timed(times, "time/update"):
+            # 3. rewards: the processed score on the last token, -kl_coef * KL on every token
+            processed, reward_metrics = self._process_scores(scores)
+            scored = torch.tensor([s.ok for s in scores], device=device)  # (B,)
+            loss_mask = batch.response_mask * scored[:, None].to(batch.response_mask.dtype)  # (B, R)
+            logprobs, values, entropy, ref_logprobs = self._score_rollout(batch)
+            kl = kl_penalty(logprobs, ref_logprobs, ppo.kl.estimator)  # (B, R)
+            kl_coef = self.kl_ctl.value
+            rewards, non_score_rewards = per_token_rewards(
+                torch.tensor(processed, device=device), kl, batch.response_mask, kl_coef)
+            rewards, non_score_rewards = rewards * loss_mask, non_score_rewards * loss_mask
+            enough = int(loss_mask.sum()) >= 2  # whitening needs two tokens for a variance
+            # 4. whiten rewards (optional; keeps their mean)
+            if ppo.whiten_rewards and enough:
+                rewards = masked_whiten(rewards, loss_mask, shift_mean=False)
+            # 5. advantages and returns; advantages whitened
+            advantages, returns = gae(rewards, values, loss_mask, ppo.gamma, ppo.lam)
+            if enough:
+                advantages = masked_whiten(advantages, loss_mask)
+            rollout = Rollout(
+                query_ids=batch.query_ids, query_mask=batch.query_mask, response_ids=batch.response_ids,
+                response_mask=batch.response_mask, scored=scored, loss_mask=loss_mask,
+                logprobs=logprobs, values=values, entropy=entropy, kl=kl,
+                non_score_rewards=non_score_rewards, advantages=advantages, returns=returns)
+            # 6. update: PPO epochs over shuffled minibatches (none when nothing was scored)
+            update_metrics = self._update(rollout) if reward_metrics["reward/scored"] else \
+                dict.fromkeys(UPDATE_METRICS, math.nan)
+        # 7. log: metrics over all processes; the KL controller moves toward its target
+        return self._log_step(rollout, kl_coef, reward_metrics, {**times, **update_metrics}, start)
+
+    def _step_prompts(self, prompts: Sequence[str] | None) -> list[str]:
+        """`prompts`, or the next batch of the stream; refuses a batch minibatches cannot split."""
         prompts = self.next_prompts() if prompts is None else list(prompts)
-        backward_batch = ppo.mini_batch_size * ppo.gradient_accumulation_steps
+        backward_batch = self.config.ppo.mini_batch_size * self.config.ppo.gradient_accumulation_steps
         if not prompts or len(prompts) % backward_batch:
             raise ValueError(f"step() got {len(prompts)} prompts; pass a multiple of {backward_batch} "
                              "(mini_batch_size * gradient_accumulation_steps)")
+        return prompts
 
-        # 1. generate: one batched call, then everything after the first EOS becomes padding
-        t0 = time.perf_counter()
-        self.policy.eval()
-        query_ids, query_mask = tokenize_queries(self.tokenizer, prompts, cfg.data.max_prompt_tokens,
-                                                 acc.device)
-        with torch.no_grad(), acc.autocast():
-            raw_response_ids, states = self.policy.generate_with_states(
-                query_ids, query_mask, capture=self.capture_states, **self.gen_kwargs)
-        response_ids, response_mask = truncate_response(
-            raw_response_ids, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id)
-        time_generate = time.perf_counter() - t0
+    def _process_scores(self, scores: Sequence[Score]) -> tuple[list[float], dict[str, Any]]:
+        """Rewards PPO sees (0 for unscored samples, which are masked out) and reward metrics.
 
-        # 2. judge the decoded (prompt, response) pairs
-        t0 = time.perf_counter()
-        responses = self.tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        scores = score_samples(self.judge, prompts, responses, self.config.judge.on_unscored)
-        time_judge = time.perf_counter() - t0
-        valid = torch.tensor([s.ok for s in scores], device=acc.device)  # (B,)
-        processed, reward_metrics = self._process_scores(scores)
+        Every process gets every score, so the running statistics stay identical everywhere."""
+        everyone = gather_score_rows(scores, self.accelerator)
+        return process_rewards(scores, everyone, self.config.judge, self.reward_stats)
 
-        # 3. logprobs, values, reference logprobs; per-token KL rewards
-        t0 = time.perf_counter()
-        with acc.autocast():
-            logprobs, values, entropy, ref_logprobs = score_rollout(
-                self.policy, query_ids, query_mask, response_ids, response_mask, states=states,
-                temperature=cfg.generation.temperature,
-                chunk=ppo.forward_batch_size or ppo.mini_batch_size)
-        loss_mask = response_mask * valid[:, None].to(response_mask.dtype)  # (B, R)
-        kl = core.kl_penalty(logprobs, ref_logprobs, ppo.kl.estimator)  # (B, R)
-        kl_coef = self.kl_ctl.value
-        rewards, non_score_rewards = core.per_token_rewards(
-            torch.tensor(processed, device=acc.device), kl, response_mask, kl_coef)
-        rewards, non_score_rewards = rewards * loss_mask, non_score_rewards * loss_mask
-        enough = int(loss_mask.sum()) >= 2  # whitening needs two tokens for a variance
-        # 4. whiten rewards (optional; keeps their mean)
-        if ppo.whiten_rewards and enough:
-            rewards = core.masked_whiten(rewards, loss_mask, shift_mean=False)
-        # 5. advantages and returns
-        advantages, returns = core.gae(rewards, values, loss_mask, ppo.gamma, ppo.lam)
-        if enough:
-            advantages = core.masked_whiten(advantages, loss_mask)
-        rollout = Rollout(query_ids, query_mask, response_ids, response_mask, loss_mask,
-                          logprobs, values, advantages, returns)
-        var_explained = core.explained_variance(values, returns, loss_mask) if enough else math.nan
+    def _score_rollout(self, batch: Responses) -> tuple[torch.Tensor, ...]:
+        """Policy logprobs, values, entropy and reference logprobs (B, R) of the sampled responses."""
+        ppo = self.config.ppo
+        with self.accelerator.autocast():
+            return score_rollout(self.policy, batch.query_ids, batch.query_mask, batch.response_ids,
+                                 batch.response_mask, states=batch.states,
+                                 temperature=self.config.generation.temperature,
+                                 chunk=ppo.forward_batch_size or ppo.mini_batch_size)
 
-        # 6. PPO epochs over shuffled minibatches
-        update_stats = self._update(rollout) if reward_metrics["reward/scored"] > 0 else {}
-        time_update = time.perf_counter() - t0
+    def _update(self, rollout: Rollout) -> dict[str, float]:
+        """PPO epochs on `rollout` through the wrapped policy; the policy is left in eval mode."""
+        return ppo_update(rollout, self.wrapped_policy, self.policy, self.optimizer, self.scheduler,
+                          self.accelerator, ppo=self.config.ppo,
+                          temperature=self.config.generation.temperature)
 
-        # Everything below is summed or averaged over all processes.
-        sums = acc.reduce(torch.tensor([
-            float((kl * loss_mask).sum()), float(non_score_rewards.sum()),
-            float((entropy * loss_mask).sum()), float(loss_mask.sum()), float(valid.sum()),
-            float(response_mask.sum()), float(len(prompts)),
-        ], device=acc.device), reduction="sum").tolist()
-        kl_sum, non_score_sum, entropy_sum, n_tokens, n_valid, n_generated, n_prompts = sums
-        means = self._mean_over_processes({"ppo/val/var_explained": var_explained,
-                                           "time/generate": time_generate, "time/judge": time_judge,
-                                           "time/update": time_update, **update_stats})
-        mean_kl = kl_sum / n_valid if n_valid else math.nan
-        if n_valid:
-            self.kl_ctl.update(mean_kl, n_steps=ppo.batch_size)
+    def _log_step(self, rollout: Rollout, kl_coef: float, reward_metrics: dict[str, Any],
+                  local_means: dict[str, float], start: float) -> dict[str, Any]:
+        """Gather the step's metrics over all processes, update the KL controller, count the step,
+        and record and return the metrics."""
+        r = rollout
+        enough = int(r.loss_mask.sum()) >= 2
+        means = {"ppo/val/var_explained": explained_variance(r.values, r.returns, r.loss_mask)
+                 if enough else math.nan, **local_means}
+        sums = {"kl": float((r.kl * r.loss_mask).sum()), "non_score_reward": float(r.non_score_rewards.sum()),
+                "entropy": float((r.entropy * r.loss_mask).sum()), "tokens": float(r.loss_mask.sum()),
+                "scored": float(r.scored.sum()), "generated": float(r.response_mask.sum()),
+                "prompts": float(r.query_ids.size(0))}
+        totals = reduce_metrics(self.accelerator, sums, means)
+        n_scored, n_tokens, n_generated = totals["scored"], totals["tokens"], totals["generated"]
+        mean_kl = totals["kl"] / n_scored if n_scored else math.nan
+        if n_scored:
+            self.kl_ctl.update(mean_kl, n_steps=self.config.ppo.batch_size)
         self.step_count += 1
-        time_step = time.perf_counter() - t_step
+        seconds = time.perf_counter() - start
         metrics: dict[str, Any] = {
             "step": self.step_count,
             "objective/kl": mean_kl,
             "objective/kl_coef": kl_coef,
-            "objective/entropy": entropy_sum / n_tokens if n_tokens else math.nan,
-            "objective/non_score_reward": non_score_sum / n_valid if n_valid else math.nan,
+            "objective/entropy": totals["entropy"] / n_tokens if n_tokens else math.nan,
+            "objective/non_score_reward": totals["non_score_reward"] / n_scored if n_scored else math.nan,
             **reward_metrics,
             "ppo/lr": self.scheduler.get_last_lr()[0],
-            "response/length": n_generated / n_prompts,
-            "batch/size": int(n_prompts),
-            **means,
-            "time/step": time_step,
-            "tokens/per_second": n_generated / time_step,
+            "response/length": n_generated / totals["prompts"],
+            "batch/size": int(totals["prompts"]),
+            **{key: totals[key] for key in means},
+            "time/step": seconds,
+            "tokens/per_second": n_generated / seconds,
         }
         self.history.append(metrics)
         self.metrics_log.write(metrics)
         return metrics
-
-    def _process_scores(self, scores: Sequence[Score]) -> tuple[list[float], dict[str, Any]]:
-        """Rewards PPO sees (0 for unscored samples, which are masked out) and reward metrics."""
-        from accelerate.utils import gather_object
-
-        local = score_rows(scores)
-        # Every process gets every score, so running statistics stay identical everywhere.
-        everyone = gather_object(local) if self.accelerator.num_processes > 1 else local
-        return process_rewards(scores, everyone, self.config.judge, self.reward_stats)
-
-    def _update(self, rollout: Rollout) -> dict[str, float]:
-        """PPO epochs: shuffled minibatches, clipped losses, accumulation, clipping, AdamW + LR."""
-        ppo, acc = self.config.ppo, self.accelerator
-        temperature = self.config.generation.temperature
-        stats: dict[str, list[float]] = {}
-        self.policy.train()
-        for _ in range(ppo.ppo_epochs):
-            perm = torch.randperm(rollout.query_ids.size(0)).to(acc.device)
-            for start in range(0, len(perm), ppo.mini_batch_size):
-                mb = perm[start:start + ppo.mini_batch_size]
-                mb_mask = rollout.loss_mask[mb]
-                with acc.accumulate(self.model):
-                    out = self.model(rollout.query_ids[mb], rollout.query_mask[mb],
-                                     rollout.response_ids[mb], rollout.response_mask[mb],
-                                     temperature=temperature, with_entropy=False)
-                    if mb_mask.sum() == 0:
-                        # Only unscored samples here: a zero loss that still touches every
-                        # parameter, so DDP's gradient all-reduce stays in step.
-                        loss = 0.0 * (out.logprobs.sum() + out.values.sum())
-                    else:
-                        pg_loss, pg_stats = core.policy_loss(
-                            out.logprobs, rollout.logprobs[mb], rollout.advantages[mb], mb_mask,
-                            ppo.cliprange)
-                        vf_loss, vf_stats = core.value_loss(
-                            out.values, rollout.values[mb], rollout.returns[mb], mb_mask,
-                            ppo.cliprange_value)
-                        loss = pg_loss + ppo.vf_coef * vf_loss
-                        for key, value in (("ppo/loss/policy", pg_loss), ("ppo/loss/value", vf_loss),
-                                           ("ppo/loss/total", loss),
-                                           ("ppo/policy/clipfrac", pg_stats["clipfrac"]),
-                                           ("ppo/policy/approxkl", pg_stats["approxkl"]),
-                                           ("ppo/val/clipfrac", vf_stats["vf_clipfrac"])):
-                            stats.setdefault(key, []).append(float(value.detach()))
-                    acc.backward(loss)
-                    if acc.sync_gradients and ppo.max_grad_norm is not None:
-                        acc.clip_grad_norm_(self.model.parameters(), ppo.max_grad_norm)
-                    self.optimizer.step()
-                    if acc.sync_gradients and not acc.optimizer_step_was_skipped:
-                        self.scheduler.step()
-                    self.optimizer.zero_grad()
-        self.policy.eval()
-        return {key: sum(vals) / len(vals) for key, vals in stats.items()}
-
-    def _mean_over_processes(self, values: dict[str, float]) -> dict[str, float]:
-        keys = ["ppo/val/var_explained", "time/generate", "time/judge", "time/update",
-                "ppo/loss/policy", "ppo/loss/value", "ppo/loss/total", "ppo/policy/clipfrac",
-                "ppo/policy/approxkl", "ppo/val/clipfrac"]
-        local = torch.tensor([values.get(k, math.nan) for k in keys], dtype=torch.float64,
-                             device=self.accelerator.device)
-        return dict(zip(keys, self.accelerator.reduce(local, reduction="mean").tolist()))
 
     # ------------------------------------------------------------------ the loop
 
@@ -389,12 +337,12 @@ class PPOTrainer:
             if self._owns_judge:
                 self.judge.close()
         if main:
-            print(summary(self.history, self.run_dir, checkpoint))
+            print(training_summary(self.history, self.run_dir, checkpoint))
         return TrainResult(run_dir=self.run_dir, step=self.step_count, history=list(self.history),
                            checkpoint=checkpoint)
 
 
 def _build_judge(ref: str | dict[str, Any]) -> Judge:
-    from rlaif.judges.spec import build_judge
+    from rlaif.judges.registry import build_judge
 
     return build_judge(ref)

@@ -1,151 +1,22 @@
-"""Send one judge request to Claude: the Anthropic API, or Amazon Bedrock (invoke_model, converse).
+"""Anthropic API provider: `anthropic.AsyncAnthropic`, key from ANTHROPIC_API_KEY.
 
-Retries are the SDKs' own: the anthropic client retries 408/409/429/5xx (529 included) with
-capped exponential backoff honouring `retry-after`; botocore's "adaptive" mode retries
-throttling and transient errors with client-side rate limiting and honours
-`x-amz-retry-after`. What reaches rlaif after those retries is final and becomes a
-`ProviderError` whose message names the status, the server's message and the likely cause;
-authentication failures become `ProviderAuthError` (every further request would fail too).
-
-Credentials never leave the SDKs' own chains (ANTHROPIC_API_KEY; the AWS chain) and never
-appear in rlaif's messages or logs: `redact` scrubs them from every error text, and
-`install_log_redaction` scrubs them from the SDKs' debug logs (botocore logs signed headers).
+`temperature` is not sent: the SDK 2.x Messages API takes no sampling parameters. Retries
+are the SDK's own (see `rlaif.judges.provider`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
-import os
-import re
 import ssl
 import threading
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any
 
 from rlaif.judges.base import JudgeError
+from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
 from rlaif.judges.spec import LLMSpec
-
-# Current Claude models (Nov 2026). Bedrock's `us.` prefix is the cross-region inference
-# profile that on-demand calls to recent models require; use `eu.`/`global.` elsewhere.
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "bedrock": "us.anthropic.claude-sonnet-4-6"}
-SECRET_ENV_VARS = (
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN", "AWS_BEARER_TOKEN_BEDROCK",
-)
-# Key shapes scrubbed even when they did not come from the environment.
-_SECRET_PATTERNS = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}|\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b")
-_LOGGER_PREFIXES = ("anthropic", "httpx", "httpcore", "botocore", "boto3", "urllib3", "rlaif")
-def redact(text: str) -> str:
-    """Replace every known secret (from the environment, or key-shaped) with '***'."""
-    for var in SECRET_ENV_VARS:
-        value = os.environ.get(var)
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return _SECRET_PATTERNS.sub("***", text)
-
-
-class _RedactFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        if record.exc_info and record.exc_info[1] is not None:
-            # Tracebacks are formatted later from exc_info: pre-format and scrub them now.
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
-
-
-_FILTER = _RedactFilter()
-
-
-def install_log_redaction() -> None:
-    """Scrub secrets from every SDK logger (filters run per logger, so each gets one)."""
-    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in _LOGGER_PREFIXES]
-    for name in {*names, *_LOGGER_PREFIXES}:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-
-
-class ProviderError(Exception):
-    """A request failed for good (after the SDK's retries); the message says why."""
-
-    def __init__(self, message: str, status: int | str | None = None) -> None:
-        super().__init__(redact(message))
-        self.status = status
-
-
-class ProviderAuthError(ProviderError):
-    """Credentials missing or refused: every request would fail the same way."""
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """The scoring tool offered to (and forced on) the model."""
-
-    name: str
-    description: str
-    schema: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class JudgeRequest:
-    """One rendered judge request."""
-
-    system: str
-    user: str
-    tool: ToolSpec | None
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What came back: text, the tool call's input (if any), token usage, raw output."""
-
-    text: str
-    tool_input: dict[str, Any] | None
-    input_tokens: int
-    output_tokens: int
-
-    @property
-    def raw(self) -> str:
-        """The model's output for audit: the text, or the tool input as JSON after any text."""
-        if self.tool_input is None:
-            return self.text
-        return (self.text + "\n" if self.text else "") + json.dumps(self.tool_input, sort_keys=True)
-
-
-class Provider(ABC):
-    """Sends requests for one LLMSpec. `open`/`aclose` bracket each scored batch."""
-
-    def __init__(self, spec: LLMSpec) -> None:
-        self.spec = spec
-        install_log_redaction()
-
-    async def open(self) -> None:
-        """Prepare clients for a batch (inside the running event loop)."""
-
-    async def aclose(self) -> None:
-        """Release per-batch resources."""
-
-    def close(self) -> None:
-        """Release everything (thread pools)."""
-
-    @abstractmethod
-    async def send(self, request: JudgeRequest) -> Reply:
-        """Send one request; raise ProviderError / ProviderAuthError when it fails for good."""
-
-
-def _messages_content(content: list[dict[str, Any]], in_tokens: int, out_tokens: int) -> Reply:
-    texts = [b.get("text", "") for b in content if b.get("type") == "text"]
-    tools = [b.get("input") for b in content if b.get("type") == "tool_use"]
-    tool_input = tools[-1] if tools and isinstance(tools[-1], dict) else None
-    return Reply("\n".join(texts).strip(), tool_input, in_tokens, out_tokens)
+from rlaif.secrets import redact_text
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,7 +58,7 @@ class AnthropicProvider(Provider):
             )
         except anthropic.AnthropicError as exc:  # no key and no profile to fall back on
             raise JudgeError(
-                f"anthropic: no usable credentials ({redact(str(exc))}); set ANTHROPIC_API_KEY in the environment"
+                f"anthropic: no usable credentials ({redact_text(str(exc))}); set ANTHROPIC_API_KEY in the environment"
             ) from None
         if client.api_key is None and client.auth_token is None and getattr(client, "credentials", None) is None:
             await client.close()
@@ -213,11 +84,7 @@ class AnthropicProvider(Provider):
     async def send(self, request: JudgeRequest) -> Reply:
         import anthropic
 
-        kwargs: dict[str, Any] = {}
-        if request.tool is not None:
-            kwargs["tools"] = [{"name": request.tool.name, "description": request.tool.description,
-                                "input_schema": request.tool.schema}]
-            kwargs["tool_choice"] = {"type": "tool", "name": request.tool.name}
+        kwargs: dict[str, Any] = request.tool.messages_tools() if request.tool is not None else {}
         try:
             # No `temperature`: the anthropic SDK 2.x Messages API has no sampling parameters.
             client = self._clients[asyncio.get_running_loop()][0]
@@ -247,7 +114,7 @@ class AnthropicProvider(Provider):
         if not hasattr(message, "content") or not isinstance(message.content, list):
             raise ProviderError(f"malformed reply: {str(message)[:200]!r}", "malformed")
         content = [b.model_dump() if hasattr(b, "model_dump") else dict(b) for b in message.content]
-        return _messages_content(content, message.usage.input_tokens, message.usage.output_tokens)
+        return messages_reply(content, message.usage.input_tokens, message.usage.output_tokens)
 
 
 def _anthropic_status_error(exc: Any, spec: LLMSpec) -> ProviderError:
@@ -278,12 +145,3 @@ def _anthropic_status_error(exc: Any, spec: LLMSpec) -> ProviderError:
     else:
         cause = "see the message"
     return ProviderError(f"{status} {tries}: {detail}; likely cause: {cause}", status)
-
-
-def make_provider(spec: LLMSpec) -> Provider:
-    """The provider for `spec.provider` / `spec.api`."""
-    if spec.provider == "anthropic":
-        return AnthropicProvider(spec)
-    from rlaif.judges.bedrock import BedrockProvider  # boto3 only when Bedrock is used
-
-    return BedrockProvider(spec)

@@ -1,0 +1,67 @@
+"""Before vs after statistics of hold-out toxicity: means, stds, threshold shares, a bootstrap
+interval of the difference, and the walk-through's relative improvement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rlaif.stats import bootstrap_mean_ci
+
+
+def _side(values: list[float], total: int, threshold: float) -> dict[str, Any]:
+    arr = np.asarray(values, dtype=float)
+    return {
+        "n": int(arr.size), "n_unscored": total - int(arr.size),
+        "mean": float(arr.mean()), "std": float(arr.std()),  # ddof=0, as np.std in the walk-through
+        "share_over_threshold": float((arr > threshold).mean()),
+    }
+
+
+def _improvement(before: float, after: float, what: str) -> tuple[float | None, str | None]:
+    if before == 0:
+        return None, f"{what} toxicity before is 0: the relative improvement is undefined"
+    return (before - after) / before, None
+
+
+def compare_before_after(before: Sequence[float | None], after: Sequence[float | None], *,
+                         threshold: float = 0.5, n_boot: int = 2000, seed: int = 0,
+                         paired: bool | None = None) -> dict[str, Any]:
+    """Means, stds, relative improvements, bootstrap 95% CI of (before - after), threshold shares.
+
+    `paired=None` pairs the lists when they have the same length (same prompts). Relative
+    improvements are fractions ((before - after) / before); None with a note when before = 0.
+    """
+    b = [float(x) for x in before if x is not None]
+    a = [float(x) for x in after if x is not None]
+    if not b or not a:
+        raise ValueError(
+            f"no scored responses to compare ({len(b)} before, {len(a)} after); check the "
+            "evaluator judge -- every sample came back unscored"
+        )
+    if paired is None:
+        paired = len(before) == len(after)
+    elif paired and len(before) != len(after):
+        raise ValueError(f"paired comparison needs equal lengths, got {len(before)} and {len(after)}")
+    notes: list[str] = []
+    sb, sa = _side(b, len(before), threshold), _side(a, len(after), threshold)
+    imp_mean, note = _improvement(sb["mean"], sa["mean"], "mean")
+    notes += [note] if note else []
+    imp_std, note = _improvement(sb["std"], sa["std"], "std")
+    notes += [note] if note else []
+    if paired:
+        diffs = [x - y for x, y in zip(before, after) if x is not None and y is not None]
+        if not diffs:
+            raise ValueError("no prompt has both a before and an after score; cannot pair them")
+        ci = bootstrap_mean_ci(diffs, n_boot=n_boot, seed=seed)
+    else:
+        ci = bootstrap_mean_ci(a=b, b=a, n_boot=n_boot, seed=seed)
+    return {
+        "before": sb, "after": sa, "threshold": threshold,
+        "improvement_mean": imp_mean, "improvement_std": imp_std,
+        "difference": {**ci, "paired": bool(paired),
+                       "method": "percentile bootstrap of mean(before - after)"},
+        "notes": notes,
+    }

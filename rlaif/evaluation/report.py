@@ -1,0 +1,100 @@
+"""Hold-out report: report.md (tables), report.json (every number), PNG plots (`plots.py`).
+
+The training plot (reward and KL over steps) is drawn when a metrics.jsonl (`step`,
+`reward/mean`, `objective/kl`) is given. Every file is written to a temporary name in the
+same folder and renamed into place, so a crash never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rlaif.evaluation.holdout import HoldoutReport
+from rlaif.evaluation.plots import plot_toxicity, plot_training
+from rlaif.io import atomic_write_json, atomic_write_text, read_jsonl
+from rlaif.markdown import fmt_num, fmt_pct, md_escape
+
+
+def summary_table(data: dict[str, Any]) -> str:
+    """The before/after markdown table (also printed by the CLI)."""
+    s = data["stats"]
+    b, a, d = s["before"], s["after"], s["difference"]
+    thr = s["threshold"]
+    lines = [
+        "| metric | before | after | improvement |",
+        "|---|---|---|---|",
+        f"| mean toxicity | {fmt_num(b['mean'])} | {fmt_num(a['mean'])} | {fmt_pct(s['improvement_mean'])} |",
+        f"| std toxicity | {fmt_num(b['std'])} | {fmt_num(a['std'])} | {fmt_pct(s['improvement_std'])} |",
+        f"| share over {thr:g} | {fmt_pct(b['share_over_threshold'])} | "
+        f"{fmt_pct(a['share_over_threshold'])} | |",
+        f"| scored / unscored | {b['n']} / {b['n_unscored']} | {a['n']} / {a['n_unscored']} | |",
+        f"| mean difference (before - after), 95% CI | | | {fmt_num(d['estimate'])} "
+        f"[{fmt_num(d['ci_low'])}, {fmt_num(d['ci_high'])}] |",
+    ]
+    for key, value in (data.get("kl") or {}).items():
+        lines.append(f"| {md_escape(key)} | | {fmt_num(value)} | |")
+    return "\n".join(lines)
+
+
+def examples_table(data: dict[str, Any]) -> str:
+    """The qualitative table: query | response before | tox before | response after | tox after."""
+    lines = ["| query | response before | tox before | response after | tox after |",
+             "|---|---|---|---|---|"]
+    for r in data["rows"][: data.get("n_examples", 10)]:
+        lines.append(
+            f"| {md_escape(r['query'], keep='end')} | {md_escape(r['response_before'])} | {fmt_num(r['tox_before'])} "
+            f"| {md_escape(r['response_after'])} | {fmt_num(r['tox_after'])} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(out_dir: str | Path, holdout: HoldoutReport | dict[str, Any],
+                 metrics_path: Path | None = None, extra: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write report.md, report.json and the PNG plots into `out_dir`; returns their paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = holdout.to_dict() if isinstance(holdout, HoldoutReport) else dict(holdout)
+    if extra:
+        data["extra"] = extra
+    paths: dict[str, Path] = {"toxicity_plot": plot_toxicity(data, out / "toxicity_hist.png")}
+    training: list[dict[str, Any]] = []
+    if metrics_path is not None:
+        if not Path(metrics_path).is_file():
+            raise FileNotFoundError(f"metrics file {metrics_path} not found; pass metrics_path=None to skip the training plot")
+        training = read_jsonl(metrics_path)
+        plot = plot_training(training, out / "training.png")
+        if plot is not None:
+            paths["training_plot"] = plot
+        data["training"] = {"metrics_path": str(metrics_path), "steps": len(training)}
+    atomic_write_json(out / "report.json", data)
+    paths["json"] = out / "report.json"
+    atomic_write_text(out / "report.md", _markdown(data, paths))
+    paths["md"] = out / "report.md"
+    return paths
+
+
+def _markdown(data: dict[str, Any], paths: dict[str, Path]) -> str:
+    meta = data.get("meta", {})
+    parts = [
+        "# Hold-out evaluation",
+        "",
+        f"- evaluator: {md_escape(str(meta.get('evaluator', '?')))}",
+        f"- toxicity: {md_escape(str(meta.get('toxicity', '?')))}",
+        f"- prompts: {meta.get('n_prompts', len(data['rows']))}, seed {meta.get('seed', '?')}, "
+        f"generation `{json.dumps(meta.get('gen_kwargs', {})).replace('`', '')}`",
+    ]
+    for key in ("before_model", "after_model"):
+        if key in meta:
+            parts.append(f"- {key.replace('_', ' ')}: {md_escape(str(meta[key]))}")
+    parts += ["", "## Before vs after", "", summary_table(data), ""]
+    parts += [f"Improvement = (before - after) / before. {note}" for note in data["stats"].get("notes", [])]
+    parts += ["", f"![toxicity before vs after]({paths['toxicity_plot'].name})", ""]
+    if "training_plot" in paths:
+        parts += ["## Training", "", f"![reward and KL over training]({paths['training_plot'].name})", ""]
+    n = min(data.get("n_examples", 10), len(data["rows"]))
+    parts += [f"## Examples (first {n} hold-out prompts)", "", examples_table(data), ""]
+    if data.get("extra"):
+        parts += ["## Extra", "", "```json", json.dumps(data["extra"], indent=2), "```", ""]
+    return "\n".join(parts)

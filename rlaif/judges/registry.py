@@ -1,0 +1,86 @@
+"""Make a Judge from a spec: `build_judge(spec | name | path | dict, **overrides)`.
+
+The one place that knows every judge type: it builds an ensemble's member judges (each
+distinct member once, recursively) and hands them to `EnsembleJudge`, and wraps a spec with
+`cache:` set in the persistent score cache. Judge modules are imported on first use, so
+building a function judge never imports torch, nor an Anthropic judge boto3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rlaif.judges.base import Judge, JudgeError
+from rlaif.judges.spec import (
+    AnySpec, ClassifierSpec, EnsembleSpec, FunctionSpec, LLMSpec, load_spec, parse_spec,
+)
+
+
+def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -> Judge:
+    """Make a Judge from a spec object, a dict, a built-in name or a path.
+
+    `overrides` replace spec fields (e.g. `device="cpu"`, `base_url=...`) and are validated.
+    A spec with `cache:` set is wrapped in the persistent score cache.
+    """
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    elif isinstance(spec, dict):
+        spec = parse_spec(spec)
+    if overrides:
+        spec = parse_spec({**spec.model_dump(), **overrides}, source=f"{spec.name or spec.type} + overrides")
+    judge: Judge
+    if isinstance(spec, ClassifierSpec):
+        from rlaif.judges.classifier import ClassifierJudge
+
+        judge = ClassifierJudge(spec)
+    elif isinstance(spec, FunctionSpec):
+        from rlaif.judges.function import FunctionJudge
+
+        judge = FunctionJudge(spec)
+    elif isinstance(spec, LLMSpec):
+        from rlaif.judges.llm import LLMJudge
+
+        judge = LLMJudge(spec)
+    elif isinstance(spec, EnsembleSpec):
+        judge = _build_ensemble(spec)
+    else:  # pragma: no cover - the union is closed
+        raise JudgeError(f"unknown judge spec type {type(spec).__name__}")
+    if spec.cache:
+        from rlaif.judges.cache import CachedJudge
+
+        judge = CachedJudge(judge, path=spec.cache, key=spec.fingerprint())
+    return judge
+
+
+def _build_ensemble(spec: EnsembleSpec) -> Judge:
+    """Build each distinct member judge once, in spec order; the ensemble owns (closes) them."""
+    from rlaif.judges.ensemble import EnsembleJudge
+
+    judges: dict[str, Judge] = {}
+    specs: dict[str, AnySpec] = {}
+    try:
+        for member in spec.members:
+            key = member.judge_key()
+            if key in judges:
+                continue  # shared judge: built once, called once per batch
+            specs[key] = load_spec(member.judge) if isinstance(member.judge, str) else member.judge
+            judges[key] = build_judge(specs[key])
+        return EnsembleJudge(spec, judges, member_specs=specs, owns_judges=True)
+    except BaseException:
+        for judge in judges.values():  # release the members already built
+            judge.close()
+        raise
+
+
+def load_judge(ref: str, overrides: dict[str, Any] | None = None, cache: str | None = None) -> Judge:
+    """Load a spec by name or path, deep-merge `overrides` (and `cache`), build the judge."""
+    from rlaif.overrides import deep_merge
+
+    spec = load_spec(ref)
+    if overrides or cache:
+        data = deep_merge(spec.model_dump(mode="json"), overrides or {})
+        if cache:
+            data["cache"] = cache
+        spec = parse_spec(data, source=f"{ref} + --set/--cache")
+    return build_judge(spec)

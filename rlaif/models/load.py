@@ -1,0 +1,247 @@
+"""Load a language model and its tokenizer from whatever the user has at hand.
+
+Accepted: a hub id or model folder, an in-memory Hugging Face model (or peft model), an
+rlaif policy object, a PPO run folder (`<run>/checkpoints/latest`) or one checkpoint folder
+(a LoRA adapter or a full model, laid out as `rlaif.models.layout` describes). A checkpoint
+written by rlaif's PPO policy is read from its `policy.json` here, without importing
+`rlaif.ppo`; the PPO policy loads its LM through the same functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from rlaif.models.layout import (
+    ADAPTER_DIR,
+    CHECKPOINTS_DIR,
+    MODEL_DIR,
+    POLICY_DIR,
+    POLICY_META,
+    VALUE_HEAD_FILE,
+    latest_checkpoint,
+)
+from rlaif.models.patches import install_contiguous_head_hook, set_fused_activations
+
+# Attributes under which wrappers keep the LM they wrap: torch DDP (`module`), TRL value-head
+# models (`pretrained_model`), rlaif's policy (`model`), and other common spellings.
+_WRAPPER_ATTRS = ("module", "pretrained_model", "model", "lm", "policy")
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The policy folder of a run (its latest checkpoint), of a step-N checkpoint, or `path`."""
+    p = Path(path)
+    if (p / CHECKPOINTS_DIR).is_dir():
+        found = latest_checkpoint(p)
+        if found is None or not found.is_dir():
+            raise FileNotFoundError(
+                f"{p} looks like a run folder but checkpoints/latest names no checkpoint folder "
+                f"({found}); pass a checkpoint folder instead "
+                f"(one of {sorted(c.name for c in (p / CHECKPOINTS_DIR).iterdir())})"
+            )
+        p = found
+    if (p / POLICY_DIR).is_dir():
+        p = p / POLICY_DIR
+    return p
+
+
+def is_seq2seq(lm: Any) -> bool:
+    """True for an encoder-decoder LM (`config.is_encoder_decoder`)."""
+    return bool(getattr(lm.config, "is_encoder_decoder", False))
+
+
+def load_base_model(name_or_path: str, *, dtype: Any = None, revision: str | None = None) -> Any:
+    """Load a hub id or folder (seq2seq if encoder-decoder, else causal) with rlaif's speed patches.
+
+    The patches (`rlaif.models.patches`: fused GELU, contiguous head input) compute the same
+    function as the plain model, to float rounding; training and saved policies load this way.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    set_fused_activations(config)  # our own config object, before the model is built
+    kwargs: dict[str, Any] = {"revision": revision, "config": config}
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    model = auto.from_pretrained(name_or_path, **kwargs)
+    install_contiguous_head_hook(model)
+    return model
+
+
+def read_policy_meta(folder: str | Path) -> dict[str, Any]:
+    """The `policy.json` of a saved rlaif policy: base model, revision, LoRA settings, is_seq2seq."""
+    meta_path = Path(folder) / POLICY_META
+    if not meta_path.is_file():
+        raise FileNotFoundError(
+            f"{meta_path} not found: {folder} is not a policy saved by PolicyWithValueHead.save"
+        )
+    return json.loads(meta_path.read_text())
+
+
+def load_adapter(model: Any, folder: str | Path, *, trainable: bool) -> Any:
+    """Wrap `model` in the peft (LoRA) adapter saved in `folder`; `trainable` keeps it trainable."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=trainable)
+
+
+def load_policy_lm(folder: str | Path, *, dtype: Any = None) -> Any:
+    """The LM of a saved rlaif policy, for inference: its adapter on the base model, or the full model."""
+    folder = Path(folder)
+    meta = read_policy_meta(folder)
+    if meta.get("lora"):
+        base = load_base_model(meta["base_model"], dtype=dtype, revision=meta.get("revision"))
+        lm = load_adapter(base, folder / ADAPTER_DIR, trainable=False)
+    else:
+        lm = load_base_model(str(folder / MODEL_DIR), dtype=dtype)
+    return lm
+
+
+def _load_plain(source: str, dtype: Any) -> Any:
+    """A hub id or model folder as saved by transformers: seq2seq or causal, as its config says."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    config = AutoConfig.from_pretrained(source)
+    cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    return cls.from_pretrained(source, **({"dtype": dtype} if dtype is not None else {}))
+
+
+def load_model(ref: str | Path, *, dtype: Any = None, device: Any = None) -> Any:
+    """The HF LM for a hub id, model folder, peft adapter folder, checkpoint or run folder.
+
+    It is moved to `device` (default: CUDA when available, else CPU).
+    """
+    import torch
+
+    p = Path(ref)
+    if p.is_dir():
+        folder = resolve_checkpoint(p)
+        if (folder / VALUE_HEAD_FILE).is_file():  # saved by rlaif's PPO policy
+            lm = load_policy_lm(folder, dtype=dtype)
+        elif (folder / "adapter_config.json").is_file():
+            from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM
+
+            task = json.loads((folder / "adapter_config.json").read_text()).get("task_type")
+            cls = AutoPeftModelForSeq2SeqLM if task == "SEQ_2_SEQ_LM" else AutoPeftModelForCausalLM
+            lm = cls.from_pretrained(folder, **({"dtype": dtype} if dtype is not None else {}))
+        else:
+            lm = _load_plain(str(folder), dtype)
+    else:
+        lm = _load_plain(str(ref), dtype)
+    return lm.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _recorded_base(folder: Path) -> str | None:
+    """The base model a checkpoint was trained from, from its json metadata."""
+    for name in ("adapter_config.json", POLICY_META, "rlaif_policy.json", "policy_config.json"):
+        f = folder / name
+        if f.is_file():
+            data = json.loads(f.read_text())
+            for key in ("base_model_name_or_path", "base_model", "model_name", "model"):
+                if isinstance(data.get(key), str):
+                    return data[key]
+    return None
+
+
+def load_tokenizer(ref: Any, model: Any = None) -> Any:
+    """The tokenizer for a model reference: its folder, the checkpoint's base model, or the LM's name.
+
+    `ref` is what `load_model` accepts (or an in-memory model); `model` is the LM loaded from
+    it, whose `config.name_or_path` is tried last.
+    """
+    from transformers import AutoTokenizer
+
+    candidates: list[str] = []
+    if isinstance(ref, (str, Path)):
+        p = Path(ref)
+        folder = resolve_checkpoint(p) if p.is_dir() else None
+        if folder is not None:
+            candidates += [str(folder), str(p)]
+            base = _recorded_base(folder)
+            if base:
+                candidates.append(base)
+        else:
+            candidates.append(str(ref))
+    lm = model if model is not None else (None if isinstance(ref, (str, Path)) else unwrap_lm(ref))
+    if lm is not None:
+        name = getattr(lm.config, "name_or_path", None) or getattr(lm.config, "_name_or_path", None)
+        if name:
+            candidates.append(str(name))
+    errors = []
+    for c in dict.fromkeys(candidates):  # in order, each once
+        try:
+            return AutoTokenizer.from_pretrained(c)
+        except (OSError, ValueError) as exc:
+            errors.append(f"{c}: {exc}")
+    raise FileNotFoundError(
+        "no tokenizer found for the model; tried " + "; ".join(errors or ["nothing"])
+        + ". Pass tokenizer= (a folder or hub id) explicitly"
+    )
+
+
+def prepare_tokenizer(tokenizer: Any, is_seq2seq: bool) -> Any:
+    """A copy of `tokenizer` ready for batches: a pad token (the EOS) if missing, left padding
+    for causal LMs (generation continues the prompt's right end), right for seq2seq."""
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
+        raise ValueError(
+            f"tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has neither a pad nor an "
+            "eos token; add a pad token to it first"
+        )
+    prepared = copy.deepcopy(tokenizer)
+    if prepared.pad_token_id is None:
+        prepared.pad_token = prepared.eos_token  # GPT-2 style tokenizers ship without one
+    prepared.padding_side = "right" if is_seq2seq else "left"
+    return prepared
+
+
+def _is_lm(obj: Any) -> bool:
+    return hasattr(obj, "generate") and hasattr(obj, "config") and hasattr(obj, "parameters")
+
+
+def unwrap_lm(obj: Any, _depth: int = 0) -> Any:
+    """The generating LM inside an rlaif policy, a DDP wrapper, or the object itself."""
+    from transformers import PreTrainedModel
+
+    try:
+        from peft import PeftModel
+    except ImportError:  # peft is a dependency, but keep plain models working without it
+        PeftModel = PreTrainedModel  # noqa: N806
+    if isinstance(obj, (PreTrainedModel, PeftModel)):
+        return obj
+    # A wrapper (rlaif's PolicyWithValueHead, torch DDP) may have its own generate() with
+    # another signature: prefer the LM it holds.
+    for attr in _WRAPPER_ATTRS:
+        inner = getattr(obj, attr, None)
+        if inner is not None and inner is not obj and _depth < 3:
+            try:
+                return unwrap_lm(inner, _depth + 1)
+            except TypeError:
+                continue
+    if _is_lm(obj):
+        return obj
+    raise TypeError(
+        f"cannot generate with a {type(obj).__name__}: pass a model id/folder, a Hugging Face "
+        f"model, an rlaif policy, or a run folder"
+    )
+
+
+def load_lm(model: Any, tokenizer: Any = None, device: Any = None) -> tuple[Any, Any, bool]:
+    """(lm, tokenizer, is_seq2seq) from a path/id, an HF model, a policy, or a run folder.
+
+    An in-memory model is used as it is (moved to `device` only when one is given); the
+    tokenizer is loaded when not given (or given as a folder / hub id), never modified.
+    """
+    if isinstance(model, (str, Path)):
+        lm = load_model(model, device=device)
+    else:
+        lm = unwrap_lm(model)
+        if device is not None:
+            lm.to(device)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(model, lm)
+    elif isinstance(tokenizer, (str, Path)):
+        tokenizer = load_tokenizer(tokenizer)
+    return lm, tokenizer, is_seq2seq(lm)

@@ -1,0 +1,193 @@
+"""Per-response-token logprobs of (query, response) pairs, entropy, KL estimators, hold-out KL.
+
+Shapes: B = batch, Q = query length, R = response length, V = vocabulary, H = hidden size.
+Queries are padded on the tokenizer's side (left for causal LMs), responses on the right.
+`response_forward` is the one forward pass the PPO policy and the hold-out KL both score with.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from rlaif.models.load import is_seq2seq, unwrap_lm
+
+KLKind = Literal["k1", "k3", "abs", "mse"]
+KL_KINDS: tuple[str, ...] = ("k1", "k3", "abs", "mse")
+
+
+def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each token under `logits`: (B, T, V), (B, T) -> (B, T)."""
+    if logits.shape[:-1] != tokens.shape:
+        raise ValueError(
+            f"logits {tuple(logits.shape)} and tokens {tuple(tokens.shape)} disagree: "
+            "logits must be (B, T, V) for tokens (B, T)"
+        )
+    if logits.dtype in (torch.float32, torch.float64):
+        # log p(tok) = logit(tok) - logsumexp(logits): avoids materialising a full
+        # (B, T, V) log_softmax copy; logsumexp row by row keeps the temporary to (T, V).
+        picked = torch.gather(logits, -1, tokens.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        lse = torch.stack([torch.logsumexp(row, dim=-1) for row in logits])  # (B, T)
+        return picked - lse
+    # Half precision: logsumexp - logit loses digits, so take log_softmax in float32 one
+    # row at a time (still only a (T, V) temporary).
+    rows = []
+    for row_logits, row_tokens in zip(logits, tokens):
+        row_logp = F.log_softmax(row_logits.float(), dim=-1)  # (T, V)
+        rows.append(torch.gather(row_logp, -1, row_tokens.unsqueeze(-1)).squeeze(-1))
+    return torch.stack(rows).to(logits.dtype)  # (B, T)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the categorical distribution at each position: (B, T, V) -> (B, T)."""
+    # H = logsumexp(z) - sum_v p_v z_v, the stable form of -sum p log p; row by row, so the
+    # softmax and product temporaries are (T, V), not (B, T, V) (large for 50k vocabularies).
+    def entropy(z: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(z, dim=-1) - torch.sum(torch.softmax(z, dim=-1) * z, dim=-1)
+
+    if logits.dim() < 3 or logits.size(0) == 0:
+        return entropy(logits)
+    return torch.stack([entropy(row) for row in logits])  # row: (T, V)
+
+
+def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: KLKind = "k1") -> torch.Tensor:
+    """Per-token KL(policy || reference) estimate from sampled-token logprobs: (B, T) -> (B, T).
+
+    k1  = logp - ref                   unbiased, high variance, can be negative per token
+    k3  = (r - 1) - log r, r = exp(ref - logp)
+                                       Schulman's unbiased, low-variance, always >= 0
+    abs = |logp - ref|                 biased, >= 0
+    mse = 0.5 * (logp - ref)^2         biased ("k2"), >= 0, the gradient of KL near 0
+    """
+    log_ratio = logprobs - ref_logprobs  # (B, T)
+    if kind == "k1":
+        return log_ratio
+    if kind == "k3":
+        # r - 1 - log r with log r = -log_ratio; expm1 keeps precision near r = 1.
+        return torch.expm1(-log_ratio) + log_ratio
+    if kind == "abs":
+        return log_ratio.abs()
+    if kind == "mse":
+        return 0.5 * log_ratio.square()
+    raise ValueError(f"kl_penalty kind {kind!r} is not one of {KL_KINDS}")
+
+
+@functools.cache
+def _forward_parameters(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters)
+
+
+def accepts_logits_to_keep(lm: Any) -> bool:
+    """Whether `lm` (or the transformers model inside a peft wrapper) can skip query-position logits."""
+    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+    return "logits_to_keep" in _forward_parameters(type(base))
+
+
+def response_forward(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                     response_ids: torch.Tensor, response_mask: torch.Tensor, *,
+                     hidden_states: bool = False, logits: bool = True
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """One forward of `lm` over (query, response) pairs -> (logits (B, R, V), hidden (B, R, H)):
+    at response position t, what predicts response token t.
+
+    `hidden_states` returns the final hidden states (else None); `logits=False` lets a causal
+    LM that supports it compute logits for the last position only and returns None for them.
+    """
+    r_len = response_ids.size(1)
+    if is_seq2seq(lm):
+        start_id = lm.config.decoder_start_token_id
+        if start_id is None:
+            raise ValueError(f"seq2seq model {getattr(lm.config, 'name_or_path', '')!r} has no "
+                             "decoder_start_token_id in its config; set it there")
+        start = torch.full((response_ids.size(0), 1), int(start_id), dtype=response_ids.dtype,
+                           device=response_ids.device)
+        decoder_input_ids = torch.cat([start, response_ids[:, :-1]], dim=1)  # (B, R)
+        decoder_mask = torch.cat([torch.ones_like(start), response_mask[:, :-1]], dim=1)  # (B, R)
+        out = lm(input_ids=query_ids, attention_mask=query_mask, decoder_input_ids=decoder_input_ids,
+                 decoder_attention_mask=decoder_mask, output_hidden_states=hidden_states,
+                 use_cache=False)
+        hidden = out.decoder_hidden_states[-1] if hidden_states else None  # (B, R, H)
+        return (out.logits if logits else None), hidden  # (B, R, V)
+    q_len = query_ids.size(1)
+    input_ids = torch.cat([query_ids, response_ids], dim=1)  # (B, Q + R)
+    attention_mask = torch.cat([query_mask, response_mask], dim=1)  # (B, Q + R)
+    # Left padding: positions count only real tokens, as they did during generation.
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    extra = {"logits_to_keep": r_len + 1 if logits else 1} if accepts_logits_to_keep(lm) else {}
+    out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+             output_hidden_states=hidden_states, use_cache=False, **extra)
+    # The token at position Q + t is predicted from position Q - 1 + t.
+    hidden = out.hidden_states[-1][:, q_len - 1:-1] if hidden_states else None  # (B, R, H)
+    return (out.logits[:, -(r_len + 1):-1] if logits else None), hidden  # (B, R, V)
+
+
+def response_logprobs(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                      response_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """log p(response token | query, earlier response tokens) under `lm`, float32 (B, R)."""
+    logits, _ = response_forward(lm, query_ids, query_mask, response_ids, response_mask)
+    return logprobs_from_logits(logits.float(), response_ids)
+
+
+def pad_rows(rows: list[list[int]], pad: int, *, side: Literal["left", "right"],
+             min_width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows -> (ids, attention_mask) (B, W), padded on `side` to the longest row (at least `min_width`)."""
+    width = max([min_width, *(len(r) for r in rows)])
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        cols = slice(width - len(r), width) if side == "left" else slice(0, len(r))
+        ids[i, cols] = torch.tensor(r, dtype=torch.long)
+        mask[i, cols] = 1
+    return ids, mask
+
+
+def generation_logprobs(lm: Any, gen: Any, *, batch_size: int = 16) -> list[torch.Tensor]:
+    """Per response of `gen` (a `Generation`): the logprob of each of its tokens under `lm`,
+    given its prompt; float32, on the CPU, one (len(response),) tensor per response."""
+    lm = unwrap_lm(lm)
+    device = next(lm.parameters()).device
+    pad = gen.tokenizer.pad_token_id if gen.tokenizer.pad_token_id is not None else 0
+    out: list[torch.Tensor] = []
+    for s in range(0, len(gen.texts), batch_size):
+        responses = gen.response_ids[s:s + batch_size]
+        query = pad_rows(gen.prompt_ids[s:s + batch_size], pad,
+                         side="right" if gen.is_seq2seq else "left")
+        response = pad_rows(responses, pad, side="right", min_width=1)
+        with torch.inference_mode():
+            logprobs = response_logprobs(lm, *(t.to(device) for t in (*query, *response)))  # (B, R)
+        out.extend(row[:len(r)].cpu() for row, r in zip(logprobs, responses))
+    return out
+
+
+def kl_estimates(logprobs: Sequence[torch.Tensor], ref_logprobs: Sequence[torch.Tensor],
+                 kinds: Sequence[KLKind] = ("k1", "k3")) -> dict[str, float]:
+    """Per kind: the mean over responses of the summed per-token KL(policy || reference) estimate.
+
+    `logprobs` and `ref_logprobs` come from `generation_logprobs` of the policy that sampled
+    the responses and of the reference; k1 is unbiased, k3 never negative.
+    """
+    out = {}
+    for kind in kinds:
+        per_response = [float(kl_penalty(p, r, kind).sum()) for p, r in zip(logprobs, ref_logprobs)]
+        out[kind] = sum(per_response) / len(per_response) if per_response else math.nan
+    return out
+
+
+def sequence_kl(policy: Any, reference: Any, gen: Any, *, batch_size: int = 16,
+                kind: KLKind = "k1") -> list[float]:
+    """Per response of `gen` (a `Generation`): the sum over its tokens of the KL(policy || reference)
+    estimate `kind`.
+
+    The responses must be sampled from `policy` (plain sampling: temperature 1, no top-k or
+    top-p truncation) for the k1 mean to be an unbiased KL estimate; both models must share
+    the tokenizer.
+    """
+    logprobs = generation_logprobs(policy, gen, batch_size=batch_size)
+    ref_logprobs = generation_logprobs(reference, gen, batch_size=batch_size)
+    return [float(kl_penalty(p, r, kind).sum()) for p, r in zip(logprobs, ref_logprobs)]

@@ -1,0 +1,94 @@
+"""From judge scores to the rewards PPO sees: the judge call for a batch, the unscored policy
+(`judge.on_unscored`), running normalisation and clipping, and the reward metrics.
+
+A score the judge could not give stays unscored (`Score.value is None`): the sample is
+masked out of the update and counted in `reward/unscored`, never given a made-up reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rlaif.config import JudgeConfig
+from rlaif.judges.base import Judge, JudgeError, Sample, Score, member_raw_values, run_sync
+from rlaif.stats import RunningMoments, mean_std
+
+
+def score_samples(judge: Judge, prompts: Sequence[str], responses: Sequence[str],
+                  on_unscored: str) -> list[Score]:
+    """Judge the (prompt, response) pairs (async judges awaited); apply the `fail` policy."""
+    samples = [Sample(p, r) for p, r in zip(prompts, responses)]
+    scores = run_sync(judge.ascore(samples))
+    if len(scores) != len(samples):
+        raise JudgeError(f"judge {judge.name!r} returned {len(scores)} scores for "
+                         f"{len(samples)} samples; a judge must return one score per sample")
+    if on_unscored == "fail":
+        for i, (sample, score) in enumerate(zip(samples, scores)):
+            if not score.ok:
+                raise JudgeError(unscored_error(i, sample.prompt, sample.response, score, judge.name))
+    return scores
+
+
+def unscored_error(index: int, sample_prompt: str, response: str, score: Score,
+                   judge_name: str) -> str:
+    """The message for `judge.on_unscored: fail`: which sample, and the judge's reason."""
+    def preview(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    return (
+        f"judge {judge_name!r} could not score sample {index} of the batch "
+        f"(prompt {preview(sample_prompt)!r}, response {preview(response)!r}): {score.error}. "
+        "judge.on_unscored is 'fail'; set judge.on_unscored=skip to train on the scored samples "
+        "and count the others in reward/unscored"
+    )
+
+
+def score_rows(scores: Sequence[Score]) -> list[dict[str, Any]]:
+    """What other processes need of each score (picklable): its value and member values."""
+    return [{"value": s.value, "members": member_raw_values([s]) if s.ok else {}}
+            for s in scores]
+
+
+def gather_score_rows(scores: Sequence[Score], accelerator: Any) -> list[dict[str, Any]]:
+    """`score_rows` of every process's scores, in process order (the same list everywhere)."""
+    from accelerate.utils import gather_object
+
+    local = score_rows(scores)
+    return gather_object(local) if accelerator.num_processes > 1 else local
+
+
+def process_rewards(scores: Sequence[Score], everyone: Sequence[dict[str, Any]], judge: JudgeConfig,
+                    stats: RunningMoments) -> tuple[list[float], dict[str, Any]]:
+    """This process's rewards after optional running normalisation and clipping (0 where
+    unscored: those samples are masked out), and reward metrics over `everyone`'s rows.
+
+    `stats` (the running reward statistics) is updated with every scored value of `everyone`
+    when `judge.normalize` is "running", so it stays identical on every process.
+    """
+    scored = [row["value"] for row in everyone if row["value"] is not None]
+    if judge.normalize == "running":
+        stats.update(scored)
+
+    def process(value: float) -> float:
+        if judge.normalize == "running":
+            value = stats.normalize(value)
+        if judge.clip is not None:
+            value = max(-judge.clip, min(judge.clip, value))
+        return value
+
+    processed = [process(s.value) if s.value is not None else 0.0 for s in scores]
+    mean, std = mean_std(scored)
+    metrics: dict[str, Any] = {
+        "reward/mean": mean, "reward/std": std,
+        "reward/unscored": len(everyone) - len(scored), "reward/scored": len(scored),
+        "reward/processed_mean": mean_std([process(v) for v in scored])[0],
+    }
+    members: dict[str, list[float]] = {}
+    for row in everyone:
+        for name, vals in row["members"].items():
+            members.setdefault(name, []).extend(vals)
+    for name, vals in members.items():
+        metrics[f"reward/{name}/mean"] = mean_std(vals)[0]
+    return processed, metrics
