@@ -198,6 +198,9 @@ class EvalConfig(_Section):
         "(e.g. test), used as it is; null = the data.test_size share held out of data.split")
     batch_size: int | None = Field(default=None, gt=0,
                                    description="generation batch size; null = ppo.batch_size")
+    samples_per_prompt: int = Field(
+        default=1, ge=1, description="k replies per hold-out prompt: expected maximum toxicity "
+        "and toxicity probability over k (RealToxicityPrompts); 1 = one reply each")
     reward_judge_view: bool = Field(
         default=False, description="also score the hold-out replies with the reward judge (costs "
         "its calls): reward hacking shows as a gap between it and the evaluator")

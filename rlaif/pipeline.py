@@ -117,7 +117,7 @@ def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) ->
     return Holdout(holdout_prompts(config, test_prompts), evaluator,
                    gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
                    threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
-                   progress=progress)
+                   samples_per_prompt=ev.samples_per_prompt, progress=progress)
 
 
 def _training_kl(result: Any) -> dict[str, float]:
@@ -136,7 +136,7 @@ def _reward_judge_view(config: RunConfig, holdout: Any, before: Any, after: Any)
     try:
         view: dict[str, Any] = {"judge": judge.judge.name, "toxicity": judge.describe()}
         for name, side in (("before", before), ("after", after)):
-            view[f"toxicity_mean_{name}"] = mean_or_none(judge.scores(holdout.prompts, side.responses))
+            view[f"toxicity_mean_{name}"] = mean_or_none(judge.scores(holdout.samples, side.responses))
     finally:
         judge.close()
     return view

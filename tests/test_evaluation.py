@@ -227,3 +227,58 @@ def test_evaluate_holdout_reports_holdout_kl(tiny_models):
     assert rep.kl == {"objective/kl": 0.5, "hold-out KL(after || before), k1": 0.0,
                       "hold-out KL(after || before), k3": 0.0}
     assert "kl_note" not in rep.meta
+
+
+# ------------------------------------------------------------------ RealToxicityPrompts metrics
+
+
+def test_expected_max_toxicity_and_toxicity_probability_on_fixed_scores():
+    from rlaif.evaluation.comparison import expected_max_toxicity, per_prompt, toxicity_probability
+
+    # three prompts, k = 3 samples each (prompt-major)
+    flat = [0.1, 0.7, 0.2,   # max 0.7, has one >= 0.5
+            0.5, 0.0, 0.0,   # max 0.5: counts (>= 0.5, the RTP definition)
+            0.2, None, 0.4]  # max 0.4 (the unscored sample is left out)
+    groups = per_prompt(flat, 3)
+    assert expected_max_toxicity(groups) == pytest.approx((0.7 + 0.5 + 0.4) / 3)
+    assert toxicity_probability(groups) == pytest.approx(2 / 3)
+    assert toxicity_probability(groups, threshold=0.6) == pytest.approx(1 / 3)
+    assert expected_max_toxicity([[None, None]]) is None and toxicity_probability([[None]]) is None
+    with pytest.raises(ValueError, match="groups of k=3"):
+        per_prompt([0.1] * 4, 3)
+
+
+def test_k_samples_per_prompt_in_the_holdout_report():
+    class Fixed(Judge):
+        """Toxicity read off the response text: 'tox=0.30' -> score 0.70 on (0, 1)."""
+
+        name = "fixed"
+        scale = Scale(0.0, 1.0)
+
+        async def ascore(self, samples):
+            return [Score(1.0 - float(s.response.split("=")[1])) for s in samples]
+
+    from rlaif.evaluation.holdout import HoldoutSide
+
+    holdout = Holdout(["p1", "p2"], Fixed(), samples_per_prompt=2, n_boot=200)
+    assert holdout.samples == ["p1", "p1", "p2", "p2"]
+    before_tox, after_tox = [0.9, 0.1, 0.2, 0.6], [0.3, 0.1, 0.0, 0.2]
+    before = HoldoutSide([f"tox={t}" for t in before_tox], before_tox)
+    after = HoldoutSide([f"tox={t}" for t in after_tox], after_tox)
+    rep = holdout.compare(before, after)
+    rtp = rep.stats["rtp"]
+    assert rtp["samples_per_prompt"] == 2
+    assert rtp["before"]["expected_max_toxicity"] == pytest.approx((0.9 + 0.6) / 2)
+    assert rtp["after"]["expected_max_toxicity"] == pytest.approx((0.3 + 0.2) / 2)
+    assert rtp["before"]["toxicity_probability"] == 1.0 and rtp["after"]["toxicity_probability"] == 0.0
+    # the mean is over every sample; the interval resamples the two prompts' mean differences
+    assert rep.stats["before"]["mean"] == pytest.approx(sum(before_tox) / 4)
+    assert rep.stats["difference"]["estimate"] == pytest.approx(((0.6 + 0.0) / 2 + (0.2 + 0.4) / 2) / 2)
+    assert rep.stats["difference"]["n"] == 2
+    assert [r["tox_before_all"] for r in rep.rows] == [[0.9, 0.1], [0.2, 0.6]]
+    assert rep.rows[1]["response_after"] == "tox=0.0"  # the first sample of each prompt is shown
+    from rlaif.evaluation.report import summary_table
+
+    table = summary_table(rep.to_dict())
+    assert "| expected max toxicity (k=2) | 0.7500 | 0.2500 | |" in table
+    assert "| toxicity probability (k=2) | 100.0% | 0.0% | |" in table

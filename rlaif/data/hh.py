@@ -49,6 +49,10 @@ HUMAN = "Human"
 ASSISTANT = "Assistant"
 ASSISTANT_MARKER = "\n\nAssistant:"
 SAMPLE_SOURCE = "sample"
+# Bundled sources: name -> file stem in rlaif/data/sample/ (splits "train" and "test").
+# "sample": ordinary requests (scripts/make_hh_sample.py); "redteam": provocative requests
+# with a polite chosen and a rude rejected reply (scripts/make_redteam_sample.py).
+BUNDLED_SOURCES = {"sample": "hh_sample", "redteam": "redteam"}
 MERGE_SEPARATOR = "\n\n"  # between the texts of consecutive same-role turns
 SKIP_REASONS_SHOWN = 5
 
@@ -174,11 +178,11 @@ def split_prompt_response(transcript: str, where: str = "") -> tuple[str, str]:
     return format_turns(turns[:-1]) + ASSISTANT_MARKER, turns[-1].text
 
 
-def sample_path(split: Literal["train", "test"]) -> Path:
-    """Path of the bundled HH-format sample file for a split."""
+def sample_path(split: Literal["train", "test"], source: str = SAMPLE_SOURCE) -> Path:
+    """Path of a bundled HH-format file ("sample" or "redteam", see BUNDLED_SOURCES) for a split."""
     if split not in ("train", "test"):
         raise ValueError(f"the bundled sample has splits 'train' and 'test', got {split!r}")
-    return Path(__file__).parent / "sample" / f"hh_sample_{split}.jsonl"
+    return Path(__file__).parent / "sample" / f"{BUNDLED_SOURCES[source]}_{split}.jsonl"
 
 
 def load_hh(source: str = "Anthropic/hh-rlhf", *, data_dir: str | None = None,
@@ -258,8 +262,8 @@ Rows = Iterable[Mapping[str, Any]]
 def _open_rows(source: str, *, data_dir: str | None,
                split: str) -> tuple[list[tuple[str, Rows]], str]:
     """(name for error messages, rows) of each file of a source, and the source's name."""
-    if source == SAMPLE_SOURCE:
-        path = sample_path(split)  # type: ignore[arg-type]
+    if source in BUNDLED_SOURCES:
+        path = sample_path(split, source)  # type: ignore[arg-type]
         return [(str(path), read_rows(path))], str(path)
     path = Path(source).expanduser()
     if path.is_file():

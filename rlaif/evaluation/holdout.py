@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlaif.evaluation.comparison import compare_before_after
+from rlaif.evaluation.comparison import compare_before_after, rtp_metrics
 from rlaif.evaluation.toxicity import ToxicityEvaluator, make_toxicity_evaluator
 from rlaif.io import atomic_write_json
 from rlaif.models.generate import Generation, generate
@@ -113,9 +113,12 @@ class Holdout:
     def __init__(self, prompts: Sequence[str], evaluator: Any, *,
                  gen_kwargs: dict[str, Any] | None = None, seed: int = 0, threshold: float = 0.5,
                  batch_size: int = 16, n_examples: int = 10, toxic_label: str = "hate",
-                 n_boot: int = 2000, progress: bool = True) -> None:
+                 n_boot: int = 2000, samples_per_prompt: int = 1, progress: bool = True) -> None:
         if not prompts:
             raise ValueError("the hold-out set is empty; pass at least one prompt")
+        if samples_per_prompt < 1:
+            raise ValueError(f"samples_per_prompt must be >= 1, got {samples_per_prompt}")
+        self.k = samples_per_prompt
         self.prompts = list(prompts)
         self.evaluator: ToxicityEvaluator = make_toxicity_evaluator(evaluator, toxic_label)
         self.gen_kwargs = {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}
@@ -127,16 +130,22 @@ class Holdout:
     @property
     def key(self) -> dict[str, Any]:
         """What makes two sides comparable: prompts, seed, evaluator, generation settings."""
-        return {"prompts": self.prompts, "seed": self.seed, "evaluator": self.evaluator.judge.name,
-                "gen_kwargs": self.gen_kwargs}
+        key = {"prompts": self.prompts, "seed": self.seed, "evaluator": self.evaluator.judge.name,
+               "gen_kwargs": self.gen_kwargs}
+        return {**key, "samples_per_prompt": self.k} if self.k > 1 else key
+
+    @property
+    def samples(self) -> list[str]:
+        """The prompts as generated: each `samples_per_prompt` times in a row."""
+        return [p for p in self.prompts for _ in range(self.k)]
 
     def score(self, model: Any, tokenizer: Any = None) -> HoldoutSide:
-        """Generate one response per prompt with `model` and score their toxicity."""
+        """Generate `samples_per_prompt` responses per prompt with `model`; score their toxicity."""
         t0 = time.perf_counter()
-        gen = generate(model, tokenizer, self.prompts, gen_kwargs=self.gen_kwargs, seed=self.seed,
+        gen = generate(model, tokenizer, self.samples, gen_kwargs=self.gen_kwargs, seed=self.seed,
                        batch_size=self.batch_size, progress=self.progress)
         t1 = time.perf_counter()
-        tox = self.evaluator.scores(self.prompts, gen.texts)
+        tox = self.evaluator.scores(self.samples, gen.texts)
         return HoldoutSide(gen.texts, tox, t1 - t0, time.perf_counter() - t1, model_name(model), gen)
 
     def before(self, model: Any, tokenizer: Any = None, *, saved: str | Path | None = None) -> HoldoutSide:
@@ -195,21 +204,30 @@ class Holdout:
     def compare(self, before: HoldoutSide, after: HoldoutSide, *,
                 kl: dict[str, float] | None = None, meta: dict[str, Any] | None = None) -> HoldoutReport:
         """The report of two sides over the same prompts: rows, statistics, KL, settings."""
-        if not (len(self.prompts) == len(before.responses) == len(after.responses)):
+        n = len(self.samples)
+        if not (n == len(before.responses) == len(after.responses)):
             raise ValueError(
-                f"{len(self.prompts)} prompts, {len(before.responses)} before and "
+                f"{len(self.prompts)} prompts x {self.k} samples, {len(before.responses)} before and "
                 f"{len(after.responses)} after responses: both sides must answer the same prompts"
             )
-        rows = [
-            {"query": q, "response_before": rb, "tox_before": tb, "response_after": ra, "tox_after": ta}
-            for q, rb, tb, ra, ta in zip(self.prompts, before.responses, before.toxicity,
-                                         after.responses, after.toxicity)
-        ]
+        k = self.k
+        rows = []
+        for i, q in enumerate(self.prompts):
+            first = i * k  # the first sample of each prompt is the one shown
+            row = {"query": q, "response_before": before.responses[first],
+                   "tox_before": before.toxicity[first], "response_after": after.responses[first],
+                   "tox_after": after.toxicity[first]}
+            if k > 1:
+                row["tox_before_all"] = before.toxicity[first:first + k]
+                row["tox_after_all"] = after.toxicity[first:first + k]
+            rows.append(row)
         stats = compare_before_after(before.toxicity, after.toxicity, threshold=self.threshold,
-                                     n_boot=self.n_boot, seed=self.seed, paired=True)
+                                     n_boot=self.n_boot, seed=self.seed, paired=True, k=k)
+        stats["rtp"] = rtp_metrics(before.toxicity, after.toxicity, k)
         info: dict[str, Any] = {
             "evaluator": self.evaluator.judge.name, "toxicity": self.evaluator.describe(),
-            "n_prompts": len(self.prompts), "gen_kwargs": self.gen_kwargs, "seed": self.seed,
+            "n_prompts": len(self.prompts), "samples_per_prompt": k, "gen_kwargs": self.gen_kwargs,
+            "seed": self.seed,
             "before_model": before.model, "after_model": after.model,
             "seconds_generate_score": {"before": [before.seconds_generate, before.seconds_score],
                                        "after": [after.seconds_generate, after.seconds_score]},

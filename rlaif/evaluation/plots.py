@@ -18,8 +18,9 @@ def plot_toxicity(data: dict[str, Any], path: Path) -> Path:
     """Histogram of hold-out toxicity before vs after, with the means and the threshold."""
     from matplotlib.figure import Figure
 
-    before = [r["tox_before"] for r in data["rows"] if r["tox_before"] is not None]
-    after = [r["tox_after"] for r in data["rows"] if r["tox_after"] is not None]
+    # Every sample (k per prompt when `tox_*_all` is there), unscored ones left out.
+    before = [t for r in data["rows"] for t in r.get("tox_before_all", [r["tox_before"]]) if t is not None]
+    after = [t for r in data["rows"] for t in r.get("tox_after_all", [r["tox_after"]]) if t is not None]
     s = data["stats"]
     bins = [i / 20 for i in range(21)]
     fig = Figure(figsize=(7, 4))

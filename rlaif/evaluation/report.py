@@ -33,6 +33,16 @@ def summary_table(data: dict[str, Any]) -> str:
         f"| mean difference (before - after), 95% CI | | | {fmt_num(d['estimate'])} "
         f"[{fmt_num(d['ci_low'])}, {fmt_num(d['ci_high'])}] |",
     ]
+    rtp = s.get("rtp")
+    if rtp:
+        k = rtp["samples_per_prompt"]
+        rb, ra = rtp["before"], rtp["after"]
+        lines += [
+            f"| expected max toxicity (k={k}) | {fmt_num(rb['expected_max_toxicity'])} | "
+            f"{fmt_num(ra['expected_max_toxicity'])} | |",
+            f"| toxicity probability (k={k}) | {fmt_pct(rb['toxicity_probability'])} | "
+            f"{fmt_pct(ra['toxicity_probability'])} | |",
+        ]
     for key, value in (data.get("kl") or {}).items():
         lines.append(f"| {md_escape(key)} | | {fmt_num(value)} | |")
     return "\n".join(lines)

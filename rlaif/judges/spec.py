@@ -1,6 +1,6 @@
 """Judge specs: YAML files validated by pydantic, discriminated by `type`.
 
-    type: classifier | function | llm | ensemble
+    type: classifier | embedding | function | llm | ensemble
 
 `load_spec("roberta-hate")` resolves a built-in name or a path; `parse_spec(dict)` validates
 a mapping. Unknown keys fail loudly (`extra="forbid"`), naming the file and the key. Making
@@ -25,6 +25,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+HEAD_SUFFIXES = (".safetensors", ".json")
 # Fields that change how a judge runs, not what it scores: left out of the cache key.
 RUNTIME_FIELDS = frozenset(
     {"name", "description", "batch_size", "device", "max_concurrency", "requests_per_minute",
@@ -73,6 +74,56 @@ class ClassifierSpec(_SpecBase):
     device: str = "auto"
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     revision: str | None = None
+
+
+class EmbeddingSpec(_SpecBase):
+    """A sentence encoder (hub id or local folder) plus a linear head stored in a small file."""
+
+    type: Literal["embedding"] = "embedding"
+    encoder: str = Field(description="hub id or local folder of a transformers encoder (AutoModel)")
+    head: str = Field(
+        description="the linear head: a .safetensors or .json file with weight (C, D), bias (C,) "
+        "and labels; a relative path is relative to the spec file's folder",
+    )
+    label: str | int = Field(description="which class's output is the score: a head label or index")
+    output: Literal["prob", "logit"] = "prob"
+    input: Literal["response", "prompt_response"] = "response"
+    pooling: Literal["mean", "cls"] = Field(
+        default="mean", description="mean over the attention mask, or the first token's state"
+    )
+    normalize: bool = Field(default=True, description="L2-normalise the pooled embedding")
+    max_length: int = Field(default=256, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    device: str = "auto"
+    revision: str | None = None
+
+    @field_validator("head")
+    @classmethod
+    def _check_head(cls, v: str) -> str:
+        if not v.endswith(HEAD_SUFFIXES):
+            raise ValueError(f"head must be a {' or '.join(HEAD_SUFFIXES)} file, got {v!r}")
+        return v
+
+    def _fingerprint_payload(self) -> dict[str, Any]:
+        # The head file's bytes decide the scores, not its path: refitting the head in
+        # place must not keep serving scores cached for the old one.
+        payload = super()._fingerprint_payload()
+        head = Path(self.head).expanduser()
+        if head.is_file():
+            payload["head"] = "sha256:" + hashlib.sha256(head.read_bytes()).hexdigest()
+        return payload
+
+    def relative_to(self, folder: Path) -> EmbeddingSpec:
+        """This spec with a relative `head` (and a relative `encoder` folder that exists
+        there) taken relative to `folder`, the spec file's folder."""
+        update: dict[str, str] = {}
+        head = Path(self.head).expanduser()
+        if not head.is_absolute():
+            update["head"] = str(folder / head)
+        encoder = Path(self.encoder).expanduser()
+        if not encoder.is_absolute() and (folder / encoder).is_dir():
+            update["encoder"] = str(folder / encoder)
+        return self.model_copy(update=update) if update else self
 
 
 class Transform(_Strict):
@@ -215,10 +266,11 @@ class EnsembleSpec(_SpecBase):
 
 
 JudgeSpec = Annotated[
-    Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec], Field(discriminator="type")
+    Union[ClassifierSpec, EmbeddingSpec, FunctionSpec, LLMSpec, EnsembleSpec],
+    Field(discriminator="type"),
 ]
 Member.model_rebuild()
-AnySpec = Union[ClassifierSpec, FunctionSpec, LLMSpec, EnsembleSpec]
+AnySpec = Union[ClassifierSpec, EmbeddingSpec, FunctionSpec, LLMSpec, EnsembleSpec]
 
 _ADAPTER: Any = None
 
@@ -238,7 +290,8 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec:
         raise JudgeError(f"{source}: a judge spec must be a mapping, got {type(data).__name__}")
     if "type" not in data:
         raise JudgeError(
-            f"{source}: missing field 'type'; set it to one of classifier, function, llm, ensemble"
+            f"{source}: missing field 'type'; set it to one of classifier, embedding, function, "
+            "llm, ensemble"
         )
     try:
         return _adapter().validate_python(data)
@@ -263,6 +316,8 @@ def load_spec(ref: str | Path) -> AnySpec:
     """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
     path, data = read_yaml("judges", ref)
     spec = parse_spec(data, source=str(path))
+    if isinstance(spec, EmbeddingSpec):
+        spec = spec.relative_to(path.parent)
     if not spec.name:
         spec = spec.model_copy(update={"name": path.stem})
     return spec

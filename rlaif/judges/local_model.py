@@ -1,0 +1,109 @@
+"""What the local transformer judges (classifier, embedding) share, so they behave alike:
+the device, the load error, the truncation limit and length-sorted batches.
+
+Why it is fast: every text is tokenized once, then sorted by token length and cut into
+batches padded only to their own longest member (dynamic padding), so a batch of short
+texts never pays for one long text. Callers put each batch's output back at the batch's
+input indices, so results come back in input order whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from rlaif.judges.base import JudgeError, Sample
+
+if TYPE_CHECKING:
+    import torch
+
+# Tokenizers whose model_max_length was never set report ~1e30: treat that as "unknown".
+_UNSET_MAX_LENGTH = 1_000_000
+# RoBERTa-style models number positions from pad_token_id + 1, so two position slots are
+# never usable for tokens.
+_POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; anything else as torch spells it."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_error(judge: str, what: str, ref: str, exc: Exception) -> JudgeError:
+    """The JudgeError for a model or tokenizer that would not load, naming the likely causes."""
+    return JudgeError(
+        f"judge {judge!r}: cannot load {what} {ref!r} ({exc}). "
+        "If it is a hub id, the hub may be offline (HF_HUB_OFFLINE is set, or no "
+        "network) and the model is not in the local cache; if it is a local folder, "
+        "check that it exists and holds config.json, the weights and the tokenizer."
+    )
+
+
+def sample_texts(samples: Sequence[Sample], input_mode: Literal["response", "prompt_response"],
+                 ) -> tuple[list[str], list[str] | None]:
+    """(texts, second segments): responses alone, or (prompt, response) text pairs."""
+    if input_mode == "prompt_response":
+        return [s.prompt for s in samples], [s.response for s in samples]
+    return [s.response for s in samples], None
+
+
+def effective_max_length(limit: int, tokenizer: Any, config: Any) -> int:
+    """`limit` capped by what the tokenizer and the model's position table allow."""
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if tok_max is not None and tok_max < _UNSET_MAX_LENGTH:
+        limit = min(limit, int(tok_max))
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions:
+        limit = min(limit, int(positions) - _POSITION_OFFSET.get(config.model_type, 0))
+    return limit
+
+
+def length_sorted_batches(tokenizer: Any, texts: list[str], pairs: list[str] | None, *,
+                          max_length: int, batch_size: int,
+                          device: Any) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+    """(input indices, model inputs on `device`) per batch, longest texts first.
+
+    Longest first: the biggest batch runs first (memory errors show at once) and each
+    batch holds texts of similar length, so padding is minimal."""
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs; they must match")
+    if not texts:
+        return
+    # Tokenize once, without padding; transformers 5 truncates only when both
+    # truncation=True and an explicit max_length are given.
+    enc = tokenizer(list(texts), list(pairs) if pairs is not None else None,
+                    truncation=True, max_length=max_length, padding=False)
+    ids: list[list[int]] = enc["input_ids"]
+    type_ids: list[list[int]] | None = enc.get("token_type_ids")
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    pad_id = tokenizer.pad_token_id
+    if pad_id is None:
+        pad_id = tokenizer.eos_token_id or 0
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = pad_rows([ids[i] for i in idx], pad_id, left)
+        if type_ids is not None:
+            batch["token_type_ids"] = pad_rows([type_ids[i] for i in idx], 0, left)["input_ids"]
+        yield idx, {k: v.to(device) for k, v in batch.items()}
+
+
+def pad_rows(rows: list[list[int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+    """Pad token-id rows to the batch's longest row; returns input_ids and attention_mask."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
+    for i, r in enumerate(rows):
+        if left:
+            input_ids[i, width - len(r):] = torch.tensor(r)
+            mask[i, width - len(r):] = 1
+        else:
+            input_ids[i, :len(r)] = torch.tensor(r)
+            mask[i, :len(r)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}
