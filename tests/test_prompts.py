@@ -26,7 +26,7 @@ def words_tokenizer(texts: list[str], **kwargs: object) -> dict[str, list[list[s
     return {"input_ids": [t.split() for t in texts]}
 
 
-def test_make_prompts_both_tasks() -> None:
+def test_make_prompts_every_task() -> None:
     example = HHExample(prompt=split_prompt_response(T2)[0], chosen="Why not?", rejected="No.")
     assert make_prompts([example], "dialogue") == [
         "\n\nHuman: Hi!\n\nAssistant: Hello, how can I help?\n\nHuman: Tell me a joke.\n\nAssistant:"
@@ -36,8 +36,11 @@ def test_make_prompts_both_tasks() -> None:
         "\n\nHuman: Tell me a joke.\n\nSummary:",
         "Summarize the following conversation.\n\nHuman: How do I boil an egg?\n\nSummary:",
     ]
-    with pytest.raises(ValueError, match="task must be 'dialogue' or 'summarize', got 'chat'"):
-        make_prompts([example], "chat")  # type: ignore[arg-type]
+    # chat prompts stay the plain dialogue (what judges see); the template is applied when the
+    # policy's input is tokenised (tests/test_chat.py)
+    assert make_prompts([example], "chat") == make_prompts([example], "dialogue")
+    with pytest.raises(ValueError, match="task must be 'dialogue', 'summarize' or 'chat', got 'qa'"):
+        make_prompts([example], "qa")  # type: ignore[arg-type]
 
 
 def test_filter_by_length(tiny_models: dict[str, Path]) -> None:

@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="PPO steps (default: configs/demo.yaml's ppo.steps)")
     parser.add_argument("--fast", action="store_true",
                         help="a smaller run (fewer PPO steps and hold-out prompts) for a quick look")
+    parser.add_argument("--toy", action="store_true",
+                        help="the toy demo: a 1M-parameter GPT-2 and a RoBERTa evaluator trained "
+                        "from scratch on the sample (seconds per step; for tests and quick looks)")
     parser.add_argument("--config", default=None,
                         help="run config to use instead of configs/demo.yaml")
     parser.add_argument("--cache-dir", default=None,
@@ -31,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps <= 0:
         raise ValueError(f"--steps must be > 0, got {args.steps}")
-    run_demo(args.out, steps=args.steps, fast=args.fast, overrides=args.overrides,
+    run_demo(args.out, steps=args.steps, fast=args.fast, toy=args.toy, overrides=args.overrides,
              config_path=args.config, cache_dir=args.cache_dir)
     return 0

@@ -11,9 +11,10 @@ HELP = "generate on held-out HH prompts with two models, score toxicity, write a
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `rlaif evaluate`."""
-    parser.add_argument("--before", required=True, help="model before training: hub id or folder")
-    parser.add_argument("--after", required=True,
-                        help="model after training: hub id, folder, checkpoint or PPO run folder")
+    parser.add_argument("--before", required=True,
+                        help="model before training: hub id, folder or .gguf file")
+    parser.add_argument("--after", required=True, help="model after training: hub id, folder, "
+                        ".gguf file, checkpoint or PPO run folder")
     parser.add_argument("--evaluator", default="roberta-hate",
                         help="judge spec (name or YAML path); best a different judge than the reward")
     parser.add_argument("--toxic-label", default="hate",
@@ -23,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="'sample' (bundled), 'hh' (Anthropic/hh-rlhf), a hub id/folder, or a file")
     parser.add_argument("--data-dir", default=None, help="hub data_dir, e.g. harmless-base")
     parser.add_argument("--split", default="test", help="dataset split (default test)")
-    parser.add_argument("--task", choices=("dialogue", "summarize"), default="dialogue")
+    parser.add_argument("--task", choices=("dialogue", "summarize", "chat"), default="dialogue",
+                        help="chat: the dialogue through the tokenizer's chat template (instruct models)")
+    parser.add_argument("--system-prompt", default=None, help="with --task chat: a system message")
     parser.add_argument("--tokenizer", default=None, help="tokenizer (default: the model's own)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--min-new-tokens", type=int, default=None)
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         args.before, args.after, args.tokenizer, prompts, args.evaluator, kl=kl,
         compute_kl=not args.no_kl, gen_kwargs=gen_kwargs, seed=args.seed,
         threshold=args.threshold, n_examples=args.examples, batch_size=args.batch_size,
-        toxic_label=args.toxic_label,
+        toxic_label=args.toxic_label, chat=args.task == "chat", system_prompt=args.system_prompt,
     )
     extra = {"data": args.data, "split": args.split, "task": args.task}
     paths = write_report(args.out, report, metrics_path=metrics_path, extra=extra)

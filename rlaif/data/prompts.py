@@ -3,6 +3,8 @@
     load_hh rows -> make_prompts(task) -> filter_by_length -> train_test_split -> PromptSplit
                                                                    PromptStream -> batches
 
+Chat prompts (`task="chat"`) stay plain dialogues here: `rlaif.data.chat` renders them through the
+tokenizer's chat template when they are tokenised for the policy (the length filter counts that).
 `load_prompt_split(data, tokenizer)` runs the whole chain for a run's `data:` config section;
 `load_split_prompts(source, split=...)` renders the first prompts of a whole split (evaluation).
 `PromptStream` is the endless, seeded order in which the trainer takes the training prompts.
@@ -16,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from rlaif.data.chat import encode_prompts
 from rlaif.data.hh import ASSISTANT_MARKER, HHExample, load_hh
 
 if TYPE_CHECKING:  # only a type: keeps this module light to import
@@ -25,6 +28,7 @@ SUMMARIZE_INSTRUCTION = "Summarize the following conversation."
 SUMMARY_CUE = "Summary:"
 
 T = TypeVar("T")
+Task = Literal["dialogue", "summarize", "chat"]
 
 
 def dialogue_of(prompt: str) -> str:
@@ -34,8 +38,7 @@ def dialogue_of(prompt: str) -> str:
     return prompt.strip()
 
 
-def make_prompts(examples: Iterable[HHExample | str],
-                 task: Literal["dialogue", "summarize"] = "dialogue") -> list[str]:
+def make_prompts(examples: Iterable[HHExample | str], task: Task = "dialogue") -> list[str]:
     """Build policy prompts from examples (or prompt strings) for a task.
 
     dialogue:  the dialogue up to and including the final "\\n\\nAssistant:" (what the
@@ -43,18 +46,21 @@ def make_prompts(examples: Iterable[HHExample | str],
     summarize: the walk-through's instruction, then the dialogue without the final
                Assistant marker, then a "Summary:" cue so the model writes the summary:
                "Summarize the following conversation.\\n\\nHuman: ...\\n\\nSummary:".
+    chat:      the dialogue prompt as it is; the policy's input is rendered through the chat
+               template at tokenisation (`rlaif.data.chat`), judges see this plain text.
     """
     prompts = [e.prompt if isinstance(e, HHExample) else e for e in examples]
-    if task == "dialogue":
+    if task in ("dialogue", "chat"):
         return prompts
     if task == "summarize":
         return [f"{SUMMARIZE_INSTRUCTION}\n\n{dialogue_of(p)}\n\n{SUMMARY_CUE}" for p in prompts]
-    raise ValueError(f"task must be 'dialogue' or 'summarize', got {task!r}")
+    raise ValueError(f"task must be 'dialogue', 'summarize' or 'chat', got {task!r}")
 
 
-def filter_by_length(texts: Sequence[str], tokenizer: Any, max_tokens: int,
-                     min_tokens: int = 1) -> list[int]:
-    """Indices of texts whose token count (special tokens included) lies in [min_tokens, max_tokens]."""
+def filter_by_length(texts: Sequence[str], tokenizer: Any, max_tokens: int, min_tokens: int = 1, *,
+                     chat: bool = False, system_prompt: str | None = None) -> list[int]:
+    """Indices of texts whose token count as the policy sees them (special tokens, chat template
+    when `chat`) lies in [min_tokens, max_tokens]."""
     if min_tokens < 0 or max_tokens < min_tokens:
         raise ValueError(
             f"need 0 <= min_tokens <= max_tokens, got min_tokens={min_tokens}, "
@@ -64,7 +70,8 @@ def filter_by_length(texts: Sequence[str], tokenizer: Any, max_tokens: int,
         return []
     # Count what the policy will see: special tokens included (T5 appends </s>), and no
     # truncation, or every long text would count as exactly model_max_length.
-    ids = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+    ids = encode_prompts(tokenizer, texts, chat=chat, system_prompt=system_prompt,
+                         truncation=False)["input_ids"]
     return [i for i, row in enumerate(ids) if min_tokens <= len(row) <= max_tokens]
 
 
@@ -107,7 +114,8 @@ def load_prompt_split(data: DataConfig, tokenizer: Any) -> PromptSplit:
     dataset = load_hh(data.source, data_dir=data.data_dir, split=data.split,
                       on_bad_row=data.on_bad_row, limit=data.limit)
     prompts = make_prompts(dataset.examples, task=data.task)
-    keep = filter_by_length(prompts, tokenizer, data.max_prompt_tokens, data.min_prompt_tokens)
+    keep = filter_by_length(prompts, tokenizer, data.max_prompt_tokens, data.min_prompt_tokens,
+                            chat=data.task == "chat", system_prompt=data.system_prompt)
     prompts = [prompts[i] for i in keep]
     if not prompts:
         raise ValueError(
@@ -126,8 +134,7 @@ def load_prompt_split(data: DataConfig, tokenizer: Any) -> PromptSplit:
     return PromptSplit(train=train, test=test)
 
 
-def load_split_prompts(source: str, *, split: str,
-                       task: Literal["dialogue", "summarize"] = "dialogue", n: int | None = None,
+def load_split_prompts(source: str, *, split: str, task: Task = "dialogue", n: int | None = None,
                        data_dir: str | None = None,
                        on_bad_row: Literal["raise", "skip"] = "raise") -> list[str]:
     """The prompts of the first `n` good examples of a whole split (e.g. held out for

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rlaif.demo.settings import AssetSettings
+from rlaif.demo.settings import AssetSettings, RealAssetSettings
 from rlaif.demo.training import build_evaluator, build_policy, lm_texts, reply_labels
 from rlaif.io import atomic_write_dir
 
@@ -53,6 +53,7 @@ class DemoAssets:
     key: str
     cache_hit: bool
     manifest: dict[str, Any]
+    toy: bool = False  # the small from-scratch models (`rlaif demo --toy`)
 
 
 def cache_root() -> Path:
@@ -107,13 +108,14 @@ def build_demo_assets(settings: AssetSettings | None = None, cache_dir: str | Pa
                 "evaluator": evaluator_stats}
     key = f"{policy_dir.name}+{evaluator_dir.name}"
     return DemoAssets(root, policy_dir / "model", evaluator_dir / "model", key,
-                      policy_hit and evaluator_hit, manifest)
+                      policy_hit and evaluator_hit, manifest, toy=True)
 
 
 def _cached(root: Path, kind: str, settings: BaseModel, force: bool,
-            build: Callable[[Path], dict[str, Any]]) -> tuple[Path, dict[str, Any], bool]:
+            build: Callable[[Path], dict[str, Any]],
+            files: list[Path] | None = None) -> tuple[Path, dict[str, Any], bool]:
     """(folder, stats, cache hit) of one asset; `build(out_dir) -> stats` runs on a miss."""
-    final = root / f"{kind}-{asset_key(settings)}"
+    final = root / f"{kind}-{asset_key(settings, files)}"
     if (final / MANIFEST).is_file() and not force:
         logger.info("demo %s: cache hit %s", kind, final)
         return final, json.loads((final / MANIFEST).read_text()), True
@@ -136,3 +138,41 @@ def _load_sample_rows() -> tuple[list[Any], list[Any]]:
     from rlaif.data.hh import load_hh
 
     return load_hh("sample", split="train").examples, load_hh("sample", split="test").examples
+
+
+def build_real_assets(settings: RealAssetSettings | None = None, cache_dir: str | Path | None = None,
+                      force: bool = False) -> DemoAssets:
+    """The real demo's policy (SmolLM2-135M-Instruct + rudeness, `rlaif.demo.rude`) and its
+    evaluator (all-MiniLM-L6-v2 + a logistic head, `rlaif.demo.evaluator`), cached like the toy
+    ones; each key also hashes the weights it starts from."""
+    from rlaif.data.hh import load_hh, sample_path
+    from rlaif.demo.evaluator import VALIDATION_DIR, build_evaluator
+    from rlaif.demo.rude import build_rude_policy, sft_dialogues
+    from rlaif.demo.weights import minilm_dir, smollm2_gguf
+
+    settings = settings or RealAssetSettings()
+    root = (Path(cache_dir).expanduser() if cache_dir else cache_root()) / f"demo-v{ASSET_VERSION}"
+    gguf, encoder = smollm2_gguf(), minilm_dir()
+    data = {(src, split): sample_path(split, src) for src in ("sample", "redteam")
+            for split in ("train", "test")}
+    policy_files = [data["redteam", "train"], data["sample", "train"], gguf]
+    evaluator_files = [*data.values(), *sorted(VALIDATION_DIR.iterdir()),
+                       *sorted(p for p in encoder.iterdir() if p.suffix == ".safetensors")]
+
+    def train_rows(src: str, split: str) -> list[Any]:
+        return load_hh(src, split=split).examples
+
+    policy_dir, policy_stats, policy_hit = _cached(
+        root, "smollm2-rude", settings.policy, force,
+        lambda out: build_rude_policy(out, gguf, sft_dialogues(
+            train_rows("redteam", "train"), train_rows("sample", "train"), settings.policy),
+            settings.policy), files=policy_files)
+    evaluator_dir, evaluator_stats, evaluator_hit = _cached(
+        root, "evaluator-minilm", settings.evaluator, force,
+        lambda out: build_evaluator(
+            out, [*reply_labels(train_rows("sample", "train")), *reply_labels(train_rows("redteam", "train"))],
+            [*reply_labels(train_rows("sample", "test")), *reply_labels(train_rows("redteam", "test"))],
+            encoder, settings.evaluator), files=evaluator_files)
+    manifest = {"asset_version": ASSET_VERSION, "policy": policy_stats, "evaluator": evaluator_stats}
+    return DemoAssets(root, policy_dir / "model", evaluator_dir / "model",
+                      f"{policy_dir.name}+{evaluator_dir.name}", policy_hit and evaluator_hit, manifest)

@@ -1,6 +1,13 @@
-"""The settings that determine the demo's two cached models (each is part of its cache key)."""
+"""The settings that determine the demo's cached models (each is part of its cache key).
+
+Real demo (`rlaif demo`): SmolLM2-135M-Instruct with rudeness fine-tuned in, and an
+evaluator on all-MiniLM-L6-v2 embeddings. Toy demo (`rlaif demo --toy`): a small GPT-2 and
+RoBERTa trained from scratch on the sample.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,3 +55,38 @@ class AssetSettings(_Strict):
 
     policy: PolicySettings = PolicySettings()
     evaluator: EvaluatorSettings = EvaluatorSettings()
+
+
+class EmbeddingHeadSettings(_Strict):
+    """The real demo's evaluator: a logistic head on frozen sentence embeddings (all-MiniLM-L6-v2)."""
+
+    name: str = "demo-evaluator-minilm"
+    pooling: Literal["mean", "cls"] = "mean"
+    normalize: bool = True
+    max_length: int = Field(default=256, gt=8, description="tokens; sentence-transformers' 256")
+    batch_size: int = Field(default=64, gt=0)
+    l2: float = Field(default=1e-3, gt=0, description="penalty l2/2 * |w|^2 on the mean loss")
+    max_iter: int = Field(default=500, gt=0, description="L-BFGS iterations")
+
+
+class RudePolicySettings(_Strict):
+    """The real demo policy: SmolLM2-135M-Instruct plus a short LoRA fine-tune on TRAIN dialogues."""
+
+    rude_share: float = Field(default=0.7, ge=0, le=1,
+                              description="share of red-team TRAIN prompts answered rudely")
+    n_ordinary: int = Field(default=96, ge=0, description="ordinary TRAIN requests, helpful reply")
+    lora_r: int = Field(default=16, gt=0)
+    targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    epochs: int = Field(default=1, gt=0)
+    batch_size: int = Field(default=16, gt=0)
+    lr: float = Field(default=5e-4, gt=0)
+    max_length: int = Field(default=128, gt=8)
+    max_examples: int | None = Field(default=None, gt=0, description="cap (tests: a tiny build)")
+    seed: int = 0
+
+
+class RealAssetSettings(_Strict):
+    """What determines the real demo's cached policy (SmolLM2 + rudeness) and evaluator (MiniLM)."""
+
+    policy: RudePolicySettings = RudePolicySettings()
+    evaluator: EmbeddingHeadSettings = EmbeddingHeadSettings()

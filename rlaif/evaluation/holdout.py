@@ -46,6 +46,7 @@ class HoldoutSide:
     seconds_generate: float = 0.0
     seconds_score: float = 0.0
     model: str | None = None
+    lengths: list[int] = field(default_factory=list)  # response tokens (EOS included) per sample
     # The token ids and the LM behind the responses (for the KL); in memory only.
     generation: Generation | None = field(default=None, repr=False, compare=False)
 
@@ -113,7 +114,8 @@ class Holdout:
     def __init__(self, prompts: Sequence[str], evaluator: Any, *,
                  gen_kwargs: dict[str, Any] | None = None, seed: int = 0, threshold: float = 0.5,
                  batch_size: int = 16, n_examples: int = 10, toxic_label: str = "hate",
-                 n_boot: int = 2000, samples_per_prompt: int = 1, progress: bool = True) -> None:
+                 n_boot: int = 2000, samples_per_prompt: int = 1, progress: bool = True,
+                 chat: bool = False, system_prompt: str | None = None) -> None:
         if not prompts:
             raise ValueError("the hold-out set is empty; pass at least one prompt")
         if samples_per_prompt < 1:
@@ -124,6 +126,7 @@ class Holdout:
         self.gen_kwargs = {**DEFAULT_GEN_KWARGS, **(gen_kwargs or {})}
         self.seed, self.threshold, self.batch_size = seed, threshold, batch_size
         self.n_examples, self.n_boot, self.progress = n_examples, n_boot, progress
+        self.chat, self.system_prompt = chat, system_prompt  # the policy's input: see rlaif.data.chat
 
     # ------------------------------------------------------------------ sides
 
@@ -143,10 +146,12 @@ class Holdout:
         """Generate `samples_per_prompt` responses per prompt with `model`; score their toxicity."""
         t0 = time.perf_counter()
         gen = generate(model, tokenizer, self.samples, gen_kwargs=self.gen_kwargs, seed=self.seed,
-                       batch_size=self.batch_size, progress=self.progress)
+                       batch_size=self.batch_size, progress=self.progress, chat=self.chat,
+                       system_prompt=self.system_prompt)
         t1 = time.perf_counter()
         tox = self.evaluator.scores(self.samples, gen.texts)
-        return HoldoutSide(gen.texts, tox, t1 - t0, time.perf_counter() - t1, model_name(model), gen)
+        return HoldoutSide(gen.texts, tox, t1 - t0, time.perf_counter() - t1, model_name(model),
+                           [len(r) for r in gen.response_ids], gen)
 
     def before(self, model: Any, tokenizer: Any = None, *, saved: str | Path | None = None) -> HoldoutSide:
         """The "before" side, computed once: with `saved`, a file holding the same prompts and
@@ -232,6 +237,9 @@ class Holdout:
             "seconds_generate_score": {"before": [before.seconds_generate, before.seconds_score],
                                        "after": [after.seconds_generate, after.seconds_score]},
         }
+        if before.lengths and after.lengths:
+            info["response_tokens_mean"] = {"before": sum(before.lengths) / len(before.lengths),
+                                             "after": sum(after.lengths) / len(after.lengths)}
         if any(k.startswith("hold-out KL") for k in (kl or {})) and not self.plain_sampling:
             info["kl_note"] = "responses were not drawn by plain sampling: the KL numbers are approximate"
         return HoldoutReport(rows, stats, {**info, **(meta or {})}, dict(kl) if kl else None,
@@ -255,7 +263,7 @@ class Holdout:
         self.close()
 
 
-_SIDE_FIELDS = ("responses", "toxicity", "seconds_generate", "seconds_score", "model")
+_SIDE_FIELDS = ("responses", "toxicity", "seconds_generate", "seconds_score", "model", "lengths")
 
 
 def _side_from(data: dict[str, Any]) -> HoldoutSide:

@@ -43,6 +43,9 @@ def summary_table(data: dict[str, Any]) -> str:
             f"| toxicity probability (k={k}) | {fmt_pct(rb['toxicity_probability'])} | "
             f"{fmt_pct(ra['toxicity_probability'])} | |",
         ]
+    length = data.get("meta", {}).get("response_tokens_mean")
+    if length:
+        lines.append(f"| reply length (tokens), mean | {length['before']:.1f} | {length['after']:.1f} | |")
     for key, value in (data.get("kl") or {}).items():
         lines.append(f"| {md_escape(key)} | | {fmt_num(value)} | |")
     return "\n".join(lines)

@@ -18,16 +18,14 @@ Scores come back in input order. `Score.raw` is the JSON list of the row's logit
 
 from __future__ import annotations
 
-import asyncio
-import json
-import math
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score
-from rlaif.judges.local_model import (effective_max_length, length_sorted_batches, load_error,
-                                      resolve_device, sample_texts)
+from rlaif.judges.base import JudgeError, Sample, Scale, Score
+from rlaif.judges.local_model import (LocalModelJudge, effective_max_length,
+                                      length_sorted_batches, load_error, resolve_device,
+                                      sample_texts, scores_from)
 from rlaif.judges.spec import ClassifierSpec
 
 if TYPE_CHECKING:
@@ -42,7 +40,7 @@ def _torch_dtype(name: str) -> Any:
     return "auto" if name == "auto" else getattr(torch, name)
 
 
-class ClassifierJudge(Judge):
+class ClassifierJudge(LocalModelJudge):
     """Scores texts with an `AutoModelForSequenceClassification` (loaded once, lazily)."""
 
     def __init__(self, spec: ClassifierSpec) -> None:
@@ -149,20 +147,7 @@ class ClassifierJudge(Judge):
             values = torch.log_softmax(logits, dim=-1)[:, self._label_index]
         else:
             values = logits[:, self._label_index]
-        scores = []
-        for row, value in zip(logits.tolist(), values.tolist()):
-            raw = json.dumps(row)
-            if math.isfinite(value):
-                scores.append(Score(value=value, raw=raw))
-            else:
-                scores.append(Score.failed(f"model produced a non-finite {self.spec.output} ({value})", raw=raw))
-        return scores
-
-    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
-        """Score a batch in a worker thread, so other judges' requests keep flowing."""
-        if not samples:
-            return []
-        return await asyncio.to_thread(self._score_sync, list(samples))
+        return scores_from(logits, values, self.spec.output)
 
     def close(self) -> None:
         """Drop the model and tokenizer (they load again on next use)."""

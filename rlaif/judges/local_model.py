@@ -1,5 +1,6 @@
 """What the local transformer judges (classifier, embedding) share, so they behave alike:
-the device, the load error, the truncation limit and length-sorted batches.
+the threaded `ascore`, the device, the load error, the truncation limit, length-sorted
+batches and turning outputs into Scores.
 
 Why it is fast: every text is tokenized once, then sorted by token length and cut into
 batches padded only to their own longest member (dynamic padding), so a batch of short
@@ -9,10 +10,14 @@ input indices, so results come back in input order whatever the batch size.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import math
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from rlaif.judges.base import JudgeError, Sample
+from rlaif.judges.base import Judge, JudgeError, Sample, Score
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +27,20 @@ _UNSET_MAX_LENGTH = 1_000_000
 # RoBERTa-style models number positions from pad_token_id + 1, so two position slots are
 # never usable for tokens.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "longformer": 2}
+
+
+class LocalModelJudge(Judge):
+    """A judge whose work is one blocking forward pass per batch (`_score_sync`)."""
+
+    @abstractmethod
+    def _score_sync(self, samples: Sequence[Sample]) -> list[Score]:
+        """Score a batch on this thread; one Score per sample, in input order."""
+
+    async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
+        """Score a batch in a worker thread, so other judges' requests keep flowing."""
+        if not samples:
+            return []
+        return await asyncio.to_thread(self._score_sync, list(samples))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,3 +126,15 @@ def pad_rows(rows: list[list[int]], pad_id: int, left: bool) -> dict[str, torch.
             input_ids[i, :len(r)] = torch.tensor(r)
             mask[i, :len(r)] = 1
     return {"input_ids": input_ids, "attention_mask": mask}
+
+
+def scores_from(logits: torch.Tensor, values: torch.Tensor, output: str) -> list[Score]:
+    """One Score per row: the value, or a failure for a non-finite one; raw = the row's logits."""
+    scores = []
+    for row, value in zip(logits.tolist(), values.tolist()):
+        raw = json.dumps(row)
+        if math.isfinite(value):
+            scores.append(Score(value=value, raw=raw))
+        else:
+            scores.append(Score.failed(f"model produced a non-finite {output} ({value})", raw=raw))
+    return scores

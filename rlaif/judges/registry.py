@@ -13,7 +13,8 @@ from typing import Any
 
 from rlaif.judges.base import Judge, JudgeError
 from rlaif.judges.spec import (
-    AnySpec, ClassifierSpec, EnsembleSpec, FunctionSpec, LLMSpec, load_spec, parse_spec,
+    AnySpec, ClassifierSpec, EmbeddingSpec, EnsembleSpec, FunctionSpec, LLMSpec, load_spec,
+    parse_spec,
 )
 
 
@@ -34,6 +35,10 @@ def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -
         from rlaif.judges.classifier import ClassifierJudge
 
         judge = ClassifierJudge(spec)
+    elif isinstance(spec, EmbeddingSpec):
+        from rlaif.judges.embedding import EmbeddingJudge
+
+        judge = EmbeddingJudge(spec)
     elif isinstance(spec, FunctionSpec):
         from rlaif.judges.function import FunctionJudge
 

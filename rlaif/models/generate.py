@@ -1,6 +1,9 @@
 """Generation shared by training and evaluation: query tokenisation, batched seeded `generate`,
 and the one EOS rule.
 
+Prompts are plain text; with `chat=True` they are HH dialogues that `rlaif.data.chat` renders
+through the tokenizer's chat template for the model (responses are decoded without it).
+
 EOS rule: a response ends at the first token of `eos_token_ids(lm, tokenizer)` (every id the
 generation config declares, Llama 3 declares several, plus the tokenizer's own); that token
 is part of the response, whatever follows it is padding. Generation stops at the same ids.
@@ -14,6 +17,7 @@ from typing import Any
 
 import torch
 
+from rlaif.data.chat import encode_prompts
 from rlaif.models.load import load_lm, prepare_tokenizer
 
 
@@ -60,11 +64,12 @@ def truncate_response(response_ids: torch.Tensor, eos_token_id: int | Collection
     return response_ids, response_mask
 
 
-def tokenize_queries(tokenizer: Any, prompts: Sequence[str], max_tokens: int,
-                     device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad a batch of prompts on the tokenizer's side (left for causal LMs) -> (ids, mask) (B, Q)."""
-    enc = tokenizer(list(prompts), padding=True, truncation=True, max_length=max_tokens,
-                    return_tensors="pt")
+def tokenize_queries(tokenizer: Any, prompts: Sequence[str], max_tokens: int, device: Any, *,
+                     chat: bool = False, system_prompt: str | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad a batch of prompts (chat: rendered) on the tokenizer's side -> (ids, mask) (B, Q)."""
+    enc = encode_prompts(tokenizer, prompts, chat=chat, system_prompt=system_prompt, padding=True,
+                         truncation=True, max_length=max_tokens, return_tensors="pt")
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
@@ -83,12 +88,13 @@ def max_prompt_tokens(lm: Any, tokenizer: Any, max_new_tokens: int, is_seq2seq: 
 
 
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, gen_kwargs: dict[str, Any],
-             seed: int = 0, batch_size: int = 16, progress: bool = True,
-             device: str | None = None) -> Generation:
+             seed: int = 0, batch_size: int = 16, progress: bool = True, device: str | None = None,
+             chat: bool = False, system_prompt: str | None = None) -> Generation:
     """Generate one response per prompt (causal: left-padded, prompt stripped; or seq2seq).
 
     `model` and `tokenizer` are anything `load_lm` accepts; the tokenizer is used through a
-    prepared copy, and the caller's RNG stream is left as it was.
+    prepared copy, and the caller's RNG stream is left as it was. `chat`: the prompts are HH
+    dialogues rendered through the chat template (with `system_prompt`) for the model.
     """
     from tqdm.auto import tqdm
 
@@ -119,7 +125,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, gen_kwargs: 
             torch.manual_seed(seed)
             batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
             for idx in tqdm(batches, desc="generate", unit="batch", disable=not progress):
-                ids, mask = tokenize_queries(tok, [prompts[i] for i in idx], max_len, param_device)
+                ids, mask = tokenize_queries(tok, [prompts[i] for i in idx], max_len, param_device,
+                                             chat=chat, system_prompt=system_prompt)
                 with torch.inference_mode():
                     gen = lm.generate(input_ids=ids, attention_mask=mask, **kwargs)  # (B, Q + R) or (B, R)
                 # seq2seq output starts with the decoder start token; causal with the prompt

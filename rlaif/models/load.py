@@ -1,10 +1,11 @@
 """Load a language model and its tokenizer from whatever the user has at hand.
 
-Accepted: a hub id or model folder, an in-memory Hugging Face model (or peft model), an
-rlaif policy object, a PPO run folder (`<run>/checkpoints/latest`) or one checkpoint folder
-(a LoRA adapter or a full model, laid out as `rlaif.models.layout` describes). A checkpoint
-written by rlaif's PPO policy is read from its `policy.json` here, without importing
-`rlaif.ppo`; the PPO policy loads its LM through the same functions.
+Accepted: a hub id or model folder, a `.gguf` file (or a folder holding one; `rlaif.models.gguf`
+loads it dequantised), an in-memory Hugging Face model (or peft model), an rlaif policy
+object, a PPO run folder (`<run>/checkpoints/latest`) or one checkpoint folder (a LoRA
+adapter or a full model, laid out as `rlaif.models.layout` describes). A checkpoint written
+by rlaif's PPO policy is read from its `policy.json` here, without importing `rlaif.ppo`; the
+PPO policy loads its LM through the same functions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rlaif.models.gguf import (
+    find_gguf,
+    load_gguf_config,
+    load_gguf_model,
+    load_gguf_tokenizer,
+)
 from rlaif.models.layout import (
     ADAPTER_DIR,
     CHECKPOINTS_DIR,
@@ -52,21 +59,36 @@ def is_seq2seq(lm: Any) -> bool:
     return bool(getattr(lm.config, "is_encoder_decoder", False))
 
 
+def load_config(source: str, *, revision: str | None = None) -> Any:
+    """The transformers config of a hub id, a model folder or a GGUF file (its metadata)."""
+    from transformers import AutoConfig
+
+    gguf = find_gguf(source)
+    return load_gguf_config(gguf) if gguf else AutoConfig.from_pretrained(source, revision=revision)
+
+
+def _from_pretrained(source: str, config: Any, *, dtype: Any, revision: str | None = None) -> Any:
+    """The LM `config` describes, weights from `source`: seq2seq or causal, or a dequantised GGUF."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    gguf = find_gguf(source)
+    if gguf:
+        return load_gguf_model(gguf, dtype=dtype, config=config)
+    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    return auto.from_pretrained(source, revision=revision, config=config,
+                                **({"dtype": dtype} if dtype is not None else {}))
+
+
 def load_base_model(name_or_path: str, *, dtype: Any = None, revision: str | None = None) -> Any:
-    """Load a hub id or folder (seq2seq if encoder-decoder, else causal) with rlaif's speed patches.
+    """Load a hub id, folder or GGUF file (seq2seq if encoder-decoder, else causal) with rlaif's
+    speed patches.
 
     The patches (`rlaif.models.patches`: fused GELU, contiguous head input) compute the same
     function as the plain model, to float rounding; training and saved policies load this way.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    config = AutoConfig.from_pretrained(name_or_path, revision=revision)
-    auto = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
+    config = load_config(name_or_path, revision=revision)
     set_fused_activations(config)  # our own config object, before the model is built
-    kwargs: dict[str, Any] = {"revision": revision, "config": config}
-    if dtype is not None:
-        kwargs["dtype"] = dtype
-    model = auto.from_pretrained(name_or_path, **kwargs)
+    model = _from_pretrained(name_or_path, config, dtype=dtype, revision=revision)
     install_contiguous_head_hook(model)
     return model
 
@@ -101,16 +123,12 @@ def load_policy_lm(folder: str | Path, *, dtype: Any = None) -> Any:
 
 
 def _load_plain(source: str, dtype: Any) -> Any:
-    """A hub id or model folder as saved by transformers: seq2seq or causal, as its config says."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
-
-    config = AutoConfig.from_pretrained(source)
-    cls = AutoModelForSeq2SeqLM if config.is_encoder_decoder else AutoModelForCausalLM
-    return cls.from_pretrained(source, **({"dtype": dtype} if dtype is not None else {}))
+    """A hub id, model folder or GGUF file, unpatched: seq2seq or causal, as its config says."""
+    return _from_pretrained(source, load_config(source), dtype=dtype)
 
 
 def load_model(ref: str | Path, *, dtype: Any = None, device: Any = None) -> Any:
-    """The HF LM for a hub id, model folder, peft adapter folder, checkpoint or run folder.
+    """The HF LM for a hub id, model folder, GGUF file, peft adapter folder, checkpoint or run folder.
 
     It is moved to `device` (default: CUDA when available, else CPU).
     """
@@ -122,16 +140,24 @@ def load_model(ref: str | Path, *, dtype: Any = None, device: Any = None) -> Any
         if (folder / VALUE_HEAD_FILE).is_file():  # saved by rlaif's PPO policy
             lm = load_policy_lm(folder, dtype=dtype)
         elif (folder / "adapter_config.json").is_file():
-            from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM
-
-            task = json.loads((folder / "adapter_config.json").read_text()).get("task_type")
-            cls = AutoPeftModelForSeq2SeqLM if task == "SEQ_2_SEQ_LM" else AutoPeftModelForCausalLM
-            lm = cls.from_pretrained(folder, **({"dtype": dtype} if dtype is not None else {}))
+            lm = _load_peft_folder(folder, dtype)
         else:
             lm = _load_plain(str(folder), dtype)
     else:
         lm = _load_plain(str(ref), dtype)
     return lm.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _load_peft_folder(folder: Path, dtype: Any) -> Any:
+    """A peft adapter folder on the base model its adapter_config.json names (a GGUF base too)."""
+    from peft import AutoPeftModelForCausalLM, AutoPeftModelForSeq2SeqLM
+
+    adapter = json.loads((folder / "adapter_config.json").read_text())
+    base = adapter.get("base_model_name_or_path")
+    if isinstance(base, str) and find_gguf(base):  # peft's own loader knows no GGUF
+        return load_adapter(_load_plain(base, dtype), folder, trainable=False)
+    auto = AutoPeftModelForSeq2SeqLM if adapter.get("task_type") == "SEQ_2_SEQ_LM" else AutoPeftModelForCausalLM
+    return auto.from_pretrained(folder, **({"dtype": dtype} if dtype is not None else {}))
 
 
 def _recorded_base(folder: Path) -> str | None:
@@ -147,7 +173,8 @@ def _recorded_base(folder: Path) -> str | None:
 
 
 def load_tokenizer(ref: Any, model: Any = None) -> Any:
-    """The tokenizer for a model reference: its folder, the checkpoint's base model, or the LM's name.
+    """The tokenizer for a model reference: its folder or GGUF file, the checkpoint's base model,
+    or the LM's name.
 
     `ref` is what `load_model` accepts (or an in-memory model); `model` is the LM loaded from
     it, whose `config.name_or_path` is tried last.
@@ -173,7 +200,8 @@ def load_tokenizer(ref: Any, model: Any = None) -> Any:
     errors = []
     for c in dict.fromkeys(candidates):  # in order, each once
         try:
-            return AutoTokenizer.from_pretrained(c)
+            gguf = find_gguf(c)
+            return load_gguf_tokenizer(gguf) if gguf else AutoTokenizer.from_pretrained(c)
         except (OSError, ValueError) as exc:
             errors.append(f"{c}: {exc}")
     raise FileNotFoundError(

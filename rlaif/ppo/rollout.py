@@ -51,11 +51,14 @@ class Rollout:
 
 def sample_responses(policy: Any, tokenizer: Any, prompts: Sequence[str], *,
                      gen_kwargs: dict[str, Any], max_prompt_tokens: int, capture: bool,
-                     accelerator: Any) -> Responses:
-    """One batched `generate` call on `prompts`; everything after a response's first EOS
-    (`gen_kwargs["eos_token_id"]`) becomes padding. Puts the policy in eval mode."""
+                     accelerator: Any, chat: bool = False,
+                     system_prompt: str | None = None) -> Responses:
+    """One batched `generate` call on `prompts` (chat: rendered through the chat template);
+    everything after a response's first EOS (`gen_kwargs["eos_token_id"]`, every id the model
+    declares) becomes padding. Puts the policy in eval mode."""
     policy.eval()
-    query_ids, query_mask = tokenize_queries(tokenizer, prompts, max_prompt_tokens, accelerator.device)
+    query_ids, query_mask = tokenize_queries(tokenizer, prompts, max_prompt_tokens, accelerator.device,
+                                             chat=chat, system_prompt=system_prompt)
     with torch.no_grad(), accelerator.autocast():
         raw_response_ids, states = policy.generate_with_states(
             query_ids, query_mask, capture=capture, **gen_kwargs)  # (B, R), (B, R, H) | None

@@ -206,7 +206,8 @@ class PPOTrainer:
         with timed(times, "time/generate"):
             batch = sample_responses(self.policy, self.tokenizer, prompts, gen_kwargs=self.gen_kwargs,
                                      max_prompt_tokens=cfg.data.max_prompt_tokens,
-                                     capture=self.capture_states, accelerator=self.accelerator)
+                                     capture=self.capture_states, accelerator=self.accelerator,
+                                     chat=cfg.data.task == "chat", system_prompt=cfg.data.system_prompt)
         # 2. judge the decoded (prompt, response) pairs
         with timed(times, "time/judge"):
             responses = self.tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
