@@ -149,7 +149,7 @@ def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tupl
     test_p, val_p = probs[:len(test)], probs[len(test):len(test) + len(validation)]
     test_y, val_y = [y for _, y in test], [y for _, y in validation]
     stats = {
-        "encoder": spec["encoder"], "spec": str(spec_path), "dim": int(x.shape[1]),
+        "encoder": spec["encoder"], "spec": SPEC_FILE, "dim": int(x.shape[1]),
         "train_replies": len(train), "train_accuracy": round(accuracy(train_p, y.int().tolist()), 4),
         "test_replies": len(test), "test_accuracy": round(accuracy(test_p, test_y), 4),
         "test_auc": round(roc_auc(test_p, test_y), 4),

@@ -136,7 +136,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     timings = {"assets": time.perf_counter() - t0}
     print(f"      {'cache hit' if assets.cache_hit else 'built'} {assets.root} "
           f"({timings['assets']:.0f}s)", flush=True)
-    _print_evaluator(assets.manifest["evaluator"])
+    _print_evaluator(assets.manifest["evaluator"], assets)
 
     config = demo_config(assets, out, config_path, all_overrides)
     prepare_run_dir(out)
@@ -168,10 +168,10 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     return DemoResult(out, report, paths, assets, timings)
 
 
-def _print_evaluator(ev: dict[str, Any]) -> None:
+def _print_evaluator(ev: dict[str, Any], assets: DemoAssets) -> None:
     """The evaluator's validation, as the build measured it."""
     if "validation_auc" in ev:
-        print(f"      evaluator {ev.get('spec', '')}: TEST replies accuracy {ev['test_accuracy']:.1%}"
+        print(f"      evaluator {assets.evaluator / 'evaluator.yaml'}: TEST replies accuracy {ev['test_accuracy']:.1%}"
               f" AUC {ev['test_auc']:.3f}; hand-written validation texts (never trained on) "
               f"accuracy {ev['validation_accuracy']:.1%} AUC {ev['validation_auc']:.3f}", flush=True)
         for text, p in ev.get("examples_p_toxic", {}).items():
