@@ -135,7 +135,12 @@ class Holdout:
         """What makes two sides comparable: prompts, seed, evaluator, generation settings."""
         key = {"prompts": self.prompts, "seed": self.seed, "evaluator": self.evaluator.judge.name,
                "gen_kwargs": self.gen_kwargs}
-        return {**key, "samples_per_prompt": self.k} if self.k > 1 else key
+        # Settings at their defaults stay out of the key, so files saved before they existed match.
+        if self.k > 1:
+            key["samples_per_prompt"] = self.k
+        if self.chat:
+            key.update(chat=True, system_prompt=self.system_prompt)
+        return key
 
     @property
     def samples(self) -> list[str]:
