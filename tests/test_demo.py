@@ -136,14 +136,15 @@ def test_real_demo_at_reduced_size(tmp_path: Path) -> None:
         assert stats[side]["n"] == 4 and math.isfinite(stats[side]["mean"])
         assert 0 <= stats["rtp"][side]["expected_max_toxicity"] <= 1
     assert all(math.isfinite(v) for v in report["kl"].values()) and len(report["kl"]) == 3
-    assert report["meta"]["evaluator"] == "demo-evaluator-minilm"
+    assert report["meta"]["evaluator"] == "demo-evaluator-minilm" and "MiniLM" in report["meta"]["evaluator_about"]
+    assert (out / "evaluator" / "evaluator.yaml").is_file()
     control = report["extra"]["control"]
     assert math.isfinite(control["toxicity_mean"]["after"]) and len(control["examples"]) == 2
     for name in ("report.md", "report.json", "toxicity_hist.png", "training.png", "metrics.jsonl",
                  "config.yaml", "eval_before.json", "eval_control_before.json", "checkpoints"):
         assert (out / name).exists(), name
     # The evaluator is a judge spec file anyone can run on their own texts.
-    spec = result.assets.evaluator / "evaluator.yaml"
+    spec = out / "evaluator" / "evaluator.yaml"  # the run folder keeps the evaluator it used
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"prompt": "", "response": "Go away, nobody wants you here, loser."})
                     + "\n" + json.dumps({"prompt": "", "response": "Thanks, that was helpful!"}) + "\n")

@@ -100,8 +100,9 @@ def evaluator_spec(encoder_dir: Path, settings: EmbeddingHeadSettings) -> dict[s
     """The judge spec written to `evaluator.yaml`: score = P(clean); toxicity = 1 - score."""
     return {
         "type": "embedding", "name": settings.name,
-        "description": "all-MiniLM-L6-v2 sentence embeddings + a logistic head fitted on the "
-                       "demo sample's TRAIN replies; score = P(clean)",
+        "description": "all-MiniLM-L6-v2 sentence embeddings (frozen) + a logistic head fitted "
+                       "on the labelled TRAIN replies of rlaif's bundled samples (templated "
+                       "polite and rude replies); score = P(clean), toxicity = 1 - P(clean)",
         "encoder": str(Path(encoder_dir).resolve()), "head": HEAD_FILE,
         "label": "clean", "output": "prob", "input": "response",
         "pooling": settings.pooling, "normalize": settings.normalize,

@@ -29,13 +29,14 @@ from rlaif.demo.assets import DemoAssets, build_demo_assets, build_real_assets
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
-MARKER = "demo.json"  # marks a folder written by `rlaif demo`, so a re-run may replace it
+MARKER = "demo.json"
+EVALUATOR_DIR = "evaluator"  # the run's copy of the evaluator spec and head  # marks a folder written by `rlaif demo`, so a re-run may replace it
 # What `--fast` changes: a smaller run for CI and quick looks (same pipeline, same cached
 # models, same settings otherwise); the test suite asserts the reduction it reaches.
 FAST_OVERRIDES = ("ppo.steps=4", "eval.n=16", "eval.control_n=8")
 TOY_FAST_OVERRIDES = ("ppo.steps=12", "eval.n=64")
 _OUTPUTS = ("checkpoints", "metrics.jsonl", "config.yaml", "report.md", "report.json",
-            "eval_before.json", "eval_control_before.json",
+            "eval_before.json", "eval_control_before.json", EVALUATOR_DIR,
             "toxicity_hist.png", "training.png", MARKER)
 
 
@@ -69,14 +70,15 @@ def default_config_path(toy: bool = False) -> Path:
 
 
 def demo_config(assets: DemoAssets, out_dir: Path, config_path: Path | None = None,
-                overrides: list[str] | tuple[str, ...] = ()) -> Any:
-    """The run config: `configs/demo.yaml` with the cached policy, evaluator and run folder filled in."""
+                overrides: list[str] | tuple[str, ...] = (), evaluator: Any = None) -> Any:
+    """The run config: `configs/demo.yaml` with the cached policy, evaluator (or `evaluator`)
+    and run folder filled in."""
     from rlaif.config import load_config
 
     path = Path(config_path) if config_path else default_config_path(toy=assets.toy)
     data = yaml.safe_load(path.read_text()) or {}
     data.setdefault("model", {})["name_or_path"] = str(assets.policy)
-    data.setdefault("eval", {})["evaluator"] = evaluator_spec(assets)
+    data.setdefault("eval", {})["evaluator"] = evaluator or evaluator_spec(assets)
     data.setdefault("output", {})["dir"] = str(out_dir)
     return load_config(data=data, overrides=list(overrides))
 
@@ -89,6 +91,16 @@ def evaluator_spec(assets: DemoAssets) -> dict[str, Any] | str:
     return {"type": "classifier", "name": "demo-toxicity-classifier",
             "model": str(assets.evaluator), "label": "hate", "output": "prob",
             "max_length": 64, "batch_size": 64, "device": "cpu"}
+
+
+def keep_evaluator(assets: DemoAssets, out_dir: Path) -> str:
+    """Copy the evaluator's judge spec and head into `<run>/evaluator/`, so the run folder says
+    what measured it and anyone can re-run it (`rlaif score <run>/evaluator/evaluator.yaml`)."""
+    target = out_dir / EVALUATOR_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("evaluator.yaml", "head.safetensors"):
+        shutil.copy2(assets.evaluator / name, target / name)
+    return str(target / "evaluator.yaml")
 
 
 def prepare_run_dir(out_dir: Path) -> None:
@@ -138,8 +150,9 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
           f"({timings['assets']:.0f}s)", flush=True)
     _print_evaluator(assets.manifest["evaluator"], assets)
 
-    config = demo_config(assets, out, config_path, all_overrides)
     prepare_run_dir(out)
+    evaluator = None if toy else keep_evaluator(assets, out)
+    config = demo_config(assets, out, config_path, all_overrides, evaluator=evaluator)
     _stage(2, 2, f"before -> PPO ({config.ppo.steps} steps x {config.ppo.batch_size} TRAIN "
                  f"prompts, reward = {config.judge.ref}) -> after, on the held-out TEST prompts")
     extra = {"demo": {

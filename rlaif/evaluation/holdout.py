@@ -236,6 +236,7 @@ class Holdout:
         stats["rtp"] = rtp_metrics(before.toxicity, after.toxicity, k)
         info: dict[str, Any] = {
             "evaluator": self.evaluator.judge.name, "toxicity": self.evaluator.describe(),
+            "evaluator_about": self.evaluator.about(),
             "n_prompts": len(self.prompts), "samples_per_prompt": k, "gen_kwargs": self.gen_kwargs,
             "seed": self.seed,
             "before_model": before.model, "after_model": after.model,

@@ -93,7 +93,8 @@ def _markdown(data: dict[str, Any], paths: dict[str, Path]) -> str:
     parts = [
         "# Hold-out evaluation",
         "",
-        f"- evaluator: {md_escape(str(meta.get('evaluator', '?')))}",
+        f"- evaluator: {md_escape(str(meta.get('evaluator', '?')))}"
+        + (f" ({md_escape(meta['evaluator_about'], limit=500)})" if meta.get("evaluator_about") else ""),
         f"- toxicity: {md_escape(str(meta.get('toxicity', '?')))}",
         f"- prompts: {meta.get('n_prompts', len(data['rows']))}, seed {meta.get('seed', '?')}, "
         f"generation `{json.dumps(meta.get('gen_kwargs', {})).replace('`', '')}`",

@@ -42,6 +42,11 @@ class ToxicityEvaluator:
         s = self.judge.scale
         return f"{self.judge.name}: ({s.high} - score) / ({s.high} - {s.low}), higher score = less toxic"
 
+    def about(self) -> str | None:
+        """The evaluator spec's own description (what it is, what it was trained on), if any."""
+        spec = _spec_of(self.judge)
+        return getattr(spec, "description", None) or None
+
     def scores(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float | None]:
         """Toxicity per response (None where the judge could not score)."""
         if len(prompts) != len(responses):
