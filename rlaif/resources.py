@@ -31,9 +31,15 @@ def builtin_names(kind: str) -> list[str]:
     return sorted(p.stem for p in builtin_dir(kind).iterdir() if p.suffix in suffixes)
 
 
+def looks_like_path(ref: str, suffixes: tuple[str, ...] = (".yaml", ".yml")) -> bool:
+    """A reference with a folder part, a leading ~ or ., or a file suffix is a path, not a name."""
+    return "/" in ref or "\\" in ref or ref.startswith(("~", ".")) or ref.endswith(suffixes)
+
+
 def resolve(kind: str, ref: str | Path, base: Path | None = None) -> Path:
     """Resolve `ref` to a file: an existing path (absolute, or relative to `base` or the
-    working directory), else a built-in name such as `roberta-hate`."""
+    working directory), else a built-in by its bare name such as `roberta-hate`. A reference
+    that looks like a path (`looks_like_path`) and does not exist is an error, never a built-in."""
     suffixes = KINDS[kind]
     ref_path = Path(ref).expanduser()
     candidates = [ref_path]
@@ -42,6 +48,14 @@ def resolve(kind: str, ref: str | Path, base: Path | None = None) -> Path:
     for c in candidates:
         if c.is_file():
             return c.resolve()
+    if looks_like_path(str(ref), suffixes):
+        # A mistyped path must not quietly become the built-in of the same name.
+        raise FileNotFoundError(
+            f"{kind[:-1]} file {str(ref)!r} does not exist"
+            + (f" (nor relative to {base})" if base is not None and not ref_path.is_absolute() else "")
+            + f"; fix the path, or use a built-in by its bare name: "
+            f"{', '.join(builtin_names(kind)) or '(none)'}"
+        )
     name = ref_path.name
     for suffix in ("", *suffixes):
         p = builtin_dir(kind) / f"{name}{suffix}"

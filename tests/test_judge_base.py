@@ -58,8 +58,10 @@ def test_unknown_key_and_missing_type_fail_with_field_names(tmp_path):
         parse_spec({"type": "classifier", "model": "m", "labell": "x"}, source="x.yaml")
     with pytest.raises(JudgeError, match="missing field 'type'"):
         parse_spec({"model": "m"}, source="x.yaml")
-    with pytest.raises(FileNotFoundError, match="no judge named"):
-        load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(FileNotFoundError, match="nope.yaml' does not exist"):
+        load_spec(tmp_path / "nope.yaml")  # a path is never looked up among the built-ins
+    with pytest.raises(FileNotFoundError, match="no judge named 'nope'"):
+        load_spec("nope")
 
 
 def test_fingerprint_ignores_runtime_fields():
