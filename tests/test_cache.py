@@ -205,3 +205,13 @@ def test_two_processes_write_concurrently(tmp_path):
     assert n == 150 + 150 + 50
     expected = {f"{tag if i < 150 else 'shared'}-{i}" + "x" * (i % 7) for tag in "AB" for i in range(200)}
     assert total == sum(len(t) for t in expected)
+
+
+def test_read_only_message_keeps_the_cache(tmp_path):
+    # (The sandbox runs as root, which sqlite lets write to a chmod-444 file, so the message is
+    # checked on the error sqlite raises for a read-only database.)
+    judge = CachedJudge(Counting(), tmp_path / "c.sqlite", key="k")
+    err = judge._error(sqlite3.OperationalError("attempt to write a readonly database"), "writing")
+    text = str(err)
+    assert "read-only" in text and "do not delete it" in text and "corrupt" not in text
+    judge.close()

@@ -310,3 +310,23 @@ def test_secret_redaction_helpers_and_no_global_state_from_building(monkeypatch)
     record = logging.getLogger("botocore.made.later").makeRecord(
         "botocore.made.later", logging.DEBUG, __file__, 1, "header %s", ("env-key-1234",), None)
     assert record.getMessage() == "header ***"
+
+
+def test_a_key_with_whitespace_is_named_as_such_not_as_a_wrong_url(monkeypatch):
+    # The defect: a pasted newline in the key was reported as "wrong base_url (default)".
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key\n")
+    with FakeClaude() as fake, judge_for("anthropic", fake) as judge:
+        with pytest.raises(JudgeError, match="leading or trailing whitespace") as err:
+            judge.score(SAMPLES[:1])
+        assert fake.requests == 0 and "base_url" not in str(err.value)
+        assert "sk-ant-test-key" not in str(err.value)
+
+
+def test_a_connection_error_names_the_url_really_used(monkeypatch):
+    # ANTHROPIC_BASE_URL set, no base_url in the spec: the message names the env's URL.
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    judge = build_judge("claude-toxicity-anthropic", requests_per_minute=None, max_retries=0,
+                        timeout=2.0)
+    with judge:
+        (score,) = judge.score(SAMPLES[:1])
+    assert score.value is None and "http://127.0.0.1:9" in score.error and "(default)" not in score.error

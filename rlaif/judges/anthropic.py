@@ -60,6 +60,14 @@ class AnthropicProvider(Provider):
             raise JudgeError(
                 f"anthropic: no usable credentials ({redact_text(str(exc))}); set ANTHROPIC_API_KEY in the environment"
             ) from None
+        key = client.api_key
+        if isinstance(key, str) and key != key.strip():
+            await client.close()
+            raise JudgeError(
+                "anthropic: ANTHROPIC_API_KEY has leading or trailing whitespace (often a newline "
+                "pasted with it), which no HTTP header may hold; strip it, e.g. "
+                "export ANTHROPIC_API_KEY=\"$(echo $ANTHROPIC_API_KEY)\""
+            )
         if client.api_key is None and client.auth_token is None and getattr(client, "credentials", None) is None:
             await client.close()
             raise JudgeError(
@@ -101,9 +109,11 @@ class AnthropicProvider(Provider):
                 "timeout",
             ) from None
         except anthropic.APIConnectionError as exc:
+            # The URL the client really used: the spec's base_url, else ANTHROPIC_BASE_URL, else the default.
+            used = getattr(self._clients.get(asyncio.get_running_loop(), [None])[0], "base_url", None)
             raise ProviderError(
                 f"connection error: {exc}; likely cause: wrong base_url "
-                f"({self.spec.base_url or 'default'}) or no network", "connection",
+                f"({used or self.spec.base_url or 'default'}) or no network", "connection",
             ) from None
         except (anthropic.APIResponseValidationError, ValueError) as exc:
             raise ProviderError(f"malformed reply: {exc}; likely cause: a proxy or server bug", "malformed") from None

@@ -124,6 +124,13 @@ class CachedJudge(Judge):
                 f"holds it and did not let go within {self.timeout:.0f} s. Stop that process, "
                 "or point `cache:` / --cache at another file."
             )
+        if "readonly" in text or "read-only" in text:
+            return JudgeError(
+                f"score cache {self.path} is read-only ({text}) while {doing}; the scores in it are "
+                "valid and are kept (do not delete it): make the file and its folder writable "
+                "(sqlite also writes -wal/-shm files beside it), or point `cache:` / --cache at a "
+                "writable copy."
+            )
         return JudgeError(
             f"score cache {self.path} cannot be used ({type(exc).__name__}: {text}) while "
             f"{doing}; if the file is corrupt or not a cache, delete it ({self.path}) and "
