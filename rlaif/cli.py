@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JudgeError, FileNotFoundError, ValueError) as exc:
         print(f"rlaif {args.verb}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"rlaif {args.verb}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # TrainingStopped says what was saved
+        print(f"rlaif {args.verb}: interrupted" + (f": {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 
 

@@ -59,11 +59,14 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tiny_models, tmp_p
     with pytest.raises(RuntimeError, match="simulated crash"):
         killed.train()  # steps 1-3 done (metrics written), checkpoint at 2, dies inside step 4
     assert [r["step"] for r in read_metrics(run)] == [1, 2, 3]
-    assert latest_checkpoint(run) == run / "checkpoints" / "step-2"
+    # The failed step 4 saved finished step 3 on its way out; a SIGKILL would not have, so
+    # resume from the periodic checkpoint of step 2, as after a kill.
+    assert latest_checkpoint(run) == run / "checkpoints" / "step-3"
     del killed
 
     resumed_judge = LetterJudge()
-    resumed = PPOTrainer(_config(tiny_models, arch, run, *extra, "resume=true"),
+    resumed = PPOTrainer(_config(tiny_models, arch, run, *extra,
+                                 f"resume={run / 'checkpoints' / 'step-2'}"),
                          judge=resumed_judge, prompts=prompts)
     assert (resumed.step_count, resumed.data_position) == (2, 8)
     resumed.train()
@@ -73,6 +76,11 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tiny_models, tmp_p
     assert [s.response for s in resumed_judge.calls[0][0]] == straight_step3
     rows_straight, rows_resumed = read_metrics(tmp_path / "straight"), read_metrics(run)
     assert [r["step"] for r in rows_resumed] == [1, 2, 3, 4]  # the killed step 3 was rewritten
+    _assert_same_run(straight, resumed, rows_straight, rows_resumed)
+
+
+def _assert_same_run(straight, resumed, rows_straight, rows_resumed):
+    """Metrics, weights, KL controller, reward statistics, LR and optimiser state all match."""
     for a, b in zip(rows_straight, rows_resumed):
         a, b = _stable(a), _stable(b)
         assert a.keys() == b.keys()
@@ -91,6 +99,30 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tiny_models, tmp_p
     opt_a, opt_b = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     for key in opt_a:
         torch.testing.assert_close(opt_a[key]["exp_avg_sq"], opt_b[key]["exp_avg_sq"], atol=1e-9, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_failed_step_saves_the_last_finished_one_and_resume_continues_exactly(tiny_models, tmp_path):
+    """#11: with `output.save_every: 0` (the default) a judge error used to lose every step."""
+    prompts = PROMPTS + ["Human: Thank you. Assistant:", "Human: Bake bread? Assistant:"]
+    config = lambda run, *extra: _config(tiny_models, "gpt2", run, "output.save_every=0", *extra)  # noqa: E731
+    straight = PPOTrainer(config(tmp_path / "straight"), judge=LetterJudge(), prompts=prompts)
+    straight.train()
+
+    run = tmp_path / "failed"
+    failed = PPOTrainer(config(run), judge=LetterJudge(crash_on_call=3), prompts=prompts)
+    with pytest.raises(RuntimeError, match="simulated crash") as err:
+        failed.train()
+    assert any("saved the last finished step" in note for note in err.value.__notes__)
+    assert latest_checkpoint(run) == run / "checkpoints" / "step-2"  # saved on the way out
+    del failed
+    resumed = PPOTrainer(config(run, "resume=true"), judge=LetterJudge(), prompts=prompts)
+    # back at the end of step 2: the failed step's batch is drawn again
+    assert (resumed.step_count, resumed.data_position) == (2, 8)
+    resumed.train()
+    rows = read_metrics(run)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    _assert_same_run(straight, resumed, read_metrics(tmp_path / "straight"), rows)
 
 
 def test_find_resume_checkpoint_accepts_a_run_a_checkpoints_folder_or_a_step(tmp_path):
@@ -129,3 +161,61 @@ def test_rlaif_train_resume_continues_a_run_folder(tiny_models, tmp_path, capsys
     assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]
     assert latest_checkpoint(out) == out / "checkpoints" / "step-3"
     assert "PPO: 1 step(s) (steps 3..3)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_sigint_between_steps_saves_and_resume_continues(tiny_models, tmp_path):
+    """Ctrl-C during a run: the step in flight finishes, is saved, and the exit code is 130;
+    `--resume` then continues to the same metrics as a run that was never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"name_or_path": str(tiny_models["gpt2"])},
+        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
+        "data": {"limit": 40, "max_prompt_tokens": 96},
+        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": 500, "learning_rate": 1e-3},
+        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
+        "accelerate": {"cpu": True}}))
+    tests_dir = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "rlaif.cli", "train", str(cfg), "--out", str(run)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not metrics.is_file() or len(metrics.read_text().splitlines()) < 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    steps_done = len(read_metrics(run))
+    assert 2 <= steps_done < 500
+    assert latest_checkpoint(run) == run / "checkpoints" / f"step-{steps_done}"
+    assert "continue with --resume" in err
+
+    # Resume for one more step, and compare with a run that was never stopped.
+    more = f"ppo.steps={steps_done + 1}"
+    resumed = subprocess.run([sys.executable, "-m", "rlaif.cli", "train", str(cfg), "--out", str(run),
+                              "--resume", more], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    straight_dir = tmp_path / "straight"
+    straight = subprocess.run([sys.executable, "-m", "rlaif.cli", "train", str(cfg), more, "--out",
+                               str(straight_dir)], env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    rows, rows_straight = read_metrics(run), read_metrics(straight_dir)
+    assert [r["step"] for r in rows] == list(range(1, steps_done + 2))
+    for a, b in zip(rows_straight, rows):
+        a, b = _stable(a), _stable(b)
+        for key in a:
+            if a[key] is None or b[key] is None:
+                assert a[key] == b[key], key
+            else:
+                assert math.isclose(a[key], b[key], rel_tol=1e-6, abs_tol=1e-9), (key, a[key], b[key])

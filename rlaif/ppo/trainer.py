@@ -40,6 +40,7 @@ from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
 from rlaif.ppo.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
 from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
+from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary
 from rlaif.ppo.policy import PolicyWithValueHead
@@ -134,6 +135,7 @@ class PPOTrainer:
         self.capture_states = use_generation_states(ppo.rollout_logprobs, policy.config,
                                                      policy.is_seq2seq)
         self.step_count = 0
+        self._updating = False
         self.data_position = 0
         self.history: list[dict[str, Any]] = []
         self.metrics_log = MetricsLog(self.run_dir, enabled=acc.is_main_process)
@@ -201,6 +203,7 @@ class PPOTrainer:
         """Run one PPO step on `prompts` (default: the next batch); returns its metrics."""
         cfg, ppo, device = self.config, self.config.ppo, self.accelerator.device
         start, times = time.perf_counter(), {}
+        self._updating = False  # True from the first weight change to the end of the step
         prompts = self._step_prompts(prompts)
         # 1. generate: one batched call; everything after the first EOS becomes padding
         with timed(times, "time/generate"):
@@ -237,10 +240,13 @@ class PPOTrainer:
                 logprobs=logprobs, values=values, entropy=entropy, kl=kl,
                 non_score_rewards=non_score_rewards, advantages=advantages, returns=returns)
             # 6. update: PPO epochs over shuffled minibatches (none when nothing was scored)
+            self._updating = True
             update_metrics = self._update(rollout) if reward_metrics["reward/scored"] else \
                 dict.fromkeys(UPDATE_METRICS, math.nan)
         # 7. log: metrics over all processes; the KL controller moves toward its target
-        return self._log_step(rollout, kl_coef, reward_metrics, {**times, **update_metrics}, start)
+        metrics = self._log_step(rollout, kl_coef, reward_metrics, {**times, **update_metrics}, start)
+        self._updating = False
+        return metrics
 
     def _step_prompts(self, prompts: Sequence[str] | None) -> list[str]:
         """`prompts`, or the next batch of the stream; refuses a batch minibatches cannot split."""
@@ -321,16 +327,22 @@ class PPOTrainer:
         checkpoint = latest_checkpoint(self.run_dir) if self.step_count else None
         bar = tqdm(total=steps, initial=self.step_count, desc="PPO", unit="step", disable=not main)
         try:
-            while self.step_count < steps:
-                m = self.step()
-                bar.update(1)
-                bar.set_postfix(reward=f"{m['reward/mean']:.3g}", kl=f"{m['objective/kl']:.3g}")
-                if main and self.step_count % cfg.output.log_every == 0:
-                    bar.write(f"step {m['step']}: reward {m['reward/mean']:.4g} kl "
-                              f"{m['objective/kl']:.4g} unscored {m['reward/unscored']} "
-                              f"({m['time/step']:.2f}s)")
-                if save_every and self.step_count % save_every == 0:
-                    checkpoint = self.save_checkpoint()
+            with GracefulStop() as stop:
+                while self.step_count < steps:
+                    snapshot = StepSnapshot.take(self)
+                    try:
+                        m = self.step()
+                    except Exception as exc:
+                        self._save_after_abort(snapshot, exc)
+                        raise
+                    self._after_step(m, bar, main)
+                    if save_every and self.step_count % save_every == 0:
+                        checkpoint = self.save_checkpoint()
+                    if stop.requested:
+                        checkpoint = self.save_checkpoint()
+                        raise TrainingStopped(
+                            f"{stop.requested} after step {self.step_count}: saved {checkpoint}; "
+                            "continue with --resume")
             if self.history and (checkpoint is None or checkpoint.name != f"step-{self.step_count}"):
                 checkpoint = self.save_checkpoint()
         finally:
@@ -341,6 +353,33 @@ class PPOTrainer:
             print(training_summary(self.history, self.run_dir, checkpoint))
         return TrainResult(run_dir=self.run_dir, step=self.step_count, history=list(self.history),
                            checkpoint=checkpoint)
+
+    def _after_step(self, m: dict[str, Any], bar: Any, main: bool) -> None:
+        """Progress bar and the periodic log line."""
+        bar.update(1)
+        bar.set_postfix(reward=f"{m['reward/mean']:.3g}", kl=f"{m['objective/kl']:.3g}")
+        if main and self.step_count % self.config.output.log_every == 0:
+            bar.write(f"step {m['step']}: reward {m['reward/mean']:.4g} kl "
+                      f"{m['objective/kl']:.4g} unscored {m['reward/unscored']} "
+                      f"({m['time/step']:.2f}s)")
+
+    def _save_after_abort(self, snapshot: StepSnapshot, exc: BaseException) -> None:
+        """After a failed step: save the last finished one if no weight was touched yet."""
+        if not self.step_count or self.accelerator.num_processes > 1:
+            # (with several processes the others may not reach the save's barriers)
+            logger.error("step %d failed; nothing new saved (%s)", self.step_count + 1,
+                         "no step had finished" if not self.step_count else "multi-process run")
+            return
+        if self._updating:
+            logger.error("step %d failed while updating the weights; nothing new saved (the last "
+                         "checkpoint, if any, stays): %s", self.step_count + 1, exc)
+            return
+        snapshot.restore(self)
+        checkpoint = self.save_checkpoint()
+        message = (f"step {self.step_count + 1} failed; saved the last finished step to "
+                   f"{checkpoint}: continue with --resume")
+        logger.error(message)
+        exc.add_note(message)
 
 
 def _build_judge(ref: str | dict[str, Any]) -> Judge:

@@ -1,0 +1,73 @@
+"""Keeping a run's progress when it stops early: a step snapshot, graceful signals, the stop error.
+
+    - An exception before a step starts changing weights (generation, the judge, a budget stop,
+      the rollout passes) rolls the trainer back to the end of the last finished step
+      (`StepSnapshot`: data position, RNG, reward statistics) and saves that step as a
+      checkpoint, so `--resume` continues exactly as an uninterrupted run would have.
+    - An exception while the weights are being updated saves nothing new: half an update is not
+      a state any run passes through. The last checkpoint stays.
+    - SIGINT / SIGTERM (`GracefulStop`) let the current step finish, then the trainer saves and
+      raises `TrainingStopped`; a second Ctrl-C stops at once (KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """Training stopped on a signal after a finished step, which was saved."""
+
+
+@dataclass
+class StepSnapshot:
+    """What a step changes before its update: restored to undo an aborted step."""
+
+    data_position: int
+    rng: dict[str, Any]
+    reward_stats: dict[str, float]
+
+    @classmethod
+    def take(cls, trainer: Any) -> StepSnapshot:
+        """The trainer's state at the start of a step."""
+        from rlaif.ppo.checkpoint import rng_state
+
+        return cls(trainer.data_position, rng_state(), dict(trainer.reward_stats.state_dict()))
+
+    def restore(self, trainer: Any) -> None:
+        """Put the trainer back to the start of the aborted step (= the end of the last one)."""
+        from rlaif.ppo.checkpoint import set_rng_state
+
+        trainer.data_position = self.data_position
+        set_rng_state(self.rng)
+        trainer.reward_stats.load_state_dict(self.reward_stats)
+
+
+class GracefulStop:
+    """While active, SIGINT and SIGTERM only ask the training loop to stop after this step."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.requested = signal.Signals(signum).name
+        print(f"\n{self.requested}: stopping after this step (again to stop at once)", flush=True)
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():  # signals reach only that thread
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
