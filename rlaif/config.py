@@ -102,6 +102,9 @@ class JudgeConfig(_Section):
         default="none", description="running: (score - running mean) / running std"
     )
     clip: float | None = Field(default=None, gt=0, description="clip rewards to [-clip, clip]")
+    max_unscored_steps: int = Field(
+        default=3, ge=1, description="stop (saving the run) when this many consecutive steps had "
+        "no scored sample at all: training on nothing is not success")
 
 
 class KLConfig(_Section):

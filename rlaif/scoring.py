@@ -143,6 +143,11 @@ class ScoredFile:
     cache_stats: dict[str, Any] | None
     usage: Usage
 
+    @property
+    def n_scored(self) -> int:
+        """Samples that got a score."""
+        return sum(v is not None for vals in self.values.values() for v in vals)
+
     def pairs(self) -> tuple[int, int, int]:
         """HH rows: (chosen > rejected, ties, pairs with both scored); zeros otherwise."""
         both = [(c, r) for c, r in zip(self.values.get("chosen", []), self.values.get("rejected", []))
@@ -164,6 +169,8 @@ class ScoringJob:
         """Read the first `limit` rows of `data`; errors name the file and row."""
         if out.resolve() == data.resolve():
             raise ValueError(f"--out {out} is the input file; choose another output path")
+        if limit is not None and limit <= 0:
+            raise ValueError(f"--limit {limit}: must be a positive number of rows")
         rows = read_numbered_rows(data, limit)
         return cls(data, out, rows, to_samples(rows, data))
 

@@ -20,3 +20,8 @@ def politeness(texts: list[str]) -> list[float]:
 def insults(texts: list[str]) -> list[float]:
     """How many insults ("idiot", "stupid") a text holds; NaN (unscorable) if it says "Fine"."""
     return [math.nan if "Fine" in t else float(len(INSULT.findall(t))) for t in texts]
+
+
+def always_nan(texts: list[str]) -> list[float]:
+    """A broken scorer: NaN for every text (the function judge reports each as unscored)."""
+    return [float("nan")] * len(texts)

@@ -140,3 +140,20 @@ def test_missing_model_fails_before_scoring_with_exit_1(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot load classifier" in err and "no-model" in err and "while scoring" not in err
     assert not out.exists()
+
+
+def test_exit_codes_say_whether_anything_was_scored(tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"prompt": "p", "response": "fine"}\n{"prompt": "p", "response": "also fine"}\n')
+    nan_judge = tmp_path / "nan.yaml"
+    nan_judge.write_text("type: function\nfunction: judge_fns:always_nan\nscale: [0, 1]\n")
+    # every sample unscored: the rows (with their errors) are written, but the exit code says so
+    assert main(["score", str(nan_judge), "--data", str(rows), "--out", str(tmp_path / "o.jsonl")]) == 3
+    assert "no sample was scored" in capsys.readouterr().err
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["score", "profanity-check", "--data", str(empty)]) == 3
+    assert "holds no rows" in capsys.readouterr().err
+    assert main(["score", "profanity-check", "--data", str(rows), "--limit", "-1"]) == 1
+    assert "--limit -1" in capsys.readouterr().err

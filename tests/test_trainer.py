@@ -244,3 +244,34 @@ def test_chunked_rollout_forwards_sort_by_length_and_return_batch_order(tiny_mod
         for got, want, full in zip(single, whole, forward):
             torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
             torch.testing.assert_close(got, full, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("steps, limit, stops_after", [
+    (5, 2, 2),   # two unscored steps in a row reach judge.max_unscored_steps = 2
+    (1, 3, 1),   # a whole run with nothing scored is not success, even under the limit
+])
+def test_a_judge_that_scores_nothing_stops_training_and_saves(tiny_models, tmp_path, steps, limit,
+                                                              stops_after):
+    from rlaif.judges.base import JudgeError
+    from rlaif.models.layout import latest_checkpoint
+
+    config = make_config(tiny_models["gpt2"], tmp_path / "run", f"ppo.steps={steps}",
+                         f"judge.max_unscored_steps={limit}")
+    trainer = PPOTrainer(config, judge=LetterJudge(fail_all=True), prompts=PROMPTS)
+    with pytest.raises(JudgeError, match=f"scored no sample in the last {stops_after} step"):
+        trainer.train()
+    assert trainer.step_count == stops_after
+    assert latest_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoints" / f"step-{stops_after}"
+
+
+def test_one_unscored_step_among_scored_ones_trains_on(tiny_models, tmp_path):
+    class FailsOnce(LetterJudge):
+        async def ascore(self, samples):
+            scores = await super().ascore(samples)
+            return [Score.failed("down for one call") for _ in scores] if len(self.calls) == 2 else scores
+
+    from rlaif.judges.base import Score
+
+    config = make_config(tiny_models["gpt2"], tmp_path / "run", "ppo.steps=3", "judge.max_unscored_steps=2")
+    result = PPOTrainer(config, judge=FailsOnce(), prompts=PROMPTS).train()
+    assert [m["reward/scored"] for m in result.history] == [4, 0, 4]

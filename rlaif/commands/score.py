@@ -10,9 +10,11 @@ The work is done by `rlaif.scoring`; this verb parses arguments and prints.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+NOTHING_SCORED = 3  # exit code: the run worked, but no sample got a score (see README)
 HELP = "score a JSONL of {prompt, response} or HH {chosen, rejected} rows with a judge"
 
 
@@ -51,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     data = resolve_data(args.data)
     out = Path(args.out) if args.out else Path.cwd() / f"{data.stem}.scores.jsonl"
     job = ScoringJob.read(data, out, args.limit)
+    if not job.rows:
+        print(f"rlaif score: warning: {data} holds no rows; nothing to score", file=sys.stderr)
+        return NOTHING_SCORED
     judge = load_judge(args.judge, parse_overrides(args.overrides), args.cache)
     try:
         preload(judge)  # a missing model fails before the progress bar starts
@@ -72,4 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if usage.requests:
         print(f"usage: {usage.requests} requests, {usage.input_tokens} input + "
               f"{usage.output_tokens} output tokens, ~${usage.cost_usd:.4f}")
+    if result.n_scored == 0:
+        first = next((r.get("error") or r.get("chosen_error") for r in result.rows), None)
+        print(f"rlaif score: no sample was scored (first reason: {first}); the rows are in {out} "
+              "with their errors", file=sys.stderr)
+        return NOTHING_SCORED
     return 0

@@ -92,3 +92,20 @@ def process_rewards(scores: Sequence[Score], everyone: Sequence[dict[str, Any]],
     for name, vals in members.items():
         metrics[f"reward/{name}/mean"] = mean_std(vals)[0]
     return processed, metrics
+
+
+def check_scored_steps(history: Sequence[dict[str, Any]], limit: int, judge_name: str,
+                       final: bool = False) -> None:
+    """Raise when the last `limit` steps (or, at the end of a run, all of them) scored nothing."""
+    streak = 0
+    for row in reversed(history):
+        if row.get("reward/scored"):
+            break
+        streak += 1
+    if streak >= limit or (final and history and streak == len(history)):
+        raise JudgeError(
+            f"judge {judge_name!r} scored no sample in the last {streak} step(s) (judge.on_unscored "
+            f"is 'skip'; judge.max_unscored_steps={limit}): PPO trained on nothing. Check the "
+            "judge (endpoint, key, model; `rlaif score` on a few replies shows its errors); the "
+            "finished steps are saved, continue with --resume once it scores"
+        )

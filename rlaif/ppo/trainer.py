@@ -32,7 +32,7 @@ import torch
 
 from rlaif.config import RunConfig, save_config
 from rlaif.data.prompts import PromptStream
-from rlaif.judges.base import Judge, Score
+from rlaif.judges.base import Judge, JudgeError, Score
 from rlaif.models.generate import eos_token_ids
 from rlaif.models.layout import latest_checkpoint
 from rlaif.models.load import load_tokenizer, prepare_tokenizer
@@ -44,7 +44,7 @@ from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary
 from rlaif.ppo.policy import PolicyWithValueHead
-from rlaif.ppo.rewards import gather_score_rows, process_rewards, score_samples
+from rlaif.ppo.rewards import check_scored_steps, gather_score_rows, process_rewards, score_samples
 from rlaif.ppo.rollout import Responses, Rollout, sample_responses, score_rollout
 from rlaif.ppo.sampling import sampling_kwargs
 from rlaif.ppo.update import UPDATE_METRICS, ppo_update
@@ -338,6 +338,7 @@ class PPOTrainer:
                     self._after_step(m, bar, main)
                     if save_every and self.step_count % save_every == 0:
                         checkpoint = self.save_checkpoint()
+                    self._check_scored(final=self.step_count >= steps)
                     if stop.requested:
                         checkpoint = self.save_checkpoint()
                         raise TrainingStopped(
@@ -362,6 +363,15 @@ class PPOTrainer:
             bar.write(f"step {m['step']}: reward {m['reward/mean']:.4g} kl "
                       f"{m['objective/kl']:.4g} unscored {m['reward/unscored']} "
                       f"({m['time/step']:.2f}s)")
+
+    def _check_scored(self, final: bool) -> None:
+        """Stop, saving the finished steps, when the judge has scored nothing for too long."""
+        try:
+            check_scored_steps(self.history, self.config.judge.max_unscored_steps, self.judge.name,
+                               final=final)
+        except JudgeError:
+            self.save_checkpoint()
+            raise
 
     def _save_after_abort(self, snapshot: StepSnapshot, exc: BaseException) -> None:
         """After a failed step: save the last finished one if no weight was touched yet."""
