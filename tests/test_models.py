@@ -129,3 +129,28 @@ def test_a_saved_policy_loads_without_importing_rlaif_ppo(tiny_models, tmp_path,
                                    atol=1e-5, rtol=1e-5)
     _, tok, is_seq2seq = load_lm(run, device="cpu")
     assert not is_seq2seq and tok.eos_token_id is not None
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("/no/such/model", "no such file or folder"),            # an absolute path that is not there
+    ("./models/mine", "no such file or folder"),             # a relative one
+    ("weights/smol.gguf", "no such file or folder"),         # a GGUF file that is not there
+    ("someone/some-model", "the hub is off"),                # a hub id while offline (tests run so)
+])
+def test_a_model_that_cannot_load_is_one_clear_error(ref, message):
+    from rlaif.models.load import load_model
+
+    with pytest.raises(FileNotFoundError, match=message):
+        load_model(ref)
+
+
+def test_train_with_a_missing_model_path_is_a_message_not_a_traceback(tmp_path, capsys):
+    from pathlib import Path
+
+    from rlaif.cli import main
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+    assert main(["train", str(config), "model.name_or_path=/no/such/model", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "rlaif train: error: model '/no/such/model': no such file or folder" in err
+    assert "Traceback" not in err

@@ -59,10 +59,35 @@ def is_seq2seq(lm: Any) -> bool:
     return bool(getattr(lm.config, "is_encoder_decoder", False))
 
 
+def check_model_ref(source: str) -> None:
+    """Refuse, with the fix, a model reference that cannot load: a path that does not exist
+    (never sent to the hub as an id), or a hub id while the hub is switched off."""
+    import os
+
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.exists():
+        return
+    if text.startswith(("/", ".", "~")) or text.endswith(".gguf") or os.sep * 2 in text \
+            or text.count("/") > 1:
+        raise FileNotFoundError(
+            f"model {text!r}: no such file or folder; pass an existing model folder, a .gguf "
+            "file, a run/checkpoint folder, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if try_to_load_from_cache(text, "config.json") is None:
+            raise FileNotFoundError(
+                f"model {text!r} is not a local path and the hub is off (HF_HUB_OFFLINE is set) "
+                "with no cached copy; download it on a machine with the hub "
+                f"(`huggingface-cli download {text} --local-dir DIR`) and pass DIR, or a .gguf file")
+
+
 def load_config(source: str, *, revision: str | None = None) -> Any:
     """The transformers config of a hub id, a model folder or a GGUF file (its metadata)."""
     from transformers import AutoConfig
 
+    check_model_ref(source)
     gguf = find_gguf(source)
     return load_gguf_config(gguf) if gguf else AutoConfig.from_pretrained(source, revision=revision)
 
@@ -183,6 +208,7 @@ def load_tokenizer(ref: Any, model: Any = None) -> Any:
 
     candidates: list[str] = []
     if isinstance(ref, (str, Path)):
+        check_model_ref(str(ref))
         p = Path(ref)
         folder = resolve_checkpoint(p) if p.is_dir() else None
         if folder is not None:
