@@ -270,6 +270,9 @@ class RunConfig(_Section):
     resume: bool | str = Field(
         default=False, description="true: the run folder's latest checkpoint; or a checkpoint path"
     )
+    allow_changes: bool = Field(
+        default=False, description="resume even though settings that change the math differ from "
+        "the run's config.yaml (recorded in config_changes.jsonl)")
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

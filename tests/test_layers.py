@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rlaif.io", "rlaif.stats", "rlaif.secrets", "rlaif.markdown", "rlaif.overrides", "rlaif.resources",
      "rlaif.measurements"),
     ("rlaif.config",),
+    ("rlaif.run_changes",),
     ("rlaif.data",),
     ("rlaif.judges", "rlaif.models"),
     ("rlaif.ppo", "rlaif.evaluation", "rlaif.compare", "rlaif.scoring", "rlaif.integrations",

@@ -219,3 +219,40 @@ def test_sigint_between_steps_saves_and_resume_continues(tiny_models, tmp_path):
                 assert a[key] == b[key], key
             else:
                 assert math.isclose(a[key], b[key], rel_tol=1e-6, abs_tol=1e-9), (key, a[key], b[key])
+
+
+@pytest.mark.slow
+def test_resume_with_changed_math_is_refused_unless_allowed_and_then_recorded(tiny_models, tmp_path, capsys):
+    """#11: `--resume ppo.batch_size=16 ppo.learning_rate=0.5` used to continue silently and
+    overwrite config.yaml."""
+    import json
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "model": {"name_or_path": str(tiny_models["gpt2"])},
+        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
+        "data": {"limit": 40, "max_prompt_tokens": 96},
+        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": 1, "learning_rate": 1e-3},
+        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
+        "output": {"dir": str(out)}, "accelerate": {"cpu": True}}))
+    assert main(["train", str(cfg)]) == 0
+    saved = (out / "config.yaml").read_text()
+    capsys.readouterr()
+    # a math change: refused, naming the setting, its two values and the way out
+    assert main(["train", str(cfg), "ppo.steps=2", "ppo.learning_rate=0.5", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "ppo.learning_rate: 0.001 -> 0.5" in err and "--allow-changes" in err
+    assert "ppo.steps" not in err.split("math")[1].split("resume with")[0]  # steps are not math
+    assert [r["step"] for r in read_metrics(out)] == [1]  # nothing ran
+    # more steps only: allowed, recorded
+    assert main(["train", str(cfg), "--resume", "ppo.steps=2"]) == 0
+    # the math change, allowed explicitly: runs and is recorded from the step it applies to
+    assert main(["train", str(cfg), "ppo.steps=3", "ppo.learning_rate=0.5", "--resume",
+                 "--allow-changes"]) == 0
+    assert (out / "config.yaml").read_text() == saved  # never overwritten
+    lines = [json.loads(x) for x in (out / "config_changes.jsonl").read_text().splitlines()]
+    assert [x["from_step"] for x in lines] == [2, 3]
+    assert lines[0]["changes"] == {"ppo.steps": {"was": 1, "now": 2}}
+    assert lines[1]["changes"]["ppo.learning_rate"] == {"was": 0.001, "now": 0.5}
+    assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]

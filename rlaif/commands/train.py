@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from the run folder's latest checkpoint, or from DIR "
                         "(a run folder or a checkpoints/step-N folder)")
     parser.add_argument("--out", metavar="DIR", help="run folder (overrides output.dir)")
+    parser.add_argument("--allow-changes", action="store_true",
+                        help="with --resume: continue even though settings that change the math "
+                        "differ from the run's config.yaml (the change is recorded)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"output.dir={args.out}")
     if resume is not None:
         overrides.append(f"resume={'true' if resume is True else resume}")
+    if args.allow_changes:
+        overrides.append("allow_changes=true")
     config = load_config(args.config, overrides)
 
     from rlaif.pipeline import train_and_evaluate

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from rlaif.config import RunConfig, save_config
+from rlaif.run_changes import check_resume
 from rlaif.data.prompts import PromptStream
 from rlaif.judges.base import Judge, JudgeError, Score
 from rlaif.models.generate import eos_token_ids
@@ -150,7 +151,10 @@ class PPOTrainer:
                 )
             self.metrics_log.reset(0)
         if acc.is_main_process:
-            save_config(config, self.run_dir)
+            if config.resume:  # config.yaml stays what the first steps used; changes are recorded
+                check_resume(self.run_dir, config, self.step_count)
+            else:
+                save_config(config, self.run_dir)
 
     # ------------------------------------------------------------------ set-up helpers
 
