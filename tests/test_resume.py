@@ -256,3 +256,37 @@ def test_resume_with_changed_math_is_refused_unless_allowed_and_then_recorded(ti
     assert lines[0]["changes"] == {"ppo.steps": {"was": 1, "now": 2}}
     assert lines[1]["changes"]["ppo.learning_rate"] == {"was": 0.001, "now": 0.5}
     assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, names", [
+    ("truncate:optimizer.pt", "optimizer.pt has"),                    # cut short
+    ("truncate:scheduler.pt", "scheduler.pt has"),
+    ("truncate:policy/value_head.pt", "value_head.pt has"),
+    ("scramble:policy/model/model.safetensors", "model.safetensors does not match"),  # same size
+    ("delete:rng_state_0.pt", "rng_state_0.pt is missing"),
+    ("truncate:trainer_state.json", "trainer_state.json has"),       # was "Expecting value"
+])
+def test_a_damaged_checkpoint_is_named_and_the_previous_good_one_offered(tiny_models, tmp_path,
+                                                                        damage, names):
+    run = tmp_path / "run"
+    trainer = PPOTrainer(make_config(tiny_models["gpt2"], run, "ppo.steps=2", "output.save_every=1"),
+                         judge=LetterJudge(), prompts=PROMPTS)
+    trainer.train()
+    how, rel = damage.split(":")
+    target = run / "checkpoints" / "step-2" / rel
+    data = target.read_bytes()
+    if how == "truncate":
+        target.write_bytes(data[: len(data) // 2])
+    elif how == "scramble":
+        target.write_bytes(data[:-64] + bytes(b ^ 0xFF for b in data[-64:]))
+    else:
+        target.unlink()
+    with pytest.raises(ValueError, match=rf"step-2 is damaged: .*{names}.*--resume .*step-1"):
+        PPOTrainer(make_config(tiny_models["gpt2"], run, "ppo.steps=3", "resume=true"),
+                   judge=LetterJudge(), prompts=PROMPTS)
+    # the offered checkpoint resumes
+    resumed = PPOTrainer(make_config(tiny_models["gpt2"], run, "ppo.steps=3",
+                                     f"resume={run / 'checkpoints' / 'step-1'}"),
+                         judge=LetterJudge(), prompts=PROMPTS)
+    assert resumed.step_count == 1

@@ -14,6 +14,7 @@ saving never leaves a half-written `step-N` (or a `latest` pointing at one).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
+MANIFEST_FILE = "files.json"  # size and sha256 of every file of the checkpoint
 
 
 def rng_state() -> dict[str, Any]:
@@ -82,6 +84,7 @@ def save_checkpoint(run_dir: str | Path, step: int, *, policy: Any, optimizer: A
     torch.save(rng_state(), tmp / f"rng_state_{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
     if main:
+        write_file_manifest(tmp)
         old = root / f".old-step-{step}"
         if final.exists():  # the same step saved again (a resumed run that ends there)
             os.replace(final, old)
@@ -119,7 +122,12 @@ def load_checkpoint(path: str | Path, *, policy: Any, optimizer: Any, scheduler:
     """Restore into `policy`, `optimizer`, `scheduler` and this process's RNG (all in place);
     returns the trainer state."""
     path = Path(path)
-    state = json.loads((path / STATE_FILE).read_text())
+    verify_checkpoint(path)
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointDamaged(f"{path / STATE_FILE} is not valid JSON ({exc.msg}, line {exc.lineno}) "
+                                f"{_older_good(path)}") from None
     # Load the saved policy beside the live one (the live one keeps its reference: the
     # original weights, not the trained ones) and copy every trainable tensor across.
     saved = PolicyWithValueHead.load(path / POLICY_DIR, base=policy.name_or_path, with_reference=False)
@@ -150,3 +158,65 @@ def load_checkpoint(path: str | Path, *, policy: Any, optimizer: Any, scheduler:
             "uninterrupted run exactly", path, accelerator.process_index, state.get("num_processes"),
         )
     return state
+
+
+class CheckpointDamaged(ValueError):
+    """A checkpoint file is missing, truncated or altered since it was written."""
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_file_manifest(folder: Path) -> None:
+    """Record size and sha256 of every file of a checkpoint in `files.json`."""
+    files = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _digest(p)}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST_FILE}
+    atomic_write_json(folder / MANIFEST_FILE, {"files": files})
+
+
+def damaged_file(folder: Path) -> str | None:
+    """What is wrong with a checkpoint's files (first problem), or None when they verify."""
+    manifest = folder / MANIFEST_FILE
+    if not manifest.is_file():
+        return None  # written before checkpoints recorded their files: nothing to compare with
+    try:
+        files = json.loads(manifest.read_text())["files"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return f"{manifest} is damaged"
+    for rel, want in files.items():
+        p = folder / rel
+        if not p.is_file():
+            return f"{p} is missing"
+        if p.stat().st_size != want["bytes"]:
+            return f"{p} has {p.stat().st_size} bytes, {want['bytes']} were written (truncated?)"
+        if _digest(p) != want["sha256"]:
+            return f"{p} does not match the checksum recorded when it was written (altered)"
+    return None
+
+
+def _step_of(folder: Path) -> int | None:
+    tail = folder.name.rpartition("-")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+def _older_good(folder: Path) -> str:
+    """A sentence naming the newest older checkpoint of the run whose files verify."""
+    here = _step_of(folder)
+    older = [p for p in folder.parent.glob("step-*") if p.is_dir() and p != folder
+             and _step_of(p) is not None and (here is None or _step_of(p) < here)]
+    for p in sorted(older, key=_step_of, reverse=True):
+        if (p / STATE_FILE).is_file() and damaged_file(p) is None:
+            return f"; resume from the previous good checkpoint instead: --resume {p}"
+    return "; no older checkpoint of this run verifies: start the run again"
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Refuse a checkpoint whose files changed since they were written, naming the file."""
+    problem = damaged_file(folder)
+    if problem is not None:
+        raise CheckpointDamaged(f"checkpoint {folder} is damaged: {problem}{_older_good(folder)}")
