@@ -190,7 +190,7 @@ def test_train_loop_on_hh_sample_writes_metrics_checkpoints_and_summary(tiny_mod
     state = json.loads((result.checkpoint / "trainer_state.json").read_text())
     assert (state["step"], state["data_position"], state["num_processes"]) == (3, 12, 1)
     assert {p.name for p in result.checkpoint.iterdir()} == {
-        "policy", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state_0.pt"}
+        "policy", "optimizer.pt", "scheduler.pt", "trainer_state.json", "rng_state_0.pt", "files.json"}
     assert (result.checkpoint / "policy" / "policy.json").is_file()
     assert (run / "config.yaml").is_file()
     out = capsys.readouterr().out
