@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,22 +83,49 @@ def to_samples(rows: Sequence[Row], path: Path) -> list[list[Sample]]:
     return out
 
 
+class ScoringStopped(JudgeError):
+    """Scoring stopped early; the rows finished so far were written to `partial_path`."""
+
+
 def score_in_chunks(judge: Judge, samples: Sequence[Sample], where: Path | str, *,
-                    chunk: int = CHUNK, progress: Callable[[int], Any] | None = None) -> list[Score]:
-    """Score `samples` `chunk` at a time (`progress(n)` after each); a JudgeError names the chunk."""
+                    chunk: int = CHUNK, progress: Callable[[int], Any] | None = None,
+                    on_stop: Callable[[list[Score | None]], str] | None = None) -> list[Score]:
+    """Score `samples` `chunk` at a time (`progress(n)` after each). On a stop (a judge error, a
+    budget, Ctrl-C) `on_stop(scores so far, None where not scored)` keeps them and returns what
+    it did; the error then names the chunk, how many were scored and where they went."""
     scores: list[Score] = []
     for start in range(0, len(samples), chunk):
         batch = samples[start:start + chunk]
         try:
             scores.extend(judge.score(batch))
-        except JudgeError as exc:
-            raise JudgeError(f"{exc} (while scoring {where}, samples {start}..."
-                             f"{start + len(batch) - 1}; {len(scores)} scored before; "
-                             "with --cache they are kept for the next run)",
-                             partial=exc.partial) from exc
+        except (JudgeError, KeyboardInterrupt) as exc:
+            partial = [*scores, *(getattr(exc, "partial", None) or [])]
+            done = [*partial, *[None] * (len(samples) - len(partial))]
+            kept = on_stop(done) if on_stop is not None else ""
+            n_done = sum(s is not None and s.value is not None for s in done)
+            raise ScoringStopped(
+                f"{exc or type(exc).__name__} (while scoring {where}, samples {start}..."
+                f"{start + len(batch) - 1}); {n_done} of {len(samples)} samples were scored"
+                + (f"; {kept}" if kept else "")
+                + ". Re-running with the same --cache skips every sample already paid for",
+                partial=done) from exc
         if progress is not None:
             progress(len(batch))
     return scores
+
+
+def check_output_path(out: Path) -> None:
+    """Refuse, before any request is sent, an output path that cannot be written."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; pass a file path such as {out / 'scores.jsonl'}")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: its folder cannot be created ({exc.strerror}); "
+                         "choose another path") from None
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"--out {out}: not writable; choose a writable path")
 
 
 def summarize(values: Sequence[float | None]) -> dict[str, Any]:
@@ -171,8 +199,27 @@ class ScoringJob:
             raise ValueError(f"--out {out} is the input file; choose another output path")
         if limit is not None and limit <= 0:
             raise ValueError(f"--limit {limit}: must be a positive number of rows")
+        check_output_path(out)
         rows = read_numbered_rows(data, limit)
         return cls(data, out, rows, to_samples(rows, data))
+
+    @property
+    def partial_path(self) -> Path:
+        """Where the rows of a stopped run go."""
+        return self.out.with_name(self.out.name + ".partial")
+
+    def _keep_partial(self, scores: list[Score | None]) -> str:
+        """Write the rows whose every sample was scored to `partial_path`; say how many."""
+        done_rows, done_per_row, done_scores, it = [], [], [], iter(scores)
+        for row, samples in zip(self.rows, self.per_row):
+            row_scores = [next(it) for _ in samples]
+            if all(s is not None for s in row_scores):
+                done_rows.append(row)
+                done_per_row.append(samples)
+                done_scores.extend(row_scores)
+        out_rows, _ = output_rows(done_rows, done_per_row, done_scores)
+        atomic_write_jsonl(self.partial_path, out_rows)
+        return f"{len(out_rows)} finished row(s) of {len(self.rows)} written to {self.partial_path}"
 
     @property
     def samples(self) -> list[Sample]:
@@ -180,8 +227,11 @@ class ScoringJob:
         return [s for samples in self.per_row for s in samples]
 
     def run(self, judge: Judge, progress: Callable[[int], Any] | None = None) -> ScoredFile:
-        """Score every sample, write the rows with their scores to `out` (atomically)."""
-        scores = score_in_chunks(judge, self.samples, self.data, progress=progress)
+        """Score every sample, write the rows with their scores to `out` (atomically); on a
+        stop, the rows finished so far go to `<out>.partial`."""
+        check_output_path(self.out)
+        scores = score_in_chunks(judge, self.samples, self.data, progress=progress,
+                                 on_stop=self._keep_partial)
         stats = judge.stats() if hasattr(judge, "stats") else None
         out_rows, values = output_rows(self.rows, self.per_row, scores)
         atomic_write_jsonl(self.out, out_rows)

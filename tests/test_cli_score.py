@@ -157,3 +157,48 @@ def test_exit_codes_say_whether_anything_was_scored(tmp_path, capsys):
     assert "holds no rows" in capsys.readouterr().err
     assert main(["score", "profanity-check", "--data", str(rows), "--limit", "-1"]) == 1
     assert "--limit -1" in capsys.readouterr().err
+
+
+def test_a_budget_stop_keeps_the_paid_rows_and_a_rerun_repeats_no_paid_request(tmp_path, capsys,
+                                                                              monkeypatch):
+    """#11: a budget stop after 7 of 20 requests used to leave no output file at all."""
+    from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
+
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": "p", "response": f"reply number {i}"}) + "\n"
+                            for i in range(20)))
+    out, cache = tmp_path / "out.jsonl", tmp_path / "scores.sqlite"
+    with FakeClaude() as fake:
+        common = ["score", "claude-toxicity-anthropic", "--data", str(data), "--out", str(out),
+                  "--cache", str(cache), "--set", f"base_url={fake.url}", "--set",
+                  "requests_per_minute=null", "--set", "max_concurrency=1"]
+        assert main([*common, "--set", "budget={max_requests: 7}"]) == 1
+        err = capsys.readouterr().err
+        assert fake.requests == 7
+        partial = out.with_name("out.jsonl.partial")
+        rows = [json.loads(line) for line in partial.read_text().splitlines()]
+        assert len(rows) == 7 and all(r["score"] is not None for r in rows)
+        assert f"7 finished row(s) of 20 written to {partial}" in err and "7 of 20 samples" in err
+        assert not out.exists()  # the complete file exists only once every row is scored
+        # the rerun with the cache sends only the 13 requests not yet paid for
+        assert main(common) == 0
+        assert fake.requests == 20
+    assert len(out.read_text().splitlines()) == 20
+
+
+def test_an_unusable_out_is_refused_before_any_request(tmp_path, capsys, monkeypatch):
+    from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
+
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
+    with FakeClaude() as fake:
+        base = ["score", "claude-toxicity-anthropic", "--data", str(data), "--set", f"base_url={fake.url}"]
+        assert main([*base, "--out", str(tmp_path)]) == 1  # a folder
+        assert "is a folder" in capsys.readouterr().err
+        assert main([*base, "--out", str(data / "o.jsonl")]) == 1  # "folder" is a file
+        assert "cannot be created" in capsys.readouterr().err
+        assert fake.requests == 0

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rlaif.judges.registry import load_judge
     from rlaif.overrides import parse_overrides
-    from rlaif.scoring import ScoringJob, preload, resolve_data, summarize
+    from rlaif.scoring import ScoringJob, ScoringStopped, preload, resolve_data, summarize
 
     data = resolve_data(args.data)
     out = Path(args.out) if args.out else Path.cwd() / f"{data.stem}.scores.jsonl"
@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         preload(judge)  # a missing model fails before the progress bar starts
         with tqdm(total=len(job.samples), desc=f"scoring with {judge.name}", unit="sample") as bar:
             result = job.run(judge, progress=bar.update)
+    except ScoringStopped as exc:
+        print(f"rlaif score: stopped: {exc}", file=sys.stderr)
+        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
     finally:
         judge.close()
 
