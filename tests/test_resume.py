@@ -31,6 +31,21 @@ def _config(tiny_models, arch, run, *extra):
         "judge.normalize=running", "ppo.lr_scheduler=linear", *extra)
 
 
+def _write_cli_config(path, model, steps, out=None):
+    """A small run config for CLI tests: tiny GPT-2, a function judge, 40 sample prompts."""
+    data = {
+        "model": {"name_or_path": str(model)},
+        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
+        "data": {"limit": 40, "max_prompt_tokens": 96},
+        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": steps, "learning_rate": 1e-3},
+        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
+        "accelerate": {"cpu": True}}
+    if out is not None:
+        data["output"] = {"dir": str(out)}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def _stable(row):
     return {k: v for k, v in row.items() if not k.startswith(VOLATILE)}
 
@@ -145,14 +160,7 @@ def test_find_resume_checkpoint_accepts_a_run_a_checkpoints_folder_or_a_step(tmp
 def test_rlaif_train_resume_continues_a_run_folder(tiny_models, tmp_path, capsys):
     """`rlaif train CONFIG --resume` picks up where the run folder's latest checkpoint left off."""
     out = tmp_path / "run"
-    base = ["train", str(tmp_path / "cfg.yaml")]
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({
-        "model": {"name_or_path": str(tiny_models["gpt2"])},
-        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
-        "data": {"limit": 40, "max_prompt_tokens": 96},
-        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": 2, "learning_rate": 1e-3},
-        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
-        "output": {"dir": str(out)}, "accelerate": {"cpu": True}}))
+    base = ["train", str(_write_cli_config(tmp_path / "cfg.yaml", tiny_models["gpt2"], 2, out))]
     assert main(base) == 0
     assert [r["step"] for r in read_metrics(out)] == [1, 2]
     # Resuming with more steps continues at step 3; the `ppo.steps=3` after --resume is an
@@ -174,14 +182,7 @@ def test_sigint_between_steps_saves_and_resume_continues(tiny_models, tmp_path):
     import time
     from pathlib import Path
 
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "model": {"name_or_path": str(tiny_models["gpt2"])},
-        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
-        "data": {"limit": 40, "max_prompt_tokens": 96},
-        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": 500, "learning_rate": 1e-3},
-        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
-        "accelerate": {"cpu": True}}))
+    cfg = _write_cli_config(tmp_path / "cfg.yaml", tiny_models["gpt2"], 500)
     tests_dir = Path(__file__).resolve().parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests_dir), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
@@ -228,14 +229,7 @@ def test_resume_with_changed_math_is_refused_unless_allowed_and_then_recorded(ti
     import json
 
     out = tmp_path / "run"
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "model": {"name_or_path": str(tiny_models["gpt2"])},
-        "judge": {"ref": {"type": "function", "function": "ppo_helpers:e_share", "scale": [0, 1]}},
-        "data": {"limit": 40, "max_prompt_tokens": 96},
-        "ppo": {"batch_size": 4, "mini_batch_size": 2, "steps": 1, "learning_rate": 1e-3},
-        "generation": {"min_new_tokens": 2, "max_new_tokens": 4},
-        "output": {"dir": str(out)}, "accelerate": {"cpu": True}}))
+    cfg = _write_cli_config(tmp_path / "cfg.yaml", tiny_models["gpt2"], 1, out)
     assert main(["train", str(cfg)]) == 0
     saved = (out / "config.yaml").read_text()
     capsys.readouterr()

@@ -12,10 +12,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingStopped(KeyboardInterrupt):
@@ -71,3 +75,23 @@ class GracefulStop:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+def save_after_abort(trainer: Any, snapshot: StepSnapshot, exc: BaseException) -> None:
+    """After a failed step: save the last finished one if the step touched no weight yet."""
+    step = trainer.step_count
+    if not step or trainer.accelerator.num_processes > 1:
+        # (with several processes the others may not reach the save's barriers)
+        logger.error("step %d failed; nothing new saved (%s)", step + 1,
+                     "no step had finished" if not step else "multi-process run")
+        return
+    if trainer.updating:
+        logger.error("step %d failed while updating the weights; nothing new saved (the last "
+                     "checkpoint, if any, stays): %s", step + 1, exc)
+        return
+    snapshot.restore(trainer)
+    checkpoint = trainer.save_checkpoint()
+    message = (f"step {step + 1} failed; saved the last finished step to {checkpoint}: "
+               "continue with --resume")
+    logger.error(message)
+    exc.add_note(message)

@@ -41,7 +41,7 @@ from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
 from rlaif.ppo.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
 from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
-from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped
+from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped, save_after_abort
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary
 from rlaif.ppo.policy import PolicyWithValueHead
@@ -136,7 +136,7 @@ class PPOTrainer:
         self.capture_states = use_generation_states(ppo.rollout_logprobs, policy.config,
                                                      policy.is_seq2seq)
         self.step_count = 0
-        self._updating = False
+        self.updating = False
         self.data_position = 0
         self.history: list[dict[str, Any]] = []
         self.metrics_log = MetricsLog(self.run_dir, enabled=acc.is_main_process)
@@ -207,7 +207,7 @@ class PPOTrainer:
         """Run one PPO step on `prompts` (default: the next batch); returns its metrics."""
         cfg, ppo, device = self.config, self.config.ppo, self.accelerator.device
         start, times = time.perf_counter(), {}
-        self._updating = False  # True from the first weight change to the end of the step
+        self.updating = False  # True from the first weight change to the end of the step
         prompts = self._step_prompts(prompts)
         # 1. generate: one batched call; everything after the first EOS becomes padding
         with timed(times, "time/generate"):
@@ -244,12 +244,12 @@ class PPOTrainer:
                 logprobs=logprobs, values=values, entropy=entropy, kl=kl,
                 non_score_rewards=non_score_rewards, advantages=advantages, returns=returns)
             # 6. update: PPO epochs over shuffled minibatches (none when nothing was scored)
-            self._updating = True
+            self.updating = True
             update_metrics = self._update(rollout) if reward_metrics["reward/scored"] else \
                 dict.fromkeys(UPDATE_METRICS, math.nan)
         # 7. log: metrics over all processes; the KL controller moves toward its target
         metrics = self._log_step(rollout, kl_coef, reward_metrics, {**times, **update_metrics}, start)
-        self._updating = False
+        self.updating = False
         return metrics
 
     def _step_prompts(self, prompts: Sequence[str] | None) -> list[str]:
@@ -337,7 +337,7 @@ class PPOTrainer:
                     try:
                         m = self.step()
                     except Exception as exc:
-                        self._save_after_abort(snapshot, exc)
+                        save_after_abort(self, snapshot, exc)
                         raise
                     self._after_step(m, bar, main)
                     if save_every and self.step_count % save_every == 0:
@@ -376,24 +376,6 @@ class PPOTrainer:
         except JudgeError:
             self.save_checkpoint()
             raise
-
-    def _save_after_abort(self, snapshot: StepSnapshot, exc: BaseException) -> None:
-        """After a failed step: save the last finished one if no weight was touched yet."""
-        if not self.step_count or self.accelerator.num_processes > 1:
-            # (with several processes the others may not reach the save's barriers)
-            logger.error("step %d failed; nothing new saved (%s)", self.step_count + 1,
-                         "no step had finished" if not self.step_count else "multi-process run")
-            return
-        if self._updating:
-            logger.error("step %d failed while updating the weights; nothing new saved (the last "
-                         "checkpoint, if any, stays): %s", self.step_count + 1, exc)
-            return
-        snapshot.restore(self)
-        checkpoint = self.save_checkpoint()
-        message = (f"step {self.step_count + 1} failed; saved the last finished step to "
-                   f"{checkpoint}: continue with --resume")
-        logger.error(message)
-        exc.add_note(message)
 
 
 def _build_judge(ref: str | dict[str, Any]) -> Judge:
