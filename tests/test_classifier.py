@@ -165,3 +165,15 @@ def test_missing_model_is_a_judge_error_naming_it(tmp_path):
     judge = _judge(tmp_path / "no-such-model")
     with pytest.raises(JudgeError, match=r"no-such-model.*offline.*local folder"):
         judge.score([("", "hi")])
+
+
+def test_truncation_is_said_once_with_the_count(tiny_models, caplog):
+    # #11: classifiers used to cut long replies silently.
+    judge = _judge(tiny_models["roberta"], max_length=16)
+    texts = ["word " * 200, "short", "You are terrible. " * 40]
+    with caplog.at_level("WARNING", logger="rlaif.judges.local_model"):
+        judge.score([("", t) for t in texts])
+        judge.score([("", t) for t in texts])
+    warnings = [r.getMessage() for r in caplog.records if "max_length=16" in r.getMessage()]
+    assert len(warnings) == 1 and "2 of 3 texts" in warnings[0]  # said once, with the count
+    assert (judge.truncation.cut, judge.truncation.seen) == (4, 6)  # and counted every time

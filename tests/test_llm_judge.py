@@ -330,3 +330,15 @@ def test_a_connection_error_names_the_url_really_used(monkeypatch):
     with judge:
         (score,) = judge.score(SAMPLES[:1])
     assert score.value is None and "http://127.0.0.1:9" in score.error and "(default)" not in score.error
+
+
+@pytest.mark.parametrize("path", ["anthropic", "bedrock-invoke"])
+def test_an_oversized_sample_is_not_sent(path):
+    # #11: a 5 MB reply went out as one ~1.1M-token request.
+    huge = Sample("p", "word " * 20_000)  # 100,000 characters
+    with FakeClaude() as fake, judge_for(path, fake, max_input_chars=50_000) as judge:
+        scores = judge.score([huge, SAMPLES[0]])
+        assert fake.requests == 1  # only the normal sample went out
+    assert scores[0].value is None and "not sent" in scores[0].error
+    assert "characters, over max_input_chars=50,000" in scores[0].error
+    assert scores[1].value is not None

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.local_model import (LocalModelJudge, effective_max_length,
+from rlaif.judges.local_model import (LocalModelJudge, TruncationNotice, effective_max_length,
                                       length_sorted_batches, load_error, resolve_device,
                                       sample_texts, scores_from)
 from rlaif.judges.spec import ClassifierSpec
@@ -51,6 +51,7 @@ class ClassifierJudge(LocalModelJudge):
         self._tokenizer: Any = None
         self._label_index = 0
         self._max_length = spec.max_length
+        self.truncation: TruncationNotice | None = None  # texts cut at max_length, counted
         self._device: Any = None
         self._lock = threading.Lock()
 
@@ -128,8 +129,11 @@ class ClassifierJudge(LocalModelJudge):
         self.load()
         num_labels = int(self._model.config.num_labels)
         out = torch.empty(len(texts), num_labels, dtype=torch.float32)
+        if self.truncation is None or self.truncation.max_length != self._max_length:
+            self.truncation = TruncationNotice(getattr(self, "name", "judge"), self._max_length)
         batches = length_sorted_batches(self._tokenizer, texts, pairs, max_length=self._max_length,
-                                        batch_size=self.spec.batch_size, device=self._device)
+                                        batch_size=self.spec.batch_size, device=self._device,
+                                        notice=self.truncation)
         with torch.inference_mode():
             for idx, batch in batches:
                 logits = self._model(**batch).logits  # (B, num_labels)

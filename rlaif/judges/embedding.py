@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlaif.io import atomic_path, atomic_write_text
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.local_model import (LocalModelJudge, effective_max_length,
+from rlaif.judges.local_model import (LocalModelJudge, TruncationNotice, effective_max_length,
                                       length_sorted_batches, load_error, resolve_device,
                                       sample_texts, scores_from)
 from rlaif.judges.spec import HEAD_SUFFIXES, EmbeddingSpec
@@ -69,6 +69,7 @@ class SentenceEncoder:
         self.ref, self.pooling, self.normalize = ref, pooling, normalize
         self.batch_size, self.device_name, self.revision, self.name = batch_size, device, revision, name
         self._max_length = max_length
+        self.truncation: TruncationNotice | None = None  # texts cut at max_length, counted
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: Any = None
@@ -113,8 +114,11 @@ class SentenceEncoder:
 
         self.load()
         out: torch.Tensor | None = None
+        if self.truncation is None or self.truncation.max_length != self._max_length:
+            self.truncation = TruncationNotice(getattr(self, "name", "judge"), self._max_length)
         batches = length_sorted_batches(self._tokenizer, texts, pairs, max_length=self._max_length,
-                                        batch_size=self.batch_size, device=self._device)
+                                        batch_size=self.batch_size, device=self._device,
+                                        notice=self.truncation)
         with torch.inference_mode():
             for idx, batch in batches:
                 hidden = self._model(**batch).last_hidden_state  # (B, T, D)

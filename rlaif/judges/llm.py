@@ -225,6 +225,12 @@ class LLMJudge(Judge):
         async with batch.semaphore:
             if batch.budget_stop or batch.halted:
                 return
+            size = len(sample.prompt) + len(sample.response)
+            if size > self.spec.max_input_chars:
+                results[i] = Score.failed(
+                    f"not sent: prompt + response are {size:,} characters, over max_input_chars="
+                    f"{self.spec.max_input_chars:,}; raise it in the judge spec to pay for it")
+                return
             rendered = render(self.template, sample, self.criteria)
             request = JudgeRequest(rendered.system, rendered.user, self._tool)
             estimate = self._estimate(request)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
@@ -21,6 +22,8 @@ from rlaif.judges.base import Judge, JudgeError, Sample, Score
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger(__name__)
 
 # Tokenizers whose model_max_length was never set report ~1e30: treat that as "unknown".
 _UNSET_MAX_LENGTH = 1_000_000
@@ -81,9 +84,29 @@ def effective_max_length(limit: int, tokenizer: Any, config: Any) -> int:
     return limit
 
 
+class TruncationNotice:
+    """Counts texts cut at `max_length`; says so once per judge (the first time), with the count."""
+
+    def __init__(self, judge: str, max_length: int) -> None:
+        self.judge, self.max_length = judge, max_length
+        self.cut = self.seen = 0
+
+    def record(self, lengths: Sequence[int]) -> None:
+        """Count the texts of one batch that reached the limit (cut there, or exactly that long)."""
+        cut = sum(n >= self.max_length for n in lengths)
+        if cut and not self.cut:
+            logger.warning("judge %s: %d of %d texts reached max_length=%d tokens and were cut "
+                           "there (later cuts are counted in .truncation.cut, not logged again); "
+                           "raise max_length if the end of a reply matters", self.judge, cut,
+                           len(lengths), self.max_length)
+        self.cut += cut
+        self.seen += len(lengths)
+
+
 def length_sorted_batches(tokenizer: Any, texts: list[str], pairs: list[str] | None, *,
-                          max_length: int, batch_size: int,
-                          device: Any) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
+                          max_length: int, batch_size: int, device: Any,
+                          notice: TruncationNotice | None = None,
+                          ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
     """(input indices, model inputs on `device`) per batch, longest texts first.
 
     Longest first: the biggest batch runs first (memory errors show at once) and each
@@ -97,6 +120,8 @@ def length_sorted_batches(tokenizer: Any, texts: list[str], pairs: list[str] | N
     enc = tokenizer(list(texts), list(pairs) if pairs is not None else None,
                     truncation=True, max_length=max_length, padding=False)
     ids: list[list[int]] = enc["input_ids"]
+    if notice is not None:
+        notice.record([len(r) for r in ids])
     type_ids: list[list[int]] | None = enc.get("token_type_ids")
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
     pad_id = tokenizer.pad_token_id

@@ -29,7 +29,8 @@ HEAD_SUFFIXES = (".safetensors", ".json")
 # Fields that change how a judge runs, not what it scores: left out of the cache key.
 RUNTIME_FIELDS = frozenset(
     {"name", "description", "batch_size", "device", "max_concurrency", "requests_per_minute",
-     "timeout", "max_retries", "cache", "budget", "base_url", "endpoint_url", "region", "price"}
+     "timeout", "max_retries", "cache", "budget", "base_url", "endpoint_url", "region", "price",
+     "max_input_chars"}
 )
 
 
@@ -185,6 +186,10 @@ class LLMSpec(_SpecBase):
     structured: bool = Field(default=True, description="ask for the score through tool use")
     temperature: float = Field(default=0.0, ge=0, le=1)
     max_tokens: int = Field(default=512, gt=0)
+    max_input_chars: int = Field(
+        default=60_000, gt=0, description="longest prompt + response sent (about 15k tokens): "
+        "a longer sample is left unscored with the reason, never sent (a runaway 5 MB reply "
+        "would be a million-token request)")
     max_concurrency: int = Field(default=8, gt=0)
     requests_per_minute: float | None = Field(default=None, gt=0)
     timeout: float = Field(default=60.0, gt=0)
