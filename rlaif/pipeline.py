@@ -118,19 +118,25 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
     return PipelineResult(train=result, holdout=report, paths=paths, timings=timings)
 
 
-def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) -> Any:
+def _holdout(config: RunConfig, prompts: list[str], progress: bool, **settings: Any) -> Any:
+    """A Holdout with the run's evaluator and generation settings."""
     from rlaif.evaluation.holdout import Holdout
 
     ev = config.eval
-    evaluator = ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR
-    if evaluator == config.judge.ref:
-        log.warning("the evaluator is the reward judge (%s): reward hacking would not show in "
-                    "the report; set eval.evaluator to a different judge", evaluator)
-    return Holdout(holdout_prompts(config, test_prompts), evaluator,
+    return Holdout(prompts, ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR,
                    gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
                    threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
-                   samples_per_prompt=ev.samples_per_prompt, progress=progress,
-                   chat=config.data.task == "chat", system_prompt=config.data.system_prompt)
+                   chat=config.data.task == "chat", system_prompt=config.data.system_prompt,
+                   progress=progress, **settings)
+
+
+def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) -> Any:
+    """The hold-out set; warns when the evaluator is the reward judge."""
+    if (config.eval.evaluator or DEFAULT_EVALUATOR) == config.judge.ref:
+        log.warning("the evaluator is the reward judge (%s): reward hacking would not show in "
+                    "the report; set eval.evaluator to a different judge", config.judge.ref)
+    return _holdout(config, holdout_prompts(config, test_prompts), progress,
+                    samples_per_prompt=config.eval.samples_per_prompt)
 
 
 def _make_control(config: RunConfig, progress: bool) -> Any:
@@ -139,15 +145,10 @@ def _make_control(config: RunConfig, progress: bool) -> Any:
     if ev.control_source is None:
         return None
     from rlaif.data.prompts import load_split_prompts
-    from rlaif.evaluation.holdout import Holdout
 
     prompts = load_split_prompts(ev.control_source, split=ev.control_split, task=config.data.task,
                                  n=ev.control_n, on_bad_row=config.data.on_bad_row)
-    return Holdout(prompts, ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR,
-                   gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
-                   threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
-                   chat=config.data.task == "chat", system_prompt=config.data.system_prompt,
-                   progress=progress)
+    return _holdout(config, prompts, progress)
 
 
 def _control_summary(control: Any, before: Any, after: Any) -> dict[str, Any]:

@@ -199,7 +199,6 @@ class ScoringJob:
             raise ValueError(f"--out {out} is the input file; choose another output path")
         if limit is not None and limit <= 0:
             raise ValueError(f"--limit {limit}: must be a positive number of rows")
-        check_output_path(out)
         rows = read_numbered_rows(data, limit)
         return cls(data, out, rows, to_samples(rows, data))
 

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rlaif"
 
 # Lowest first. A module belongs to the first entry that is its name or a parent of it.
 LAYERS: list[tuple[str, ...]] = [
-    ("rlaif.io", "rlaif.stats", "rlaif.secrets", "rlaif.markdown", "rlaif.overrides", "rlaif.resources",
+    ("rlaif.io", "rlaif.stats", "rlaif.secrets", "rlaif.markdown", "rlaif.overrides", "rlaif.batching",
+     "rlaif.resources",
      "rlaif.measurements"),
     ("rlaif.config",),
     ("rlaif.run_changes",),

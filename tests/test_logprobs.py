@@ -9,13 +9,13 @@ import pytest
 import torch
 from ppo_helpers import PROMPTS
 
+from rlaif.batching import pad_rows
 from rlaif.models.generate import generate
 from rlaif.models.logprobs import (
     entropy_from_logits,
     kl_estimates,
     kl_penalty,
     logprobs_from_logits,
-    pad_rows,
     response_logprobs,
     sequence_kl,
 )

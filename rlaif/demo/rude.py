@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rlaif.batching import pad_rows
 from rlaif.demo.settings import RudePolicySettings
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def build_rude_policy(out_dir: Path, base: str | Path, pairs: list[tuple[str, st
         rng.shuffle(order)
         for start in range(0, len(order), settings.batch_size):
             batch = [encoded[i] for i in order[start:start + settings.batch_size]]
-            ids, labels, mask = _padded(batch, pad)
+            ids, mask = pad_rows([seq for seq, _ in batch], pad, side="right")
+            labels = _reply_labels(ids, mask, [n_prompt for _, n_prompt in batch])
             for group in opt.param_groups:  # linear decay to 10%
                 group["lr"] = settings.lr * (1 - 0.9 * step / max(1, steps - 1))
             loss = lm(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -104,16 +106,9 @@ def build_rude_policy(out_dir: Path, base: str | Path, pairs: list[tuple[str, st
             "train_s": round(time.perf_counter() - t0, 1)}
 
 
-def _padded(batch: list[tuple[list[int], int]], pad: int) -> tuple[Any, Any, Any]:
-    """Right-padded (ids, labels with -100 on prompt and padding, attention mask)."""
-    import torch
-
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, (seq, n_prompt) in enumerate(batch):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        labels[row, n_prompt: len(seq)] = torch.tensor(seq[n_prompt:])
-        mask[row, : len(seq)] = 1
-    return ids, labels, mask
+def _reply_labels(ids: Any, mask: Any, n_prompt: list[int]) -> Any:
+    """Labels for right-padded rows: the ids, with -100 on prompt tokens and padding."""
+    labels = ids.masked_fill(mask == 0, -100)
+    for row, n in enumerate(n_prompt):
+        labels[row, :n] = -100
+    return labels

@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rlaif.batching import pad_rows
 from rlaif.demo.settings import EvaluatorSettings, PolicySettings
 from rlaif.models.tiny import (EOS, GPT2Settings, RobertaSettings, build_gpt2,
                                build_roberta_classifier, save_model)
@@ -89,7 +90,7 @@ def _train_lm(model: Any, ids: list[list[int]], pad_id: int,
         if not batches:
             batches = _length_batches([len(r) for r in ids], settings.batch_size, rng)
         batch = batches.pop()
-        input_ids, attention = _padded_lm_batch([ids[i] for i in batch], pad_id)
+        input_ids, attention = pad_rows([ids[i] for i in batch], pad_id, side="right")
         labels = input_ids.masked_fill(attention == 0, -100)
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
         opt.zero_grad(set_to_none=True)
@@ -119,19 +120,6 @@ def _warmup_cosine(step: int, settings: PolicySettings) -> float:
         return (step + 1) / settings.warmup
     progress = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _padded_lm_batch(rows: list[list[int]], pad_id: int) -> tuple[Any, Any]:
-    """Right-padded (input_ids, attention_mask) tensors for training."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-    for i, r in enumerate(rows):
-        input_ids[i, : len(r)] = torch.tensor(r)
-        attention[i, : len(r)] = 1
-    return input_ids, attention
 
 
 # ----------------------------------------------------------------------------- evaluator

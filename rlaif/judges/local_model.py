@@ -18,6 +18,7 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from rlaif.batching import pad_rows
 from rlaif.judges.base import Judge, JudgeError, Sample, Score
 
 if TYPE_CHECKING:
@@ -130,27 +131,12 @@ def length_sorted_batches(tokenizer: Any, texts: list[str], pairs: list[str] | N
     left = getattr(tokenizer, "padding_side", "right") == "left"
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = pad_rows([ids[i] for i in idx], pad_id, left)
+        side = "left" if left else "right"
+        input_ids, mask = pad_rows([ids[i] for i in idx], pad_id, side=side)
+        batch = {"input_ids": input_ids, "attention_mask": mask}
         if type_ids is not None:
-            batch["token_type_ids"] = pad_rows([type_ids[i] for i in idx], 0, left)["input_ids"]
+            batch["token_type_ids"] = pad_rows([type_ids[i] for i in idx], 0, side=side)[0]
         yield idx, {k: v.to(device) for k, v in batch.items()}
-
-
-def pad_rows(rows: list[list[int]], pad_id: int, left: bool) -> dict[str, torch.Tensor]:
-    """Pad token-id rows to the batch's longest row; returns input_ids and attention_mask."""
-    import torch
-
-    width = max(len(r) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)  # (B, T)
-    for i, r in enumerate(rows):
-        if left:
-            input_ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
-        else:
-            input_ids[i, :len(r)] = torch.tensor(r)
-            mask[i, :len(r)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask}
 
 
 def scores_from(logits: torch.Tensor, values: torch.Tensor, output: str) -> list[Score]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from rlaif.batching import pad_rows
 from rlaif.models.load import is_seq2seq, unwrap_lm
 
 KLKind = Literal["k1", "k3", "abs", "mse"]
@@ -132,19 +133,6 @@ def response_logprobs(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor
     """log p(response token | query, earlier response tokens) under `lm`, float32 (B, R)."""
     logits, _ = response_forward(lm, query_ids, query_mask, response_ids, response_mask)
     return logprobs_from_logits(logits.float(), response_ids)
-
-
-def pad_rows(rows: list[list[int]], pad: int, *, side: Literal["left", "right"],
-             min_width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token rows -> (ids, attention_mask) (B, W), padded on `side` to the longest row (at least `min_width`)."""
-    width = max([min_width, *(len(r) for r in rows)])
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        cols = slice(width - len(r), width) if side == "left" else slice(0, len(r))
-        ids[i, cols] = torch.tensor(r, dtype=torch.long)
-        mask[i, cols] = 1
-    return ids, mask
 
 
 def generation_logprobs(lm: Any, gen: Any, *, batch_size: int = 16) -> list[torch.Tensor]:
