@@ -13,7 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-VERBS = ("demo", "train", "evaluate", "score", "compare", "judges")
+VERBS = ("demo", "train", "evaluate", "score", "compare", "judges", "export", "label", "dpo",
+         "compare-runs")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,9 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
         try:
-            module = importlib.import_module(f"rlaif.commands.{verb}")
+            module = importlib.import_module(f"rlaif.commands.{verb.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"rlaif.commands.{verb}":
+            if exc.name != f"rlaif.commands.{verb.replace('-', '_')}":
                 raise
             continue  # verb not built yet
         p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
