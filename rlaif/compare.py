@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -230,33 +230,45 @@ def _matrices(results: Mapping[str, JudgeResult]) -> tuple[list[list[float | Non
     return rho, len(common), agree
 
 
-def _score_judge(name: str, judge: Judge, samples: list[Sample], batch_size: int) -> tuple[list[Score], list[float], str | None]:
-    """Score samples batch by batch; a JudgeError stops this judge, keeping what it finished."""
+OnScores = Callable[[str, Sequence[Sample], Sequence[Score]], Any]
+
+
+def _score_judge(name: str, judge: Judge, samples: list[Sample], batch_size: int,
+                 on_scores: OnScores | None = None) -> tuple[list[Score], list[float], str | None]:
+    """Score samples batch by batch, handing each finished batch to `on_scores`; a JudgeError
+    stops this judge, keeping (and handing on) what it finished."""
     scores: list[Score] = []
     latencies: list[float] = []
     stopped: str | None = None
     for start in range(0, len(samples), batch_size):
         batch = samples[start:start + batch_size]
         if stopped is not None:
-            scores += [Score.failed(f"not scored: {name} stopped earlier") for _ in batch]
-            continue
-        t0 = time.perf_counter()
-        try:
-            got = run_sync(judge.ascore(batch))
-        except JudgeError as exc:
-            stopped = str(exc)
-            logger.error("judge %s stopped: %s", name, exc)
-            partial = exc.partial or [None] * len(batch)
-            got = [s if s is not None else Score.failed(f"not scored: {name} stopped: {exc}") for s in partial]
-        latencies.append(time.perf_counter() - t0)
+            got = [Score.failed(f"not scored: {name} stopped earlier") for _ in batch]
+        else:
+            t0 = time.perf_counter()
+            try:
+                got = run_sync(judge.ascore(batch))
+            except JudgeError as exc:
+                stopped = str(exc)
+                logger.error("judge %s stopped: %s", name, exc)
+                partial = exc.partial or [None] * len(batch)
+                got = [s if s is not None else Score.failed(f"not scored: {name} stopped: {exc}")
+                       for s in partial]
+            latencies.append(time.perf_counter() - t0)
         scores += got
+        if on_scores is not None:
+            on_scores(name, batch, got)
     return scores, latencies, stopped
 
 
 def compare_judges(judges: Mapping[str, Judge], examples: Sequence[PreferencePair], *,
                    batch_size: int = 16, progress: bool = True,
-                   meta: Mapping[str, Any] | None = None) -> ComparisonReport:
-    """Score every pair's chosen and rejected reply with each judge and compare them."""
+                   meta: Mapping[str, Any] | None = None,
+                   on_scores: OnScores | None = None) -> ComparisonReport:
+    """Score every pair's chosen and rejected reply with each judge and compare them.
+
+    `on_scores(judge name, samples, scores)` sees every batch as soon as it is scored (each
+    Sample's meta holds its `pair` index and `side`), so a caller can keep them on disk."""
     if not judges:
         raise ValueError("compare_judges needs at least one judge")
     if batch_size <= 0:
@@ -269,7 +281,7 @@ def compare_judges(judges: Mapping[str, Judge], examples: Sequence[PreferencePai
     for name, judge in judges.items():
         before = judge.usage()
         t0 = time.perf_counter()
-        scores, latencies, stopped = _score_judge(name, judge, samples, batch_size)
+        scores, latencies, stopped = _score_judge(name, judge, samples, batch_size, on_scores)
         wall = time.perf_counter() - t0
         bar.update(len(samples))
         usage = judge.usage() - before
@@ -317,7 +329,7 @@ def split_overrides(items: list[str], names: list[str]) -> dict[str, list[str]]:
 
 
 def build_judges(names: Sequence[str], refs: Sequence[str],
-                 overrides: Mapping[str, list[str]]) -> dict[str, Judge]:
+                 overrides: Mapping[str, list[str]], cache: str | None = None) -> dict[str, Judge]:
     """Build each spec with its `KEY=VALUE` overrides, by name; if one fails, the judges
     already built are closed."""
     from rlaif.judges.registry import load_judge
@@ -326,7 +338,7 @@ def build_judges(names: Sequence[str], refs: Sequence[str],
     judges: dict[str, Judge] = {}
     try:
         for name, ref in zip(names, refs):
-            judges[name] = load_judge(ref, parse_overrides(overrides.get(name, [])))
+            judges[name] = load_judge(ref, parse_overrides(overrides.get(name, [])), cache)
     except BaseException:
         for judge in judges.values():
             judge.close()

@@ -99,6 +99,63 @@ def append_jsonl(path: str | Path, row: Any) -> None:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def check_output_dir(out: Path) -> None:
+    """Refuse, before any work is paid for, an --out that is a file or a folder that cannot be
+    written (it is created if missing)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; pass a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--out {out}: the folder cannot be created ({exc.strerror}); choose another path") from None
+    if not os.access(out, os.W_OK):
+        raise ValueError(f"--out {out}: not writable; choose a writable folder")
+
+
+class JsonlStream:
+    """Rows written as they finish, to `<path>.partial`, renamed to `path` by `finish()`.
+
+    Each row is flushed to the operating system when written, so a stop of any kind (an
+    error, Ctrl-C, even SIGKILL) leaves every finished row in the `.partial` file; `path`
+    itself only ever appears whole. Use as a context manager: on an exception the
+    `.partial` file stays (and `rows` says how many it holds); on success it is renamed.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.partial_path = self.path.with_name(self.path.name + ".partial")
+        self.rows = 0
+        self.partial_path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.partial_path.open("w", encoding="utf-8")
+
+    def write(self, row: Any) -> None:
+        """Append one row and flush it."""
+        self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        self.rows += 1
+
+    def finish(self) -> Path:
+        """Close and rename the finished file into place (atomic)."""
+        self._fh.close()
+        os.replace(self.partial_path, self.path)
+        return self.path
+
+    def close(self) -> None:
+        """Close without renaming: the `.partial` file keeps what was written."""
+        if not self._fh.closed:
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> JsonlStream:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if exc_type is None and not self._fh.closed:
+            self.finish()
+        else:
+            self.close()
+
+
 def iter_jsonl(path: str | Path, *, objects_only: bool = True) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line of a JSONL file.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlaif.io import atomic_write_jsonl, iter_jsonl
+from rlaif.io import JsonlStream, iter_jsonl
 from rlaif.judges.base import Judge, JudgeError, Sample, Score, Usage
 from rlaif.stats import mean_std
 
@@ -84,15 +84,17 @@ def to_samples(rows: Sequence[Row], path: Path) -> list[list[Sample]]:
 
 
 class ScoringStopped(JudgeError):
-    """Scoring stopped early; the rows finished so far were written to `partial_path`."""
+    """Scoring stopped early; the rows finished so far are in `<out>.partial`."""
 
 
 def score_in_chunks(judge: Judge, samples: Sequence[Sample], where: Path | str, *,
                     chunk: int = CHUNK, progress: Callable[[int], Any] | None = None,
+                    on_chunk: Callable[[list[Score]], Any] | None = None,
                     on_stop: Callable[[list[Score | None]], str] | None = None) -> list[Score]:
-    """Score `samples` `chunk` at a time (`progress(n)` after each). On a stop (a judge error, a
-    budget, Ctrl-C) `on_stop(scores so far, None where not scored)` keeps them and returns what
-    it did; the error then names the chunk, how many were scored and where they went."""
+    """Score `samples` `chunk` at a time (`on_chunk(scores so far)` and `progress(n)` after
+    each). On a stop (a judge error, a budget, Ctrl-C) `on_stop(scores so far, None where not
+    scored)` keeps them and returns what it did; the error then names the chunk, how many were
+    scored and where they went."""
     scores: list[Score] = []
     for start in range(0, len(samples), chunk):
         batch = samples[start:start + chunk]
@@ -109,6 +111,8 @@ def score_in_chunks(judge: Judge, samples: Sequence[Sample], where: Path | str, 
                 + (f"; {kept}" if kept else "")
                 + ". Re-running with the same --cache skips every sample already paid for",
                 partial=done) from exc
+        if on_chunk is not None:
+            on_chunk(scores)
         if progress is not None:
             progress(len(batch))
     return scores
@@ -203,35 +207,57 @@ class ScoringJob:
         return cls(data, out, rows, to_samples(rows, data))
 
     @property
-    def partial_path(self) -> Path:
-        """Where the rows of a stopped run go."""
-        return self.out.with_name(self.out.name + ".partial")
-
-    def _keep_partial(self, scores: list[Score | None]) -> str:
-        """Write the rows whose every sample was scored to `partial_path`; say how many."""
-        done_rows, done_per_row, done_scores, it = [], [], [], iter(scores)
-        for row, samples in zip(self.rows, self.per_row):
-            row_scores = [next(it) for _ in samples]
-            if all(s is not None for s in row_scores):
-                done_rows.append(row)
-                done_per_row.append(samples)
-                done_scores.extend(row_scores)
-        out_rows, _ = output_rows(done_rows, done_per_row, done_scores)
-        atomic_write_jsonl(self.partial_path, out_rows)
-        return f"{len(out_rows)} finished row(s) of {len(self.rows)} written to {self.partial_path}"
-
-    @property
     def samples(self) -> list[Sample]:
         """Every Sample, in row order (HH rows: chosen, then rejected)."""
         return [s for samples in self.per_row for s in samples]
 
     def run(self, judge: Judge, progress: Callable[[int], Any] | None = None) -> ScoredFile:
-        """Score every sample, write the rows with their scores to `out` (atomically); on a
-        stop, the rows finished so far go to `<out>.partial`."""
+        """Score every sample. Finished rows stream to `<out>.partial` as each chunk ends (so
+        even a killed run keeps them); the file is renamed to `out` once every row is done."""
         check_output_path(self.out)
-        scores = score_in_chunks(judge, self.samples, self.data, progress=progress,
-                                 on_stop=self._keep_partial)
+        writer = _RowWriter(self, JsonlStream(self.out))
+        try:
+            scores = score_in_chunks(judge, self.samples, self.data, progress=progress,
+                                     on_chunk=writer.flush_ready, on_stop=writer.stop)
+        except BaseException:
+            writer.stream.close()
+            raise
+        writer.flush_ready(scores)
+        writer.stream.finish()
         stats = judge.stats() if hasattr(judge, "stats") else None
         out_rows, values = output_rows(self.rows, self.per_row, scores)
-        atomic_write_jsonl(self.out, out_rows)
         return ScoredFile(out_rows, values, stats, judge.usage())
+
+
+class _RowWriter:
+    """Writes a job's rows as their samples are scored: in order while scoring runs; on a stop,
+    every other row whose samples all finished too."""
+
+    def __init__(self, job: ScoringJob, stream: JsonlStream) -> None:
+        self.job, self.stream = job, stream
+        self.next_row = 0  # rows before it are written
+        self.starts = list(itertools.accumulate((len(s) for s in job.per_row), initial=0))
+
+    def _write(self, rows: Sequence[int], scores: Sequence[Score | None]) -> None:
+        for i in rows:
+            lo, hi = self.starts[i], self.starts[i + 1]
+            out, _ = output_rows([self.job.rows[i]], [self.job.per_row[i]], scores[lo:hi])  # type: ignore[arg-type]
+            self.stream.write(out[0])
+
+    def flush_ready(self, scores: Sequence[Score | None]) -> None:
+        """Write the rows, from the next unwritten one on, whose samples are all in `scores`."""
+        end = self.next_row
+        while end < len(self.job.rows) and self.starts[end + 1] <= len(scores):
+            end += 1
+        self._write(range(self.next_row, end), scores)
+        self.next_row = end
+
+    def stop(self, scores: list[Score | None]) -> str:
+        """On a stop: write every remaining row whose samples were all scored; say how many."""
+        ready = [i for i in range(self.next_row, len(self.job.rows))
+                 if all(s is not None for s in scores[self.starts[i]:self.starts[i + 1]])]
+        self._write(ready, scores)
+        self.next_row = len(self.job.rows)
+        self.stream.close()
+        return (f"{self.stream.rows} finished row(s) of {len(self.job.rows)} written to "
+                f"{self.stream.partial_path}")

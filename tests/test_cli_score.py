@@ -202,3 +202,35 @@ def test_an_unusable_out_is_refused_before_any_request(tmp_path, capsys, monkeyp
         assert main([*base, "--out", str(data / "o.jsonl")]) == 1  # "folder" is a file
         assert "cannot be created" in capsys.readouterr().err
         assert fake.requests == 0
+
+
+def test_rows_stream_to_the_partial_file_so_even_a_killed_run_keeps_them(tmp_path):
+    """The first chunk's rows are on disk before the second chunk is scored: a SIGKILL in the
+    second chunk (no handler can run) leaves them in <out>.partial."""
+    import os
+    import subprocess
+    import sys
+
+    from rlaif.scoring import CHUNK
+
+    (tmp_path / "dies.py").write_text(
+        "import os, signal\n"
+        "calls = 0\n"
+        "def score(texts):\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    if calls == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return [float(len(t)) for t in texts]\n")
+    spec = tmp_path / "dies.yaml"
+    spec.write_text("type: function\nfunction: dies:score\nscale: [0, 1000]\n")
+    data, out = tmp_path / "rows.jsonl", tmp_path / "out.jsonl"
+    _write_jsonl(data, [{"prompt": "p", "response": "x" * (i % 7)} for i in range(CHUNK + 10)])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "rlaif.cli", "score", str(spec), "--data", str(data),
+                           "--out", str(out)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    rows = _read_jsonl(out.with_name("out.jsonl.partial"))
+    assert [r["score"] for r in rows] == [float(i % 7) for i in range(CHUNK)]
+    assert not out.exists()

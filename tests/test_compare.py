@@ -288,3 +288,85 @@ def test_compare_llm_judge_and_hhh_ensemble_against_the_fake_claude_server(tmp_p
     assert report["spearman"]["matrix"][0][1] == pytest.approx(1.0)
     for path in out.iterdir():
         assert key not in path.read_bytes().decode("latin-1")  # the API key never reaches a report
+
+
+def _claude_env(monkeypatch):
+    from rlaif.testing.fake_claude import DUMMY_CREDENTIALS
+
+    for name, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_a_budget_stop_streams_the_paid_scores_and_a_rerun_with_the_cache_repays_nothing(
+        tmp_path, capsys, monkeypatch):
+    """#11 item 1 for `rlaif compare`: what a stopped judge finished is on disk, said, and
+    never paid for twice."""
+    from rlaif.testing.fake_claude import FakeClaude
+
+    _claude_env(monkeypatch)
+    data, out, cache = write_hh(tmp_path / "pairs.jsonl"), tmp_path / "cmp", tmp_path / "c.sqlite"
+    with FakeClaude() as fake:
+        common = ["compare", "claude-toxicity-anthropic", "--data", str(data), "--out", str(out),
+                  "--no-progress", "--batch-size", "4", "--cache", str(cache),
+                  "--set", f"claude-toxicity-anthropic.base_url={fake.url}",
+                  "--set", "claude-toxicity-anthropic.requests_per_minute=null",
+                  "--set", "claude-toxicity-anthropic.max_concurrency=1"]
+        assert main([*common, "--set", "claude-toxicity-anthropic.budget={max_requests: 5}"]) == 1
+        err = capsys.readouterr().err
+        assert fake.requests == 5
+        rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+        assert len(rows) == 12  # every reply has a row; 5 with a score, 7 saying why not
+        scored = [r for r in rows if r["score"] is not None]
+        assert len(scored) == 5 and [(r["pair"], r["side"]) for r in scored][:2] == [(0, "chosen"), (0, "rejected")]
+        assert all(r["error"] for r in rows if r["score"] is None)
+        assert "stopped early" in err and "5 finished score(s)" in err and f"--cache {cache}" in err
+        report = json.loads((out / "report.json").read_text())
+        assert report["judges"]["claude-toxicity-anthropic"]["stopped"]
+        # the rerun sends only the 7 replies not yet paid for
+        assert main(common) == 0
+        assert fake.requests == 12
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(r["score"] is not None for r in rows)
+    assert not (out / "scores.jsonl.partial").exists()
+
+
+def test_an_unusable_out_is_refused_before_any_request(tmp_path, capsys, monkeypatch):
+    from rlaif.testing.fake_claude import FakeClaude
+
+    _claude_env(monkeypatch)
+    data = write_hh(tmp_path / "pairs.jsonl")
+    with FakeClaude() as fake:
+        base = ["compare", "claude-toxicity-anthropic", "--data", str(data), "--no-progress",
+                "--set", f"claude-toxicity-anthropic.base_url={fake.url}"]
+        assert main([*base, "--out", str(data)]) == 1  # a file, not a folder
+        assert "is a file" in capsys.readouterr().err
+        assert main([*base, "--out", str(data / "sub")]) == 1  # below a file: cannot be created
+        assert "cannot be created" in capsys.readouterr().err
+        assert fake.requests == 0
+
+
+def test_ctrl_c_keeps_the_finished_scores_in_a_partial_file(tmp_path, capsys, monkeypatch):
+    """A KeyboardInterrupt in the third batch: the first two batches are on disk and said."""
+    (tmp_path / "stops_at_3.py").write_text(
+        "calls = 0\n"
+        "def score(texts):\n"
+        "    global calls\n"
+        "    calls += 1\n"
+        "    if calls == 3:\n"
+        "        raise KeyboardInterrupt\n"
+        "    return [float(len(t)) for t in texts]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = tmp_path / "stops.yaml"
+    spec.write_text("type: function\nfunction: stops_at_3:score\nscale: [0, 100]\n")
+    data, out = write_hh(tmp_path / "pairs.jsonl"), tmp_path / "cmp"
+    code = main(["compare", str(spec), "--data", str(data), "--out", str(out), "--no-progress",
+                 "--batch-size", "2"])
+    assert code == 130
+    err = capsys.readouterr().err
+    partial = out / "scores.jsonl.partial"
+    rows = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert [(r["pair"], r["side"], r["score"]) for r in rows] == [
+        (0, "chosen", float(len(PAIRS[0][0]))), (0, "rejected", float(len(PAIRS[0][1]))),
+        (1, "chosen", float(len(PAIRS[1][0]))), (1, "rejected", float(len(PAIRS[1][1])))]
+    assert f"4 finished score(s) are in {partial}" in err and "--cache PATH" in err
+    assert not (out / "scores.jsonl").exists() and not (out / "report.json").exists()

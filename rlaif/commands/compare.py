@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 HELP = "score HH chosen/rejected pairs with several judges; report accuracy, cost, latency, agreement"
 HUB_ID = "Anthropic/hh-rlhf"
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="JUDGE.KEY=VALUE",
                         help="override a spec field of one judge, e.g. --set hhh-claude.base_url=http://... "
                              "(VALUE is read as YAML; repeatable)")
+    parser.add_argument("--cache", metavar="PATH",
+                        help="sqlite score cache shared by the judges: a rerun pays for no reply twice")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -36,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from rlaif.compare import build_judges, compare_judges, judge_names, split_overrides
     from rlaif.compare_report import write_comparison
     from rlaif.data.hh import load_hh
+    from rlaif.io import JsonlStream, check_output_dir
 
     if args.limit is not None and args.limit <= 0:
         raise ValueError(f"--limit must be a positive number of pairs, got {args.limit}")
@@ -50,23 +54,50 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--data {args.data}: no HH pairs to compare (split {args.split!r})")
     print(f"comparing {len(names)} judge(s) on {len(examples)} pairs from {data.source}", file=sys.stderr)
 
-    judges = build_judges(names, args.specs, overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
+    check_output_dir(out)  # before the first request
+    judges = build_judges(names, args.specs, overrides, cache=args.cache)
+    stream = JsonlStream(out / "scores.jsonl")
     try:
         meta = {"data": str(data.source), "split": args.split, "limit": args.limit,
                 "skipped_rows": data.skipped, "judges": {n: str(r) for n, r in zip(names, args.specs)}}
         report = compare_judges(judges, examples, batch_size=args.batch_size,
-                                progress=not args.no_progress, meta=meta)
+                                progress=not args.no_progress, meta=meta,
+                                on_scores=lambda name, batch, scores: _stream(stream, name, batch, scores))
+    except BaseException as exc:
+        stream.close()
+        kept = f"{stream.rows} finished score(s) are in {stream.partial_path}; {_rerun_hint(args.cache)}"
+        if isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt(kept) from None
+        print(f"rlaif compare: stopped: {kept}", file=sys.stderr)
+        raise
     finally:
         for judge in judges.values():
             judge.close()
+    stream.finish()
 
-    out = Path(args.out) if args.out else Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
     paths = write_comparison(report, out)
     print(report.table())
     print(f"\nSpearman rank correlation ({report.spearman_n} replies scored by every judge):")
     print(report.matrix_table("spearman"))
-    print(f"\nreport: {paths['md']}")
+    print(f"\nreport: {paths['md']}; every score: {stream.path}")
     stopped = {n: r.stopped for n, r in report.results.items() if r.stopped}
     for name, why in stopped.items():
-        print(f"rlaif compare: judge {name} stopped early: {why}", file=sys.stderr)
+        n_done = sum(s.ok for s in report.results[name].chosen + report.results[name].rejected)
+        print(f"rlaif compare: judge {name} stopped early: {why}. Its {n_done} finished score(s) "
+              f"are in the report and {stream.path}; {_rerun_hint(args.cache)}", file=sys.stderr)
     return 1 if stopped else 0
+
+
+def _stream(stream: Any, name: str, batch: Any, scores: Any) -> None:
+    """One row per reply: the judge, the pair, the side and what the judge said."""
+    for sample, score in zip(batch, scores):
+        stream.write({"judge": name, "pair": sample.meta["pair"], "side": sample.meta["side"],
+                      "score": score.value, "error": score.error, "rationale": score.rationale})
+
+
+def _rerun_hint(cache: str | None) -> str:
+    """How to continue without paying twice (only true with a cache)."""
+    if cache:
+        return f"re-running with --cache {cache} skips every reply already scored"
+    return "pass --cache PATH next time so a rerun skips the replies already scored"
