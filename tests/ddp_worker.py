@@ -1,9 +1,11 @@
 """Worker for tests/test_ddp.py, one per process:
 
-    torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py MODEL_DIR OUT_DIR
+    torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py MODEL_DIR OUT_DIR [MODE]
 
 Each process trains with `Accelerator(cpu=True)` (gloo) on its half of every batch, then
-writes what it saw to OUT_DIR/worker_<rank>.json for the test to check.
+writes what it saw to OUT_DIR/worker_<rank>.json for the test to check. MODE "fail": the
+judge of process 1 raises on its second batch (step 2), nothing checkpointed per step;
+MODE "resume": continue the run in OUT_DIR.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from accelerate import Accelerator
 from ppo_helpers import PROMPTS, make_config
 
-from rlaif.judges.base import Judge, Sample, Scale, Score
+from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score
 from rlaif.ppo.trainer import PPOTrainer
 
 
@@ -28,23 +30,28 @@ class RankJudge(Judge):
     name = "rank"
     scale = Scale(0.0, 1.0)
 
-    def __init__(self, rank: int) -> None:
+    def __init__(self, rank: int, fail_on_call: int | None = None) -> None:
         self.rank = rank
+        self.fail_on_call = fail_on_call
         self.prompts: list[list[str]] = []
 
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         self.prompts.append([s.prompt for s in samples])
+        if len(self.prompts) == self.fail_on_call:
+            raise JudgeError(f"budget spent on process {self.rank}")
         return [Score.failed("process 1 drops its second sample") if self.rank == 1 and i == 1
                 else Score(value=float(self.rank)) for i in range(len(samples))]
 
 
-def main(model_dir: str, out_dir: str) -> None:
+def main(model_dir: str, out_dir: str, mode: str = "full") -> None:
     """Two PPO steps on this process's shard; record metrics, prompts and a weight checksum."""
     torch.set_num_threads(1)
     acc = Accelerator(cpu=True)
+    settings = {"full": ["output.save_every=1"], "fail": ["output.save_every=0"],
+                "resume": ["output.save_every=0", "resume=true"]}[mode]
     config = make_config(model_dir, out_dir, "ppo.batch_size=4", "ppo.mini_batch_size=2",
-                         "ppo.steps=2", "output.save_every=1")
-    judge = RankJudge(acc.process_index)
+                         "ppo.steps=2", *settings)
+    judge = RankJudge(acc.process_index, fail_on_call=2 if mode == "fail" and acc.process_index == 1 else None)
     trainer = PPOTrainer(config, judge=judge, accelerator=acc, prompts=PROMPTS * 2)
     result = trainer.train()
     checksum = sum(float(p.detach().double().sum()) for p in trainer.policy.trainable_parameters())
@@ -55,4 +62,4 @@ def main(model_dir: str, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

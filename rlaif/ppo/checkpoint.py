@@ -145,8 +145,9 @@ def load_checkpoint(path: str | Path, *, policy: Any, optimizer: Any, scheduler:
         for name, param in dst.items():
             param.copy_(src[name].to(param.device, param.dtype))
     del saved
-    device = accelerator.device
-    optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, map_location=device, weights_only=True))
+    # Read to CPU: load_state_dict moves the state to each parameter's device (a "cpu:0" device
+    # string, as a multi-process CPU run has, is not a map_location torch.load accepts).
+    optimizer.load_state_dict(torch.load(path / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
     scheduler.load_state_dict(torch.load(path / SCHEDULER_FILE, map_location="cpu", weights_only=True))
     rng_file = path / f"rng_state_{accelerator.process_index}.pt"
     if rng_file.is_file():

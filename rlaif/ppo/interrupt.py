@@ -8,6 +8,12 @@
       a state any run passes through. The last checkpoint stays.
     - SIGINT / SIGTERM (`GracefulStop`) let the current step finish, then the trainer saves and
       raises `TrainingStopped`; a second Ctrl-C stops at once (KeyboardInterrupt).
+
+With several processes a save needs every process (its barriers), so the processes first
+agree: `any_process` after each step (a signal may reach one process a moment before the
+others), and the judge phase's gather carries each process's error (`StepFailed` on all of
+them, marked `agreed`). An error no other process hears of (a crash in generation on one
+process) cannot be saved after: the others would wait at the barrier.
 """
 
 from __future__ import annotations
@@ -24,6 +30,16 @@ logger = logging.getLogger(__name__)
 
 class TrainingStopped(KeyboardInterrupt):
     """Training stopped on a signal after a finished step, which was saved."""
+
+
+def any_process(accelerator: Any, flag: bool) -> bool:
+    """True on every process if `flag` is true on any (one tiny all-reduce)."""
+    if accelerator.num_processes == 1:
+        return flag
+    import torch
+
+    value = torch.tensor([1.0 if flag else 0.0], device=accelerator.device)
+    return bool(accelerator.reduce(value, reduction="sum").item() > 0)
 
 
 @dataclass
@@ -80,10 +96,12 @@ class GracefulStop:
 def save_after_abort(trainer: Any, snapshot: StepSnapshot, exc: BaseException) -> None:
     """After a failed step: save the last finished one if the step touched no weight yet."""
     step = trainer.step_count
-    if not step or trainer.accelerator.num_processes > 1:
-        # (with several processes the others may not reach the save's barriers)
+    alone = trainer.accelerator.num_processes > 1 and not getattr(exc, "agreed", False)
+    if not step or alone:
+        # (alone: the other processes never heard of this error and would not reach the barriers)
         logger.error("step %d failed; nothing new saved (%s)", step + 1,
-                     "no step had finished" if not step else "multi-process run")
+                     "no step had finished" if not step else
+                     "the other processes did not see this error, so they cannot join a save")
         return
     if trainer.updating:
         logger.error("step %d failed while updating the weights; nothing new saved (the last "

@@ -51,12 +51,28 @@ def score_rows(scores: Sequence[Score]) -> list[dict[str, Any]]:
             for s in scores]
 
 
-def gather_score_rows(scores: Sequence[Score], accelerator: Any) -> list[dict[str, Any]]:
-    """`score_rows` of every process's scores, in process order (the same list everywhere)."""
+def gather_score_rows(scores: Sequence[Score] | BaseException, accelerator: Any) -> list[dict[str, Any]]:
+    """`score_rows` of every process's scores, in process order (the same list everywhere).
+
+    `scores` may be the error this process's judge raised instead: every process then raises
+    it (a JudgeError marked `agreed`, naming the process), so all of them stop at the same
+    point and can save the last finished step together."""
+    if accelerator.num_processes == 1:
+        if isinstance(scores, BaseException):
+            raise scores
+        return score_rows(scores)
     from accelerate.utils import gather_object
 
-    local = score_rows(scores)
-    return gather_object(local) if accelerator.num_processes > 1 else local
+    failed = isinstance(scores, BaseException)
+    local = [{"error": f"{type(scores).__name__}: {scores}"}] if failed else score_rows(scores)
+    everyone = gather_object([(accelerator.process_index, row) for row in local])
+    errors = [(rank, row["error"]) for rank, row in everyone if "error" in row]
+    if errors:
+        rank, message = errors[0]
+        exc = JudgeError(f"process {rank}: {message}")
+        exc.agreed = True  # type: ignore[attr-defined]
+        raise exc from (scores if failed else None)
+    return [row for _, row in everyone]
 
 
 def process_rewards(scores: Sequence[Score], everyone: Sequence[dict[str, Any]], judge: JudgeConfig,

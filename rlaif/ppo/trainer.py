@@ -41,7 +41,7 @@ from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
 from rlaif.ppo.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
 from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
-from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped, save_after_abort
+from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped, any_process, save_after_abort
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary
 from rlaif.ppo.policy import PolicyWithValueHead
@@ -218,7 +218,10 @@ class PPOTrainer:
         # 2. judge the decoded (prompt, response) pairs
         with timed(times, "time/judge"):
             responses = self.tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
-            scores = score_samples(self.judge, prompts, responses, cfg.judge.on_unscored)
+            try:
+                scores = score_samples(self.judge, prompts, responses, cfg.judge.on_unscored)
+            except Exception as exc:  # raised at the gather in step 3, on every process
+                scores = exc
         with timed(times, "time/update"):
             # 3. rewards: the processed score on the last token, -kl_coef * KL on every token
             processed, reward_metrics = self._process_scores(scores)
@@ -343,10 +346,11 @@ class PPOTrainer:
                     if save_every and self.step_count % save_every == 0:
                         checkpoint = self.save_checkpoint()
                     self._check_scored(final=self.step_count >= steps)
-                    if stop.requested:
+                    if any_process(self.accelerator, stop.requested is not None):
                         checkpoint = self.save_checkpoint()
                         raise TrainingStopped(
-                            f"{stop.requested} after step {self.step_count}: saved {checkpoint}; "
+                            f"{stop.requested or 'a stop on another process'} after step "
+                            f"{self.step_count}: saved {checkpoint}; "
                             "continue with --resume")
             if self.history and (checkpoint is None or checkpoint.name != f"step-{self.step_count}"):
                 checkpoint = self.save_checkpoint()
