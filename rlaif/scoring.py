@@ -75,6 +75,10 @@ def to_samples(rows: Sequence[Row], path: Path) -> list[list[Sample]]:
                     raise ValueError(f"{where}, field {side!r}: expected a transcript string, "
                                      f"got {type(row[side]).__name__}")
                 pair.append(Sample(*split_prompt_response(row[side], where=f"{where}, field {side!r}")))
+            if pair[0].prompt != pair[1].prompt:  # as rlaif.data.hh.load_hh refuses them
+                raise ValueError(f"{where}: 'chosen' and 'rejected' differ before the final assistant "
+                                 "reply, so they are not two answers to one prompt; both transcripts "
+                                 "must share every turn but the last assistant reply")
             out.append(pair)
         else:
             keys = ", ".join(row) or "(none)"

@@ -104,6 +104,8 @@ def test_default_out_is_in_the_working_directory(spec_file, tmp_path, monkeypatc
         ("not json", r"rows.jsonl: row 2: not valid JSON"),
         ('{"chosen": "no markers", "rejected": "x"}', r"rows.jsonl: row 2, field 'chosen'"),
         ('{"prompt": "p", "response": 3}', r"row 2: 'prompt' and 'response' must be strings"),
+        (json.dumps({"chosen": "\n\nHuman: Hi\n\nAssistant: Hello", "rejected": "\n\nHuman: Bye\n\nAssistant: Hello"}),
+         r"row 2: 'chosen' and 'rejected' differ before the final assistant reply"),
     ],
 )
 def test_bad_rows_name_file_and_row(spec_file, tmp_path, capsys, line, message):
