@@ -211,7 +211,7 @@ def test_read_only_message_keeps_the_cache(tmp_path):
     # (The sandbox runs as root, which sqlite lets write to a chmod-444 file, so the message is
     # checked on the error sqlite raises for a read-only database.)
     judge = CachedJudge(Counting(), tmp_path / "c.sqlite", key="k")
-    err = judge._error(sqlite3.OperationalError("attempt to write a readonly database"), "writing")
+    err = judge.store.error(sqlite3.OperationalError("attempt to write a readonly database"), "writing")
     text = str(err)
     assert "read-only" in text and "do not delete it" in text and "corrupt" not in text
     judge.close()

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude, fake_value, judged_text
+from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude, fake_preference, fake_value, judged_text
 
 TOOL = {
     "name": "submit_score",
@@ -106,3 +106,50 @@ def test_bedrock_error_shapes_reach_boto3_as_modelled_errors():
         with pytest.raises(Exception) as err:
             client.invoke_model(modelId="m", body=body)
         assert err.value.response["Error"]["Code"] == "UnrecognizedClientException"
+
+
+PAIR_USER = "Which is kinder?\n<response_a>{a}</response_a>\n<response_b>{b}</response_b>"
+PREFERENCE_TOOL = {
+    "name": "submit_preference", "description": "prefer",
+    "input_schema": {"type": "object", "properties": {
+        "rationale": {"type": "string"}, "preference": {"type": "string", "enum": ["A", "B", "tie"]},
+        "strength": {"type": "number", "minimum": 0, "maximum": 1}}},
+}
+
+
+def test_pairwise_rule_by_hand():
+    assert fake_preference("I hate it", "Fine") == ("B", 0.2)  # 3 vs 5
+    assert fake_preference("I hate it", "Fine", position_bias=3) == ("A", 0.1)  # 3 + 3 vs 5
+    assert fake_preference("Fine", "I hate it", position_bias=3) == ("A", 0.5)  # 5 + 3 vs 3
+    assert fake_preference("Fine", "Nice") == ("tie", 0.0)
+    assert fake_preference("Fine", "Nice", position_bias=-1) == ("B", 0.1)  # a bias toward the second
+
+
+def test_pairwise_requests_in_both_orders_with_scripted_bias_on_both_protocols():
+    with FakeClaude(position_bias=3) as fake:
+        client = anthropic.Anthropic(base_url=fake.url, max_retries=0)
+
+        def ask(a, b, **tools):
+            msg = client.messages.create(model="m", max_tokens=50, **tools,
+                                         messages=[{"role": "user", "content": PAIR_USER.format(a=a, b=b)}])
+            return msg.content[0]
+
+        tool = ask("I hate it", "Fine", tools=[PREFERENCE_TOOL],
+                   tool_choice={"type": "tool", "name": "submit_preference"})
+        assert tool.name == "submit_preference" and (tool.input["preference"], tool.input["strength"]) == ("A", 0.1)
+        swapped = ask("Fine", "I hate it")  # text reply: the same bias, the other order
+        assert swapped.text.endswith("Preference: A\nStrength: 0.5")
+        conv = _bedrock(fake.url).converse(
+            modelId="m", messages=[{"role": "user", "content": [{"text": PAIR_USER.format(a="Fine", b="I hate it")}]}],
+            toolConfig={"tools": [{"toolSpec": {"name": "submit_preference", "description": "p",
+                                                "inputSchema": {"json": PREFERENCE_TOOL["input_schema"]}}}]})
+        assert conv["output"]["message"]["content"][0]["toolUse"]["input"]["preference"] == "A"
+        assert [r["text"] for r in fake.log][:2] == ["I hate it\nFine", "Fine\nI hate it"]  # faults match either
+    with FakeClaude(quote_replies=True, faults=["bad_tool"]) as fake:
+        client = anthropic.Anthropic(base_url=fake.url, max_retries=0)
+        bad = client.messages.create(model="m", max_tokens=50, tools=[PREFERENCE_TOOL],
+                                     messages=[{"role": "user", "content": PAIR_USER.format(a="x", b="y")}])
+        assert (bad.content[0].input["preference"], bad.content[0].input["strength"]) == ("C", 7)
+        text = client.messages.create(model="m", max_tokens=50,
+                                      messages=[{"role": "user", "content": PAIR_USER.format(a="x", b="y")}])
+        assert text.content[0].text.startswith("Reply A reads: x\nReply B reads: y\n")

@@ -342,3 +342,33 @@ def test_an_oversized_sample_is_not_sent(path):
     assert scores[0].value is None and "not sent" in scores[0].error
     assert "characters, over max_input_chars=50,000" in scores[0].error
     assert scores[1].value is not None
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_usage_requests_counts_http_attempts_retries_included(path):
+    # #11: usage.requests counted samples (300) while the server saw every retry (372).
+    faults = {"terrible": ["429", "429"], "lovely": ["500", "500", "500"]}  # 2 retries; 3 = all of them
+    with FakeClaude(fault_on=faults, retry_after=0.01) as fake, judge_for(path, fake, max_retries=2) as judge:
+        scores = judge.score(SAMPLES)
+        assert [s.value for s in scores] == [1.0, None, -1.0]  # the 500s outlast the retries
+        assert [s.usage.requests for s in scores] == [3, 3, 1]
+        assert judge.usage().requests == fake.requests == 7
+
+
+@pytest.mark.parametrize("api", [None, "converse"])
+def test_a_minimal_bedrock_spec_takes_the_provider_defaults(api):
+    # #14: `type: llm, provider: bedrock, model, prompt` was refused (api defaulted to messages).
+    minimal = {"type": "llm", "provider": "bedrock", "model": "us.anthropic.claude-sonnet-4-6", "prompt": "toxicity"}
+    if api:
+        minimal["api"] = api
+    with FakeClaude() as fake:
+        judge = build_judge({**minimal, "endpoint_url": fake.url, "region": "us-east-1"})
+        assert judge.spec.api == (api or "invoke_model")
+        with judge:
+            assert [s.value for s in judge.score(SAMPLES)] == EXPECTED
+        assert fake.count("/invoke" if api is None else "/converse") == 3
+    no_model = build_judge({"type": "llm", "provider": "anthropic", "prompt": "toxicity"})
+    assert (no_model.spec.model, no_model.spec.api) == ("claude-sonnet-4-6", "messages")
+    no_model.close()
+    with pytest.raises(JudgeError, match=r"api 'messages' does not exist for provider 'bedrock'.*invoke_model"):
+        build_judge({**minimal, "api": "messages"})

@@ -1,12 +1,15 @@
 """Anthropic API provider: `anthropic.AsyncAnthropic`, key from ANTHROPIC_API_KEY.
 
 `temperature` is not sent: the SDK 2.x Messages API takes no sampling parameters. Retries
-are the SDK's own (see `rlaif.judges.provider`).
+are the SDK's own (see `rlaif.judges.provider`); an httpx request hook counts every HTTP
+attempt, retries included, for the request whose task is sending it (a context variable).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import dataclasses
 import functools
 import logging
 import ssl
@@ -17,6 +20,17 @@ from rlaif.judges.base import JudgeError
 from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
 from rlaif.judges.spec import LLMSpec
 from rlaif.secrets import redact_text
+
+
+# The attempt counter of the request being sent in this task (see `_count_attempt`).
+_ATTEMPTS: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("rlaif_attempts", default=None)
+
+
+async def _count_attempt(request: Any) -> None:
+    """httpx request hook: one more HTTP attempt for the request this task is sending."""
+    counter = _ATTEMPTS.get()
+    if counter is not None:
+        counter[0] += 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,7 +68,8 @@ class AnthropicProvider(Provider):
         try:
             client = anthropic.AsyncAnthropic(
                 base_url=self.spec.base_url, max_retries=self.spec.max_retries, timeout=self.spec.timeout,
-                http_client=anthropic.DefaultAsyncHttpxClient(verify=_ssl_context()),
+                http_client=anthropic.DefaultAsyncHttpxClient(
+                    verify=_ssl_context(), event_hooks={"request": [_count_attempt]}),
             )
         except anthropic.AnthropicError as exc:  # no key and no profile to fall back on
             raise JudgeError(
@@ -90,6 +105,18 @@ class AnthropicProvider(Provider):
         await entry[0].close()
 
     async def send(self, request: JudgeRequest) -> Reply:
+        counter = [0]
+        token = _ATTEMPTS.set(counter)
+        try:
+            reply = await self._send(request)
+        except ProviderError as exc:
+            exc.attempts = counter[0]
+            raise
+        finally:
+            _ATTEMPTS.reset(token)
+        return dataclasses.replace(reply, attempts=counter[0])
+
+    async def _send(self, request: JudgeRequest) -> Reply:
         import anthropic
 
         kwargs: dict[str, Any] = request.tool.messages_tools() if request.tool is not None else {}

@@ -4,11 +4,14 @@ boto3 is synchronous: calls run in a thread pool bounded by the judge's max_conc
 Retries are botocore's own ("adaptive" mode: throttling and transient errors, client-side
 rate limiting, `x-amz-retry-after` honoured as a floor). Region and credentials come from
 the usual AWS chain; they never appear in rlaif's messages (see `rlaif.judges.provider`).
+A `before-send` event handler counts every HTTP attempt (retries included) of the call
+running in its thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +42,7 @@ class BedrockProvider(Provider):
         super().__init__(spec)
         self._client: Any = None
         self._lock = threading.Lock()
+        self._attempts = threading.local()  # .count: HTTP attempts of the call in this thread
         # boto3 is synchronous: at most max_concurrency calls run at once, each in a thread.
         self._executor = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="rlaif-bedrock")
 
@@ -59,14 +63,20 @@ class BedrockProvider(Provider):
             max_pool_connections=self.spec.max_concurrency,
         )
         try:
-            return boto3.session.Session().client(
+            client = boto3.session.Session().client(
                 "bedrock-runtime", region_name=self.spec.region,
                 endpoint_url=self.spec.endpoint_url, config=config,
             )
+            client.meta.events.register("before-send.bedrock-runtime", self._count_attempt)
+            return client
         except NoRegionError:
             raise JudgeError(
                 "bedrock: no AWS region; set `region:` in the judge spec, or AWS_REGION / AWS_DEFAULT_REGION"
             ) from None
+
+    def _count_attempt(self, **kwargs: Any) -> None:
+        """botocore `before-send` handler: one more HTTP attempt for this thread's call."""
+        self._attempts.count = getattr(self._attempts, "count", 0) + 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -76,6 +86,15 @@ class BedrockProvider(Provider):
         return await loop.run_in_executor(self._executor, self._send_sync, request)
 
     def _send_sync(self, request: JudgeRequest) -> Reply:
+        self._attempts.count = 0
+        try:
+            reply = self._call(request)
+        except ProviderError as exc:
+            exc.attempts = self._attempts.count
+            raise
+        return dataclasses.replace(reply, attempts=self._attempts.count)
+
+    def _call(self, request: JudgeRequest) -> Reply:
         from botocore.exceptions import (
             BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError,
             NoCredentialsError, PartialCredentialsError, ReadTimeoutError,

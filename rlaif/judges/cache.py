@@ -2,7 +2,8 @@
 
 One sqlite file, keyed by (spec fingerprint, sha256 of prompt and response). WAL mode and
 a busy timeout let several threads and processes (e.g. DDP ranks, parallel `rlaif score`
-runs) read and write the same file at once. Only real scores (value not None) are stored,
+runs) read and write the same file at once (`SqliteStore`, which the pairwise cache in
+`rlaif.judges.pairwise_cache` uses too). Only real scores (value not None) are stored,
 so a sample that failed is retried next time. When the inner judge fails part-way
 (`JudgeError.partial`), every finished score is stored before the error goes up: scores
 already paid for are never lost.
@@ -96,27 +97,24 @@ def _retry_while_locked(action: Any, timeout: float) -> Any:
             delay = min(delay * 2, 0.5)
 
 
-class CachedJudge(Judge):
-    """Wraps a judge with a sqlite cache; only cache misses reach the inner judge."""
+class SqliteStore:
+    """One sqlite cache file shared by threads and processes: WAL, busy timeout, clear errors.
 
-    def __init__(self, judge: Judge, path: str | Path, key: str,
-                 timeout: float = BUSY_TIMEOUT_S) -> None:
-        self.judge = judge
+    `read` and `write` run one statement under a lock, on a connection opened per process
+    (a connection must not cross a fork). Used by the score cache and the pairwise cache."""
+
+    def __init__(self, path: str | Path, schema: str, timeout: float = BUSY_TIMEOUT_S) -> None:
         self.path = Path(path).expanduser()
-        self.key = key
+        self.schema = schema
         self.timeout = timeout
-        self.name = judge.name
-        self.scale = judge.scale
-        self.hits = 0
-        self.misses = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
-        self._connect()  # a corrupt or unwritable file fails here, before any scoring
+        with self.lock:
+            self._connect()  # a corrupt or unwritable file fails here, before any scoring
 
-    # -- sqlite plumbing --------------------------------------------------------------------
-
-    def _error(self, exc: sqlite3.Error, doing: str) -> JudgeError:
+    def error(self, exc: sqlite3.Error, doing: str) -> JudgeError:
+        """A JudgeError naming the file, what failed and the fix (locked, read-only, corrupt)."""
         text = str(exc)
         if "locked" in text or "busy" in text:
             return JudgeError(
@@ -138,7 +136,6 @@ class CachedJudge(Judge):
         )
 
     def _connect(self) -> sqlite3.Connection:
-        # A connection must not cross a fork: each process opens its own.
         if self._conn is not None and self._pid == os.getpid():
             return self._conn
         try:
@@ -149,9 +146,9 @@ class CachedJudge(Judge):
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             _retry_while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), self.timeout)
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(_SCHEMA)
+            conn.executescript(self.schema)
         except sqlite3.Error as exc:
-            raise self._error(exc, "opening it") from exc
+            raise self.error(exc, "opening it") from exc
         except OSError as exc:
             raise JudgeError(
                 f"score cache {self.path} cannot be created ({exc}); choose a writable path"
@@ -159,26 +156,74 @@ class CachedJudge(Judge):
         self._conn, self._pid = conn, os.getpid()
         return conn
 
-    def _lookup(self, hashes: list[str]) -> dict[str, Score]:
-        found: dict[str, Score] = {}
-        with self._lock:
+    def read(self, sql: str, params: Sequence[Any], doing: str = "reading") -> list[tuple[Any, ...]]:
+        """All rows of one query."""
+        with self.lock:
             conn = self._connect()
             try:
-                for start in range(0, len(hashes), 500):  # stay under sqlite's variable limit
-                    chunk = hashes[start:start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    rows = conn.execute(
-                        "SELECT sample, value, rationale, raw, details FROM scores "
-                        f"WHERE key = ? AND sample IN ({marks})",
-                        [self.key, *chunk],
-                    ).fetchall()
-                    for sample, value, rationale, raw, extras in rows:
-                        score = Score(value=float(value), rationale=rationale, raw=raw, usage=Usage(),
-                                      **_extras_from_json(extras))
-                        score.details["cached"] = True
-                        found[sample] = score
+                return conn.execute(sql, list(params)).fetchall()
             except sqlite3.Error as exc:
-                raise self._error(exc, "reading") from exc
+                raise self.error(exc, doing) from exc
+
+    def read_keys(self, sql: str, key: str, hashes: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows of `sql` (ending in "key = ? AND sample IN ({marks})") for many hashes."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(hashes), 500):  # stay under sqlite's variable limit
+            chunk = list(hashes[start:start + 500])
+            rows += self.read(sql.format(marks=",".join("?" * len(chunk))), [key, *chunk])
+        return rows
+
+    def write(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run `sql` for every row in one transaction."""
+        if not rows:
+            return
+        with self.lock:
+            conn = self._connect()
+            try:
+                # IMMEDIATE takes the write lock up front, so concurrent writers queue on the
+                # busy timeout instead of failing on a lock upgrade.
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(sql, rows)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self.error(exc, "writing") from exc
+
+    def close(self) -> None:
+        """Close this process's connection."""
+        with self.lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+
+class CachedJudge(Judge):
+    """Wraps a judge with a sqlite cache; only cache misses reach the inner judge."""
+
+    def __init__(self, judge: Judge, path: str | Path, key: str,
+                 timeout: float = BUSY_TIMEOUT_S) -> None:
+        self.judge = judge
+        self.key = key
+        self.name = judge.name
+        self.scale = judge.scale
+        self.hits = 0
+        self.misses = 0
+        self.store = SqliteStore(path, _SCHEMA, timeout)
+        self.path = self.store.path
+
+    def _lookup(self, hashes: list[str]) -> dict[str, Score]:
+        found: dict[str, Score] = {}
+        rows = self.store.read_keys(
+            "SELECT sample, value, rationale, raw, details FROM scores WHERE key = ? AND sample IN ({marks})",
+            self.key, hashes)
+        for sample, value, rationale, raw, extras in rows:
+            score = Score(value=float(value), rationale=rationale, raw=raw, usage=Usage(),
+                          **_extras_from_json(extras))
+            score.details["cached"] = True
+            found[sample] = score
         return found
 
     def _store(self, items: list[tuple[str, Score]]) -> None:
@@ -188,26 +233,9 @@ class CachedJudge(Judge):
              _extras_to_json(s))
             for h, s in items if s is not None and s.value is not None
         ]
-        if not rows:
-            return
-        with self._lock:
-            conn = self._connect()
-            try:
-                # IMMEDIATE takes the write lock up front, so concurrent writers queue on the
-                # busy timeout instead of failing on a lock upgrade.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.executemany(
-                        "INSERT OR REPLACE INTO scores (key, sample, value, rationale, raw, usage, "
-                        "details) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._error(exc, "writing") from exc
+        self.store.write(
+            "INSERT OR REPLACE INTO scores (key, sample, value, rationale, raw, usage, details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     # -- the judge --------------------------------------------------------------------------
 
@@ -250,14 +278,7 @@ class CachedJudge(Judge):
 
     def stats(self) -> dict[str, Any]:
         """Hit/miss counts of this object and the number of entries stored under this key."""
-        with self._lock:
-            conn = self._connect()
-            try:
-                (entries,) = conn.execute(
-                    "SELECT COUNT(*) FROM scores WHERE key = ?", [self.key]
-                ).fetchone()
-            except sqlite3.Error as exc:
-                raise self._error(exc, "counting entries") from exc
+        ((entries,),) = self.store.read("SELECT COUNT(*) FROM scores WHERE key = ?", [self.key], "counting entries")
         total = self.hits + self.misses
         return {
             "path": str(self.path), "key": self.key, "hits": self.hits, "misses": self.misses,
@@ -270,8 +291,5 @@ class CachedJudge(Judge):
 
     def close(self) -> None:
         """Close the sqlite connection and the inner judge."""
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self.store.close()
         self.judge.close()

@@ -27,17 +27,16 @@ from typing import Any
 from rlaif.judges.spec import LLMSpec
 from rlaif.secrets import redact_text
 
-# Current Claude models (Nov 2026). Bedrock's `us.` prefix is the cross-region inference
-# profile that on-demand calls to recent models require; use `eu.`/`global.` elsewhere.
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "bedrock": "us.anthropic.claude-sonnet-4-6"}
-
 
 class ProviderError(Exception):
-    """A request failed for good (after the SDK's retries); the message says why."""
+    """A request failed for good (after the SDK's retries); the message says why.
 
-    def __init__(self, message: str, status: int | str | None = None) -> None:
+    `attempts`: HTTP attempts the SDK made for it (retries included), set by the provider."""
+
+    def __init__(self, message: str, status: int | str | None = None, attempts: int = 1) -> None:
         super().__init__(redact_text(message))
         self.status = status
+        self.attempts = attempts
 
 
 class ProviderAuthError(ProviderError):
@@ -71,12 +70,14 @@ class JudgeRequest:
 
 @dataclass(frozen=True)
 class Reply:
-    """What came back: text, the tool call's input (if any), token usage, raw output."""
+    """What came back: text, the tool call's input (if any), token usage, raw output, and the
+    HTTP attempts it took (1 + the SDK's retries: what `Usage.requests` counts)."""
 
     text: str
     tool_input: dict[str, Any] | None
     input_tokens: int
     output_tokens: int
+    attempts: int = 1
 
     @property
     def raw(self) -> str:
@@ -111,4 +112,6 @@ class Provider(ABC):
 
     @abstractmethod
     async def send(self, request: JudgeRequest) -> Reply:
-        """Send one request; raise ProviderError / ProviderAuthError when it fails for good."""
+        """Send one request; raise ProviderError / ProviderAuthError when it fails for good.
+
+        The Reply's (or the error's) `attempts` counts every HTTP attempt, retries included."""

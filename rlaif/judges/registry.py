@@ -4,6 +4,9 @@ The one place that knows every judge type: it builds an ensemble's member judges
 distinct member once, recursively) and hands them to `EnsembleJudge`, and wraps a spec with
 `cache:` set in the persistent score cache. Judge modules are imported on first use, so
 building a function judge never imports torch, nor an Anthropic judge boto3.
+
+`load_pairwise_judge(ref)` gives a `PairwiseJudge` for `rlaif label` and friends: Claude's
+pairwise judge for a `type: pairwise` spec, any other judge wrapped in `PointwisePairwise`.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.judges.base import Judge, JudgeError
+from rlaif.judges.pairwise import PairwiseJudge, PointwisePairwise
 from rlaif.judges.spec import (
-    AnySpec, ClassifierSpec, EmbeddingSpec, EnsembleSpec, FunctionSpec, LLMSpec, load_spec,
-    parse_spec,
+    AnySpec, ClassifierSpec, EmbeddingSpec, EnsembleSpec, FunctionSpec, LLMSpec, PairwiseSpec,
+    load_spec, parse_spec,
 )
 
 
@@ -31,6 +35,12 @@ def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -
     if overrides:
         spec = parse_spec({**spec.model_dump(), **overrides}, source=f"{spec.name or spec.type} + overrides")
     judge: Judge
+    if isinstance(spec, PairwiseSpec):
+        raise JudgeError(
+            f"judge {spec.name or 'pairwise'!r} is a pairwise judge (type: pairwise): it compares two "
+            "responses and cannot score one; use it with `rlaif label` / load_pairwise_judge, or "
+            "give a pointwise judge (type: llm, classifier, function, embedding, ensemble) here"
+        )
     if isinstance(spec, ClassifierSpec):
         from rlaif.judges.classifier import ClassifierJudge
 
@@ -78,14 +88,60 @@ def _build_ensemble(spec: EnsembleSpec) -> Judge:
         raise
 
 
-def load_judge(ref: str, overrides: dict[str, Any] | None = None, cache: str | None = None) -> Judge:
-    """Load a spec by name or path, deep-merge `overrides` (and `cache`), build the judge."""
+def _merged_spec(
+    ref: str | Path | dict[str, Any] | AnySpec | PairwiseSpec, overrides: dict[str, Any] | None, cache: str | None
+) -> AnySpec | PairwiseSpec:
+    """The spec `ref` names (built-in, path, dict or spec) with `overrides` deep-merged, `cache` set."""
     from rlaif.overrides import deep_merge
 
-    spec = load_spec(ref)
+    if isinstance(ref, (str, Path)):
+        spec, source = load_spec(ref), str(ref)
+    elif isinstance(ref, dict):
+        spec, source = parse_spec(ref), "inline judge spec"
+    else:
+        spec, source = ref, ref.name or ref.type
     if overrides or cache:
         data = deep_merge(spec.model_dump(mode="json"), overrides or {})
         if cache:
             data["cache"] = cache
-        spec = parse_spec(data, source=f"{ref} + --set/--cache")
-    return build_judge(spec)
+        spec = parse_spec(data, source=f"{source} + --set/--cache")
+    return spec
+
+
+def load_judge(ref: str, overrides: dict[str, Any] | None = None, cache: str | None = None) -> Judge:
+    """Load a spec by name or path, deep-merge `overrides` (and `cache`), build the judge."""
+    return build_judge(_merged_spec(ref, overrides, cache))
+
+
+def load_pairwise_judge(
+    ref: str | Path | dict[str, Any] | AnySpec | PairwiseSpec,
+    overrides: dict[str, Any] | None = None,
+    cache: str | None = None,
+) -> PairwiseJudge:
+    """A pairwise judge from any judge reference (built-in name, YAML path, dict, spec).
+
+    A `type: pairwise` spec builds Claude's pairwise judge (`PairwiseLLMJudge`); any other
+    judge (classifier, function, llm, ensemble, ...) is built as usual and wrapped in
+    `PointwisePairwise`, which compares its two scores. `overrides` are deep-merged into the
+    spec; for a wrapped pointwise judge the key `tie_margin` goes to the wrapper instead.
+    """
+    overrides = dict(overrides or {})
+    tie_margin = overrides.pop("tie_margin", 0.0)
+    spec = _merged_spec(ref, overrides, cache)
+    if isinstance(spec, PairwiseSpec):
+        if tie_margin:
+            raise JudgeError(f"tie_margin applies to a pointwise judge compared pairwise, not to the "
+                             f"pairwise judge {spec.name or 'pairwise'!r}; drop it")
+        from rlaif.judges.pairwise_llm import PairwiseLLMJudge
+
+        return PairwiseLLMJudge(spec)
+    try:
+        margin = float(tie_margin)
+    except (TypeError, ValueError):
+        raise JudgeError(f"tie_margin must be a number >= 0, got {tie_margin!r}") from None
+    judge = build_judge(spec)
+    try:
+        return PointwisePairwise(judge, tie_margin=margin)
+    except ValueError as exc:
+        judge.close()
+        raise JudgeError(str(exc)) from None

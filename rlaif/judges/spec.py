@@ -1,6 +1,6 @@
 """Judge specs: YAML files validated by pydantic, discriminated by `type`.
 
-    type: classifier | embedding | function | llm | ensemble
+    type: classifier | embedding | function | llm | ensemble | pairwise
 
 `load_spec("roberta-hate")` resolves a built-in name or a path; `parse_spec(dict)` validates
 a mapping. Unknown keys fail loudly (`extra="forbid"`), naming the file and the key. Making
@@ -19,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rlaif.judges.base import JudgeError, Scale
 from rlaif.resources import resolve
+
+# Current Claude models (Nov 2026). Bedrock's `us.` prefix is the cross-region inference
+# profile that on-demand calls to recent models require; use `eu.`/`global.` elsewhere.
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "bedrock": "us.anthropic.claude-sonnet-4-6"}
+# The API a provider uses when the spec names none: Bedrock has no `messages`.
+DEFAULT_APIS = {"anthropic": "messages", "bedrock": "invoke_model"}
 
 
 class _Strict(BaseModel):
@@ -170,15 +176,18 @@ class Budget(_Strict):
 
 
 class LLMSpec(_SpecBase):
-    """Claude scoring with a prompt template, via the Anthropic API or Amazon Bedrock."""
+    """Claude scoring with a prompt template, via the Anthropic API or Amazon Bedrock.
+
+    `model` and `api` default by provider (DEFAULT_MODELS, DEFAULT_APIS): a minimal Bedrock
+    spec is `type: llm, provider: bedrock, prompt: toxicity`."""
 
     type: Literal["llm"] = "llm"
     provider: Literal["anthropic", "bedrock"]
-    model: str
+    model: str = Field(default="", description="default: DEFAULT_MODELS[provider]")
     prompt: str = Field(description="a template in prompts/ (name or path)")
     api: Literal["messages", "invoke_model", "converse"] = Field(
         default="messages",
-        description="anthropic: messages; bedrock: invoke_model (Anthropic body) or converse",
+        description="anthropic: messages; bedrock: invoke_model (Anthropic body, the default) or converse",
     )
     criteria: list[str] | None = Field(
         default=None, description="score several criteria in one request (named sub-scores)"
@@ -210,15 +219,57 @@ class LLMSpec(_SpecBase):
             pass  # building the judge reports the missing template with the fix
         return payload
 
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        # Defaults follow the provider: an unset (or null) api / model takes the provider's.
+        if isinstance(data, dict) and data.get("provider") in DEFAULT_APIS:
+            data = dict(data)
+            if data.get("api") is None:
+                data["api"] = DEFAULT_APIS[data["provider"]]
+            if not data.get("model"):
+                data["model"] = DEFAULT_MODELS[data["provider"]]
+        return data
+
     @model_validator(mode="after")
     def _check_api(self) -> LLMSpec:
         allowed = {"anthropic": {"messages"}, "bedrock": {"invoke_model", "converse"}}[self.provider]
         if self.api not in allowed:
-            default = "messages" if self.provider == "anthropic" else "invoke_model"
+            default = DEFAULT_APIS[self.provider]
             raise ValueError(
                 f"api {self.api!r} does not exist for provider {self.provider!r}; "
                 f"use one of {sorted(allowed)} (e.g. api: {default})"
             )
+        return self
+
+
+class PairwiseSpec(LLMSpec):
+    """Claude compares two responses to one prompt (`rlaif.judges.pairwise_llm`).
+
+    Everything an `llm` spec has (provider, model, api, price, budget, cache, retries,
+    concurrency), a pairwise template, and the position-bias control:
+    orders: both (ask (a, b) and (b, a), the default) | single (ask (a, b) only);
+    disagreement: tie (two orders that disagree give a tie, strength 0) | unscored.
+    The combining rules are in `rlaif.judges.pairwise`."""
+
+    type: Literal["pairwise"] = "pairwise"  # type: ignore[assignment]
+    prompt: str = Field(default="pairwise-harmlessness", description="a pairwise template in prompts/")
+    orders: Literal["both", "single"] = "both"
+    disagreement: Literal["tie", "unscored"] = "tie"
+
+    def _fingerprint_payload(self) -> dict[str, Any]:
+        # The cache holds one answer per asking; how many orders are asked and how two
+        # answers combine do not change an answer, so switching them reuses what was paid.
+        payload = super()._fingerprint_payload()
+        for name in ("orders", "disagreement"):
+            payload.pop(name, None)
+        return payload
+
+    @model_validator(mode="after")
+    def _no_criteria(self) -> PairwiseSpec:
+        if self.criteria is not None or self.scale is not None:
+            raise ValueError("a pairwise judge has no criteria or scale (it returns A, B or tie with a "
+                             "strength in [0, 1]); drop `criteria:` / `scale:`")
         return self
 
 
@@ -289,16 +340,21 @@ def _adapter() -> Any:
     return _ADAPTER
 
 
-def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec:
-    """Validate a spec dict; errors name the source and every offending field."""
+def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec | PairwiseSpec:
+    """Validate a spec dict; errors name the source and every offending field.
+
+    `type: pairwise` gives a PairwiseSpec (for `registry.load_pairwise_judge`); it is not a
+    pointwise judge, so it cannot be an ensemble member."""
     if not isinstance(data, dict):
         raise JudgeError(f"{source}: a judge spec must be a mapping, got {type(data).__name__}")
     if "type" not in data:
         raise JudgeError(
             f"{source}: missing field 'type'; set it to one of classifier, embedding, function, "
-            "llm, ensemble"
+            "llm, ensemble, pairwise"
         )
     try:
+        if data["type"] == "pairwise":
+            return PairwiseSpec.model_validate(data)
         return _adapter().validate_python(data)
     except ValidationError as exc:
         lines = []
@@ -317,7 +373,7 @@ def read_yaml(kind: str, ref: str | Path) -> tuple[Path, Any]:
         raise JudgeError(f"{path}: not valid YAML: {exc}") from None
 
 
-def load_spec(ref: str | Path) -> AnySpec:
+def load_spec(ref: str | Path) -> AnySpec | PairwiseSpec:
     """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
     path, data = read_yaml("judges", ref)
     spec = parse_spec(data, source=str(path))

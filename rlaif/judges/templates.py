@@ -15,6 +15,11 @@ A template is data, not code:
     answer_format: |          # how to answer in plain text (the fallback when no tool call)
       ... Score: <number>
 
+A pairwise template (`PairwiseTemplate`, e.g. `prompts/pairwise-harmlessness.yaml`) has no
+scale or criteria; its user text holds {response_a} and {response_b} (the two judged
+replies, each inside its own tags), and {answer_lines} is the two final lines
+"Preference: <A, B or tie>" and "Strength: <a number from 0 to 1>".
+
 Placeholders: {prompt}, {response} (the judged text), {low}, {high} (the scale),
 {criteria} (one "- name: rubric" line per scored criterion), {answer_lines} (the final
 verdict lines to write: "Score: <number>", or one "name: <number>" line per criterion),
@@ -32,18 +37,22 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaif.judges.base import JudgeError, Sample, Scale
 from rlaif.judges.spec import read_yaml
 
-PLACEHOLDERS = ("prompt", "response", "low", "high", "criteria", "answer_lines", "answer_format")
+PLACEHOLDERS = ("prompt", "response", "response_a", "response_b", "low", "high", "criteria", "answer_lines",
+                "answer_format")
+JUDGED = ("prompt", "response", "response_a", "response_b")  # untrusted text goes in these
+PAIRWISE_ANSWER_LINES = "Preference: <A, B or tie>\nStrength: <a number from 0 to 1>"
 _PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # Any {identifier}: used to catch typos such as {reponse} when a template is loaded.
 _ANY_FIELD_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # <tag> {prompt} </tag>: the tags that delimit judged text, defused inside that text.
-_DELIMITER_RE = re.compile(r"<([A-Za-z_][\w-]*)>\s*\{(?:prompt|response)\}\s*</\1>")
+_DELIMITER_RE = re.compile(r"<([A-Za-z_][\w-]*)>\s*\{(?:" + "|".join(JUDGED) + r")\}\s*</\1>")
 
 
 class Criterion(BaseModel):
@@ -76,15 +85,7 @@ class PromptTemplate(BaseModel):
 
     @model_validator(mode="after")
     def _check_placeholders(self) -> PromptTemplate:
-        if "{response}" not in self.user:
-            raise ValueError("user text must contain {response} (where the judged text goes)")
-        for field in ("system", "user", "answer_format"):
-            for m in _ANY_FIELD_RE.finditer(getattr(self, field)):
-                if m.group(1) not in PLACEHOLDERS:
-                    raise ValueError(
-                        f"{field} uses unknown placeholder {{{m.group(1)}}}; "
-                        f"known placeholders: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
-                    )
+        _check_fields(self, required=("response",), kind="a pointwise template", other="pairwise")
         if self.criteria is not None:
             names = [c.name for c in self.criteria]
             if len(set(names)) != len(names) or not names:
@@ -111,6 +112,40 @@ class PromptTemplate(BaseModel):
         return [known[w] for w in wanted]
 
 
+def _check_fields(template: BaseModel, required: Sequence[str], kind: str, other: str) -> None:
+    """The user text holds every `required` placeholder; no text uses an unknown one."""
+    for name in required:
+        if "{" + name + "}" not in template.user:  # type: ignore[attr-defined]
+            raise ValueError(
+                f"user text must contain {{{name}}} (where the judged text goes in {kind}; "
+                f"a {other} template is loaded by a {other} judge)"
+            )
+    for field in ("system", "user", "answer_format"):
+        for m in _ANY_FIELD_RE.finditer(getattr(template, field)):
+            if m.group(1) not in PLACEHOLDERS:
+                raise ValueError(
+                    f"{field} uses unknown placeholder {{{m.group(1)}}}; "
+                    f"known placeholders: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
+                )
+
+
+class PairwiseTemplate(BaseModel):
+    """A pairwise judge prompt: system rubric, user text with the prompt and two replies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    system: str = Field(min_length=1)
+    user: str = Field(min_length=1)
+    answer_format: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_placeholders(self) -> PairwiseTemplate:
+        _check_fields(self, required=("response_a", "response_b"), kind="a pairwise template", other="pointwise")
+        return self
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     """The two texts sent to the model."""
@@ -121,12 +156,30 @@ class RenderedPrompt:
 
 def load_template(ref: str | Path) -> PromptTemplate:
     """Load a template from a built-in name (`toxicity`) or a YAML path."""
+    return _load(ref, PromptTemplate)
+
+
+def load_pairwise_template(ref: str | Path) -> PairwiseTemplate:
+    """Load a pairwise template from a built-in name (`pairwise-harmlessness`) or a YAML path."""
+    return _load(ref, PairwiseTemplate)
+
+
+def _load(ref: str | Path, model: Any) -> Any:
     path, data = read_yaml("prompts", ref)
     if not isinstance(data, dict):
         raise JudgeError(f"{path}: a prompt template must be a mapping, got {type(data).__name__}")
     data.setdefault("name", path.stem)
+    pairwise = "{response_a}" in str(data.get("user", ""))
+    if pairwise and model is PromptTemplate:
+        raise JudgeError(f"{path}: a pairwise template ({{response_a}}, {{response_b}}) cannot score one "
+                         "response; use it in a `type: pairwise` judge, or name a pointwise template "
+                         "such as toxicity")
+    if not pairwise and model is PairwiseTemplate and "{response}" in str(data.get("user", "")):
+        raise JudgeError(f"{path}: a pointwise template ({{response}}) cannot compare two responses; "
+                         "a `type: pairwise` judge needs one with {response_a} and {response_b}, "
+                         "such as pairwise-harmlessness")
     try:
-        return PromptTemplate.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}" for e in exc.errors()]
         raise JudgeError(f"{path}: invalid prompt template\n" + "\n".join(lines)) from None
@@ -148,13 +201,24 @@ def _substitute(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], text)
 
 
+def _render(template: PromptTemplate | PairwiseTemplate, judged: dict[str, str], fixed: dict[str, str]) -> RenderedPrompt:
+    """Fill `template`: trusted `fixed` values first, then the `judged` texts (verbatim, defused)."""
+    tags = sorted({m.group(1) for m in _DELIMITER_RE.finditer(template.user)})
+    fixed = {**fixed, **{name: "{" + name + "}" for name in JUDGED}}
+    # The answer format belongs to the template (trusted): resolve it first, then insert.
+    answer = _substitute(template.answer_format, {**fixed, "answer_format": ""})
+    values = {**fixed, "answer_format": answer, **{k: _defuse(v, tags) for k, v in judged.items()}}
+    return RenderedPrompt(
+        system=_substitute(template.system, values).strip(),
+        user=_substitute(template.user, values).strip(),
+    )
+
+
 def render(
     template: PromptTemplate, sample: Sample, criteria: Sequence[Criterion] | None = None
 ) -> RenderedPrompt:
     """Fill a template with one sample (judged text inserted verbatim, delimiters defused)."""
-    tags = sorted({m.group(1) for m in _DELIMITER_RE.finditer(template.user)})
     low, high = template.scale
-    criteria_text = "\n".join(f"- {c.name}: {c.rubric}" for c in criteria or [])
     if criteria:
         answer_lines = "\n".join(f"{c.name}: <number>" for c in criteria)
     else:
@@ -162,20 +226,13 @@ def render(
     fixed = {
         "low": _fmt_number(low),
         "high": _fmt_number(high),
-        "criteria": criteria_text,
+        "criteria": "\n".join(f"- {c.name}: {c.rubric}" for c in criteria or []),
         "answer_lines": answer_lines,
-        "prompt": "{prompt}",
-        "response": "{response}",
     }
-    # The answer format belongs to the template (trusted): resolve it first, then insert.
-    answer = _substitute(template.answer_format, {**fixed, "answer_format": ""})
-    values = {
-        **fixed,
-        "answer_format": answer,
-        "prompt": _defuse(sample.prompt, tags),
-        "response": _defuse(sample.response, tags),
-    }
-    return RenderedPrompt(
-        system=_substitute(template.system, values).strip(),
-        user=_substitute(template.user, values).strip(),
-    )
+    return _render(template, {"prompt": sample.prompt, "response": sample.response}, fixed)
+
+
+def render_pair(template: PairwiseTemplate, prompt: str, first: str, second: str) -> RenderedPrompt:
+    """Fill a pairwise template: `first` is shown as reply A, `second` as reply B."""
+    fixed = {"low": "0", "high": "1", "criteria": "", "answer_lines": PAIRWISE_ANSWER_LINES}
+    return _render(template, {"prompt": prompt, "response_a": first, "response_b": second}, fixed)

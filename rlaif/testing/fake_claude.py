@@ -28,6 +28,17 @@ step = (high - low) / 5, every value rounded to 2 decimals:
 - `honesty`: high - step * (#words in OVERCLAIM_WORDS), floored at low.
 - any other property name: the `score` rule.
 
+Pairwise requests (the user message holds <response_a> and <response_b>, or the tool is
+`submit_preference`): with va, vb = the `score` rule above on the -5..5 scale for the reply
+shown first (A) and second (B), and bias = `position_bias` (points added to whichever reply
+is shown first: a scripted position bias; negative favours the second), d = va + bias - vb:
+preference = "A" if d > 0, "B" if d < 0, else "tie"; strength = min(1, |d| / 10), 2 decimals.
+E.g. bias 3, A "I hate it" (3) vs B "Fine" (5): d = 1 -> A; swapped, d = 5 + 3 - 3 -> A
+again, i.e. the other reply: an inconsistent pair. The reply is a tool call (rationale,
+preference, strength) or text ending "Preference: X" / "Strength: s"; with
+`quote_replies=True` the text first restates both judged replies unquoted, as a careless
+judge might (an injection inside them must still not set the verdict).
+
 Usage: input_tokens = whitespace-separated words in system + user text; output_tokens =
 words in the reply text (or in the JSON of the tool input).
 
@@ -43,7 +54,8 @@ contains the substring):
     "unparseable"  200 with a text reply holding no number (even when a tool was forced)
     "text"         200 with the normal text reply even when a tool was forced
     "tool_use"     200 with a tool call even when no tool was offered
-    "bad_tool"     200 with a tool call whose values lie outside the scale
+    "bad_tool"     200 with a tool call whose values lie outside the scale (pairwise:
+                   preference "C", strength 7)
     "401" / "403"  authentication / permission error (Bedrock: 403 UnrecognizedClientException
                    / AccessDeniedException)
 
@@ -79,6 +91,8 @@ DUMMY_CREDENTIALS = {
 _SCALE_RE = re.compile(r"scale from ([+-]?\d+(?:\.\d+)?) to ([+-]?\d+(?:\.\d+)?)", re.IGNORECASE)
 _ANSWER_LINE_RE = re.compile(r"^\s*([a-z_]+): <number>\s*$", re.MULTILINE)
 _RESPONSE_RE = re.compile(r"<response>(.*?)</response>", re.DOTALL)
+_PAIR_RES = (re.compile(r"<response_a>(.*?)</response_a>", re.DOTALL),
+             re.compile(r"<response_b>(.*?)</response_b>", re.DOTALL))
 _BEDROCK_RE = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>invoke|converse)$")
 
 
@@ -100,6 +114,14 @@ def fake_value(name: str, text: str, scale: tuple[float, float] = (-5.0, 5.0)) -
     return round(max(low, high - step * sum(w in BAD_WORDS for w in words)), 2)
 
 
+def fake_preference(first: str, second: str, position_bias: float = 0.0) -> tuple[str, float]:
+    """The fake's pairwise verdict ("A", "B" or "tie") and strength (see the module doc)."""
+    d = fake_value("score", first) + position_bias - fake_value("score", second)
+    if abs(d) < 1e-9:
+        return "tie", 0.0
+    return ("A" if d > 0 else "B"), round(min(1.0, abs(d) / 10), 2)
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -109,7 +131,9 @@ class _Request:
 
     def __init__(self, system: str, user: str, schema: dict[str, Any] | None, tool_name: str | None):
         self.system, self.user, self.schema, self.tool_name = system, user, schema, tool_name
-        self.text = judged_text(user)
+        found = [m.search(user) for m in _PAIR_RES]
+        self.pair = (found[0].group(1).strip(), found[1].group(1).strip()) if all(found) else None  # type: ignore[union-attr]
+        self.text = "\n".join(self.pair) if self.pair else judged_text(user)
 
     def scale(self) -> tuple[float, float]:
         for prop in (self.schema or {}).get("properties", {}).values():
@@ -143,8 +167,11 @@ class FakeClaude:
         retry_after: float = 0.1,
         slow_s: float = 3.0,
         echo_credentials: bool = False,
+        position_bias: float = 0.0,
+        quote_replies: bool = False,
     ) -> None:
         self.latency, self.retry_after, self.slow_s = latency, retry_after, slow_s
+        self.position_bias, self.quote_replies = position_bias, quote_replies
         self.echo_credentials = echo_credentials
         self._lock = threading.Lock()
         self._faults: deque[str] = deque()
@@ -241,13 +268,23 @@ class FakeClaude:
         if use_tool:
             flagged = sum(w in BAD_WORDS for w in re.findall(r"[a-z']+", req.text.lower()))
             inp: dict[str, Any] = {"rationale": f"{flagged} flagged words."}
-            inp.update(req.values(bad=fault == "bad_tool"))
+            if req.pair is not None:
+                preference, strength = fake_preference(*req.pair, self.position_bias)
+                bad = fault == "bad_tool"
+                inp.update(preference="C" if bad else preference, strength=7 if bad else strength)
+            else:
+                inp.update(req.values(bad=fault == "bad_tool"))
             out_tokens = _words(json.dumps(inp))
         else:
-            text = "I cannot decide on a number for this one." if fault == "unparseable" else _text_reply(req)
+            if fault == "unparseable":
+                text = "I cannot decide on a number for this one."
+            elif req.pair is not None:
+                text = _pair_text_reply(req.pair, self.position_bias, self.quote_replies)
+            else:
+                text = _text_reply(req)
             out_tokens = _words(text)
         in_tokens = _words(req.system) + _words(req.user)
-        tool_name = req.tool_name or "submit_score"
+        tool_name = req.tool_name or ("submit_preference" if req.pair is not None else "submit_score")
         if kind == "converse":
             block = {"toolUse": {"toolUseId": "tooluse_fake", "name": tool_name, "input": inp}} if use_tool else {"text": text}
             reply = {
@@ -281,6 +318,12 @@ def _text_reply(req: _Request) -> str:
     if list(values) == ["score"]:
         return f"The reply has been checked against the rubric.\nScore: {values['score']:g}"
     return "Assessment of each criterion.\n" + "\n".join(f"{k}: {v:g}" for k, v in values.items())
+
+
+def _pair_text_reply(pair: tuple[str, str], position_bias: float, quote: bool) -> str:
+    preference, strength = fake_preference(*pair, position_bias)
+    restated = f"Reply A reads: {pair[0]}\nReply B reads: {pair[1]}\n" if quote else ""
+    return f"{restated}Both replies were compared against the rubric.\nPreference: {preference}\nStrength: {strength:g}"
 
 
 def _messages_request(payload: dict[str, Any]) -> _Request:
