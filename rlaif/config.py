@@ -232,11 +232,14 @@ class EvalConfig(_Section):
 
 
 class OutputConfig(_Section):
-    """The run folder and how often to checkpoint and print."""
+    """The run folder, how often to checkpoint and print, final/ and the trackers."""
 
     dir: str = "runs/rlaif"
     save_every: int = Field(default=0, ge=0, description="checkpoint every N steps; 0 = end only")
     log_every: int = Field(default=1, gt=0, description="print a log line every N steps")
+    merge_lora: bool = Field(default=True, description="final/: LoRA merged; false = PEFT adapter")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(
+        default_factory=list, description="trackers (rlaif.tracking); pip install rlaif[tracking]")
 
 
 class AccelerateConfig(_Section):

@@ -7,6 +7,10 @@
     3. PPO       the trainer's run on the TRAIN prompts (resumable)
     4. after     same prompts, seed and generation settings; hold-out KL to the start model
     5. report    report.md / report.json / plots in the run folder
+    6. final     <run>/final/: the trained model as a standard HF folder (LoRA merged unless
+                 output.merge_lora is false) with the model card as README.md (`rlaif.export`,
+                 `rlaif.model_card`); the trackers of output.report_to get every step's
+                 metrics, the config, and the hold-out table and plots (`rlaif.tracking`)
 
 The evaluator defaults to the RoBERTa hate-speech classifier (toxicity = P(hate)); it is
 best a different judge than the reward, so reward hacking shows up in the report.
@@ -36,7 +40,7 @@ class PipelineResult:
 
     train: Any  # rlaif.ppo.trainer.TrainResult
     holdout: Any | None = None  # rlaif.evaluation.HoldoutReport
-    paths: dict[str, Path] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # report files, "final", "card"
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -63,13 +67,40 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
     `extra` goes into report.json as it is (e.g. what the demo built and how long it took)."""
     from rlaif.data.prompts import load_prompt_split
     from rlaif.models.load import load_tokenizer
-    from rlaif.ppo.trainer import PPOTrainer, make_accelerator
+    from rlaif.ppo.trainer import make_accelerator
+    from rlaif.tracking import make_tracker
 
-    timings: dict[str, float] = {}
     accelerator = make_accelerator(config)
     tokenizer = load_tokenizer(config.model.name_or_path)
     split = load_prompt_split(config.data, tokenizer)
-    trainer = PPOTrainer(config, split.train, tokenizer=tokenizer, accelerator=accelerator)
+    tracker = make_tracker(config, enabled=accelerator.is_main_process)
+    try:
+        result = _train_and_evaluate(config, split, tokenizer, accelerator, tracker, extra, progress)
+    finally:
+        tracker.finish()
+    if accelerator.is_main_process:
+        print(run_summary(result.paths, tracker), flush=True)
+    return result
+
+
+def run_summary(paths: dict[str, Path], tracker: Any) -> str:
+    """The closing lines: where the model, its card, the report and the tracker output are."""
+    lines = []
+    if "final" in paths:
+        lines.append(f"final model: {paths['final']}  (card: {paths['card']})")
+    if "md" in paths:
+        lines.append(f"report: {paths['md']}")
+    lines += [f"tracking: {where}" for where in tracker.where()]
+    return "\n".join(lines)
+
+
+def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerator: Any, tracker: Any,
+                        extra: dict[str, Any] | None, progress: bool) -> PipelineResult:
+    from rlaif.ppo.trainer import PPOTrainer
+
+    timings: dict[str, float] = {}
+    trainer = PPOTrainer(config, split.train, tokenizer=tokenizer, accelerator=accelerator,
+                         tracker=tracker)
     holdout = _make_holdout(config, split.test, progress) \
         if config.eval.enabled and accelerator.is_main_process else None
     before = None
@@ -87,11 +118,15 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
             control_before.generation = None
         timings["before"] = time.perf_counter() - t0
     accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        print(f"run folder {trainer.run_dir}: metrics.jsonl, checkpoints/; at the end final/ "
+              "(model + README.md card)" + "".join(f"; {w}" for w in tracker.where()), flush=True)
     t0 = time.perf_counter()
     result = trainer.train()
     timings["ppo"] = time.perf_counter() - t0
     if holdout is None:
-        return PipelineResult(train=result, timings=timings)
+        paths = write_final_model(config, trainer) if accelerator.is_main_process else {}
+        return PipelineResult(train=result, paths=paths, timings=timings)
     try:
         t0 = time.perf_counter()
         print(f"hold-out after: {len(holdout.prompts)} prompts", flush=True)
@@ -111,6 +146,8 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
 
         paths = write_report(trainer.run_dir, report, metrics_path=trainer.run_dir / "metrics.jsonl",
                              extra=report_extra)
+        _track_report(tracker, report, paths, result.step)
+        paths.update(write_final_model(config, trainer))
     finally:
         holdout.close()
         if control is not None:
@@ -186,3 +223,30 @@ def _reward_judge_view(config: RunConfig, holdout: Any, before: Any, after: Any)
     finally:
         judge.close()
     return view
+
+
+def write_final_model(config: RunConfig, trainer: Any) -> dict[str, Path]:
+    """<run>/final/ from the trained policy, with the card built from the run's files."""
+    from rlaif.export import CARD_FILE, FINAL_DIR, generation_settings, write_final
+    from rlaif.model_card import build_card, card_record_from_run
+
+    policy, run_dir = trainer.policy, trainer.run_dir
+    settings = generation_settings(policy.base_model(), trainer.tokenizer,
+                                   config.generation.generate_kwargs())
+    final = write_final(policy.model, trainer.tokenizer, run_dir / FINAL_DIR,
+                        merge_lora=config.output.merge_lora, generation_config=settings,
+                        card=build_card(card_record_from_run(run_dir)))
+    return {"final": final, "card": final / CARD_FILE}
+
+
+def _track_report(tracker: Any, report: Any, paths: dict[str, Path], step: int) -> None:
+    """The hold-out table, its numbers, the example rows and the plots, to the trackers."""
+    if not tracker.active:
+        return
+    from rlaif.evaluation.report import summary_table
+
+    data = report.to_dict()
+    numbers = {"holdout": {k: data["stats"][k] for k in ("before", "after", "difference")},
+               "holdout_kl": data.get("kl") or {}}
+    tracker.log_report(summary_table(data), numbers, step=step, rows=report.examples())
+    tracker.log_images({f"holdout/{k}": p for k, p in paths.items() if k.endswith("plot")}, step=step)

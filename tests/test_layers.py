@@ -23,9 +23,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("rlaif.run_changes",),
     ("rlaif.data",),
     ("rlaif.judges", "rlaif.models"),
+    ("rlaif.export", "rlaif.model_card", "rlaif.tracking"),  # what a run leaves: final/, card, trackers
     ("rlaif.ppo", "rlaif.evaluation", "rlaif.compare", "rlaif.scoring", "rlaif.integrations",
      "rlaif.testing"),
-    ("rlaif.pipeline", "rlaif.compare_report"),
+    ("rlaif.pipeline", "rlaif.compare_report", "rlaif.labeling", "rlaif.compare_runs"),
+    ("rlaif.dpo",),  # DPO beside PPO: reuses the pipeline's hold-out prompt choice
     ("rlaif.demo",),
     ("rlaif.commands", "rlaif.cli"),
     ("rlaif",),  # the package itself: its public names

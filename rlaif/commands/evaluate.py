@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--before", required=True,
                         help="model before training: hub id, folder or .gguf file")
     parser.add_argument("--after", required=True, help="model after training: hub id, folder, "
-                        ".gguf file, checkpoint or PPO run folder")
+                        ".gguf file, checkpoint, PPO run folder, or a run's final/ (merged or adapter)")
     parser.add_argument("--evaluator", default="roberta-hate",
                         help="judge spec (name or YAML path); best a different judge than the reward")
     parser.add_argument("--toxic-label", default="hate",
@@ -56,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
         gen_kwargs["min_new_tokens"] = args.min_new_tokens
     if args.greedy:
         gen_kwargs.update(do_sample=False, top_k=None, top_p=None)
-    metrics_path, kl = run_training_kl(Path(args.after))
+    after = Path(args.after)
+    # RUN/final (written at the end of a run): its training KL is the run's.
+    metrics_path, kl = run_training_kl(after.parent if after.name == "final" else after)
     report = evaluate_holdout(
         args.before, args.after, args.tokenizer, prompts, args.evaluator, kl=kl,
         compute_kl=not args.no_kl, gen_kwargs=gen_kwargs, seed=args.seed,

@@ -3,7 +3,10 @@
 The run folder (`output.dir`, or `--out`) receives config.yaml (the config used, secrets
 redacted), metrics.jsonl (one line per step) and checkpoints/step-N (+ `latest`); with
 `eval.enabled`, the hold-out evaluation runs before and after training and report.md,
-report.json and plots land there too (see rlaif.pipeline).
+report.json and plots land there too (see rlaif.pipeline). At the end, final/ holds the trained
+model as a standard Hugging Face folder (LoRA merged unless output.merge_lora=false) with its
+model card (README.md); `output.report_to=[tensorboard,mlflow,wandb]` also streams the metrics
+to those trackers (pip install rlaif[tracking]).
 `--resume` continues the run in that folder from its latest checkpoint; `--resume DIR`
 continues from a given run folder or step-N checkpoint.
 """

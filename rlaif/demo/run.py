@@ -37,7 +37,8 @@ FAST_OVERRIDES = ("ppo.steps=4", "eval.n=16", "eval.control_n=8")
 TOY_FAST_OVERRIDES = ("ppo.steps=12", "eval.n=64")
 _OUTPUTS = ("checkpoints", "metrics.jsonl", "config.yaml", "report.md", "report.json",
             "eval_before.json", "eval_control_before.json", EVALUATOR_DIR,
-            "toxicity_hist.png", "training.png", MARKER)
+            "toxicity_hist.png", "training.png", "final", "tensorboard", "mlruns", "wandb",
+            MARKER)
 
 
 @dataclass
@@ -175,6 +176,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     paths = result.paths
     print(f"report: {paths['md']} (+ report.json, "
           f"{', '.join(p.name for k, p in paths.items() if k.endswith('plot'))})")
+    if "final" in paths:
+        print(f"model: {paths['final']} (a transformers model folder; card {paths['card'].name})")
     print(f"total {timings['total']:.0f}s (assets {timings['assets']:.0f}s, before "
           f"{timings.get('before', 0):.0f}s, PPO {timings['ppo']:.0f}s, after "
           f"{timings.get('after', 0):.0f}s)")

@@ -50,6 +50,7 @@ from rlaif.ppo.rollout import Responses, Rollout, sample_responses, score_rollou
 from rlaif.ppo.sampling import sampling_kwargs
 from rlaif.ppo.update import UPDATE_METRICS, ppo_update
 from rlaif.stats import RunningMoments
+from rlaif.tracking import make_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +87,14 @@ class PPOTrainer:
     """PPO on a causal or seq2seq policy with rewards from any judge. `train()` or `step()`.
 
     `prompts` are the training prompts (see `rlaif.data.prompts.load_prompt_split`); the
-    policy, judge and tokenizer default to those the config names. A given policy is moved to
-    the accelerator's device and trained in place; the trainer works on its own prepared copy
-    of the tokenizer (`self.tokenizer`).
+    policy, judge, tokenizer and tracker (`rlaif.tracking`) default to those the config names.
+    A given policy is moved to the accelerator's device and trained in place; the trainer works
+    on its own prepared copy of the tokenizer (`self.tokenizer`).
     """
 
     def __init__(self, config: RunConfig, prompts: Sequence[str], *,
                  policy: PolicyWithValueHead | None = None, judge: Judge | None = None,
-                 tokenizer: Any = None, accelerator: Any = None) -> None:
+                 tokenizer: Any = None, accelerator: Any = None, tracker: Any = None) -> None:
         from accelerate.utils import set_seed
         from transformers import get_scheduler
 
@@ -155,6 +156,9 @@ class PPOTrainer:
                 check_resume(self.run_dir, config, self.step_count)
             else:
                 save_config(config, self.run_dir)
+        # Trackers (output.report_to): the caller's, or the trainer's own, closed by train().
+        self._owns_tracker = tracker is None
+        self.tracker = tracker or make_tracker(config, enabled=acc.is_main_process)
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -321,6 +325,7 @@ class PPOTrainer:
         }
         self.history.append(metrics)
         self.metrics_log.write(metrics)
+        self.tracker.log(metrics, step=self.step_count)
         return metrics
 
     # ------------------------------------------------------------------ the loop
@@ -358,6 +363,8 @@ class PPOTrainer:
             bar.close()
             if self._owns_judge:
                 self.judge.close()
+            if self._owns_tracker:
+                self.tracker.finish()
         if main:
             print(training_summary(self.history, self.run_dir, checkpoint))
         return TrainResult(run_dir=self.run_dir, step=self.step_count, history=list(self.history),

@@ -1,0 +1,184 @@
+"""What a run leaves to deploy: `RUN/final/`, a standard Hugging Face model folder.
+
+    final/
+        model.safetensors (+ config.json)   LoRA merged into the base (default), or
+        adapter_model.safetensors (+ adapter_config.json)   a PEFT adapter (`merge_lora=False`)
+        tokenizer.json, tokenizer_config.json (+ chat_template.jinja)
+        generation_config.json              the sampling settings the run used
+        README.md                           the model card (`rlaif.model_card`)
+
+`AutoModelForCausalLM` / `AutoModelForSeq2SeqLM.from_pretrained(final)` and
+`pipeline("text-generation", model=final)` load it with transformers alone (an adapter
+folder needs peft). The value head is not part of it: it stays in the checkpoints, for
+resuming. `write_final` is what every trainer calls; `export_checkpoint` does the same for a
+saved checkpoint (`rlaif export`). The folder is built beside its target and renamed into
+place, so a reader never sees half of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from rlaif.io import atomic_write_dir, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+FINAL_DIR = "final"
+CARD_FILE = "README.md"
+RUN_CONFIG_FILE = "config.yaml"  # rlaif.config.CONFIG_FILENAME (read here, never written)
+# GenerationConfig fields a run's `generation` section sets (GenerationConfig(**kwargs) takes them).
+_GENERATION_KEYS = ("min_new_tokens", "max_new_tokens", "do_sample", "top_k", "top_p", "temperature",
+                    "eos_token_id", "pad_token_id")
+
+
+def is_peft_model(model: Any) -> bool:
+    """True for a peft `PeftModel` (an LM carrying adapters)."""
+    try:
+        from peft import PeftModel
+    except ImportError:  # peft is a dependency; a plain transformers model needs no check
+        return False
+    return isinstance(model, PeftModel)
+
+
+def write_final(model: Any, tokenizer: Any, out_dir: str | Path, *, merge_lora: bool = True,
+                generation_config: dict[str, Any] | None = None, card: str | None = None) -> Path:
+    """Write `model` (a transformers model, a peft model or an rlaif policy) as a standard HF
+    folder at `out_dir`, atomically: LoRA merged (the caller's model is left as it was) or the
+    adapter alone, the tokenizer, `generation_config.json` and `card` as README.md."""
+    from rlaif.models.load import unwrap_lm
+
+    lm = unwrap_lm(model)
+    out = Path(out_dir)
+
+    def build(tmp: Path) -> None:
+        if is_peft_model(lm) and not merge_lora:
+            lm.save_pretrained(tmp)  # adapter_config.json + adapter_model.safetensors
+            base = lm.get_base_model()
+        else:
+            base = lm.get_base_model() if is_peft_model(lm) else lm
+            _save_plain(lm, base, tmp)
+        _write_generation_config(base, generation_config, tmp)
+        tokenizer.save_pretrained(tmp)
+        if card is not None:
+            atomic_write_text(tmp / CARD_FILE, card)
+
+    atomic_write_dir(out, build)
+    return out
+
+
+def _save_plain(lm: Any, base: Any, folder: Path) -> None:
+    """`base.save_pretrained` with LoRA merged into its weights when `lm` carries adapters."""
+    state = merged_state_dict(lm) if is_peft_model(lm) else None
+    if is_peft_model(lm) and state is None:  # a peft layout merged_state_dict does not know
+        base = copy.deepcopy(lm).merge_and_unload()
+    base.save_pretrained(folder, state_dict=state)
+    config_path = folder / "config.json"
+    data = json.loads(config_path.read_text())
+    if data.get("use_cache") is False:  # training turned the KV cache off (gradient checkpointing)
+        data["use_cache"] = True
+        atomic_write_text(config_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def merged_state_dict(peft_model: Any) -> dict[str, Any] | None:
+    """The base model's state dict with every LoRA layer's delta added to its weight, under the
+    plain transformers names; the model is not changed (only merged weights are new tensors).
+
+    None when the model holds peft modules other than plain LoRA layers (DoRA, modules_to_save):
+    the caller then merges a copy with peft's own `merge_and_unload`."""
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    adapter = peft_model.active_adapter
+    if not isinstance(adapter, str):
+        return None
+    state: dict[str, Any] = {}
+    for name, tensor in base.state_dict().items():
+        if ".lora_A." in name or ".lora_B." in name:
+            continue
+        if "lora_" in name or "modules_to_save" in name or "original_module" in name:
+            return None
+        state[name.replace(".base_layer.", ".")] = tensor
+    for module_name, module in base.named_modules():
+        if not isinstance(module, LoraLayer) or adapter not in getattr(module, "lora_A", {}):
+            continue
+        if getattr(module, "merged", False):
+            return None  # already merged in place: the base weight holds the delta
+        key = f"{module_name}.weight"
+        weight = state[key]
+        state[key] = weight + module.get_delta_weight(adapter).to(weight.device, weight.dtype)
+    return state
+
+
+def generation_settings(lm: Any, tokenizer: Any, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The generation config of a run: its sampling settings with the EOS and pad ids it used."""
+    from rlaif.models.generate import eos_token_ids
+
+    eos = sorted(eos_token_ids(lm, tokenizer))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0] if eos else None
+    return {**gen_kwargs, "eos_token_id": eos[0] if len(eos) == 1 else eos, "pad_token_id": pad}
+
+
+def _write_generation_config(base: Any, settings: dict[str, Any] | None, folder: Path) -> None:
+    """generation_config.json: the model's own, updated with the run's settings."""
+    from transformers import GenerationConfig
+
+    own = getattr(base, "generation_config", None)
+    data = own.to_dict() if own is not None else {}
+    data.update({k: v for k, v in (settings or {}).items() if k in _GENERATION_KEYS})
+    data.pop("transformers_version", None)
+    GenerationConfig(**data).save_pretrained(folder)
+
+
+def find_run_dir(path: str | Path) -> Path | None:
+    """The run folder a checkpoint belongs to (config.yaml beside checkpoints/), or None."""
+    from rlaif.models.layout import CHECKPOINTS_DIR
+
+    p = Path(path).resolve()
+    for candidate in (p, *list(p.parents)[:4]):
+        if (candidate / RUN_CONFIG_FILE).is_file() and (candidate / CHECKPOINTS_DIR).is_dir():
+            return candidate
+    return None
+
+
+def checkpoint_step(checkpoint: str | Path) -> int | None:
+    """The step of the checkpoint a path names (a run folder: its latest), or None."""
+    from rlaif.models.layout import POLICY_DIR
+    from rlaif.models.load import resolve_checkpoint
+
+    folder = resolve_checkpoint(checkpoint)
+    name = (folder.parent if folder.name == POLICY_DIR else folder).name
+    tail = name.removeprefix("step-")
+    return int(tail) if name.startswith("step-") and tail.isdigit() else None
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, merge_lora: bool = True,
+                      card: str | None = None) -> Path:
+    """`write_final` for a saved policy: a run folder (its latest checkpoint), a step-N folder
+    or its policy/ folder; the generation settings come from the run's config.yaml when found."""
+    from rlaif.models.load import (
+        load_policy_lm,
+        load_tokenizer,
+        prepare_tokenizer,
+        read_policy_meta,
+        resolve_checkpoint,
+    )
+
+    folder = resolve_checkpoint(checkpoint)
+    meta = read_policy_meta(folder)  # FileNotFoundError naming the folder when it is no policy
+    lm = load_policy_lm(folder)
+    tokenizer = prepare_tokenizer(load_tokenizer(checkpoint, lm), bool(meta["is_seq2seq"]))
+    gen_kwargs: dict[str, Any] = {}
+    run_dir = find_run_dir(folder)
+    if run_dir is not None:
+        from rlaif.config import load_config
+
+        try:
+            gen_kwargs = load_config(run_dir / RUN_CONFIG_FILE).generation.generate_kwargs()
+        except ValueError as exc:  # another trainer's config: the model's own settings stay
+            logger.warning("%s: generation settings not read (%s)", run_dir / RUN_CONFIG_FILE, exc)
+    return write_final(lm, tokenizer, out_dir, merge_lora=merge_lora,
+                       generation_config=generation_settings(lm, tokenizer, gen_kwargs), card=card)
