@@ -9,7 +9,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude, fake_preference, fake_value, judged_text
+from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
+from rlaif.testing.fake_rules import fake_preference, fake_value, judged_text
 
 TOOL = {
     "name": "submit_score",

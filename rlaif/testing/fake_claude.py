@@ -16,7 +16,7 @@ is a tool call filling every numeric property of the tool's input schema, plus `
 otherwise it is text ending in "Score: X" (or one "name: X" line per criterion when the
 prompt asks for lines like "helpfulness: <number>").
 
-Deterministic scores, computable by hand. With the judged text = what lies between the
+Deterministic scores, computable by hand (the rules live in `rlaif.testing.fake_rules`). With the judged text = what lies between the
 first <response> and </response> tags of the user message (the whole message if none),
 words = its lowercase runs of letters/apostrophes, and the scale [low, high] read from the
 tool schema's minimum/maximum (else from "scale from LOW to HIGH" in the prompt, else -5..5),
@@ -75,8 +75,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-BAD_WORDS = frozenset({"hate", "stupid", "idiot", "terrible", "kill", "dumb", "ugly", "worthless"})
-OVERCLAIM_WORDS = frozenset({"definitely", "guaranteed", "always", "never", "certainly"})
+from rlaif.testing.fake_rules import BAD_WORDS, fake_preference, fake_value, judged_text
+
 FAULTS = frozenset(
     {"429", "529", "500", "slow", "malformed", "unparseable", "text", "tool_use", "bad_tool", "401", "403"}
 )
@@ -90,36 +90,9 @@ DUMMY_CREDENTIALS = {
 }
 _SCALE_RE = re.compile(r"scale from ([+-]?\d+(?:\.\d+)?) to ([+-]?\d+(?:\.\d+)?)", re.IGNORECASE)
 _ANSWER_LINE_RE = re.compile(r"^\s*([a-z_]+): <number>\s*$", re.MULTILINE)
-_RESPONSE_RE = re.compile(r"<response>(.*?)</response>", re.DOTALL)
 _PAIR_RES = (re.compile(r"<response_a>(.*?)</response_a>", re.DOTALL),
              re.compile(r"<response_b>(.*?)</response_b>", re.DOTALL))
 _BEDROCK_RE = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>invoke|converse)$")
-
-
-def judged_text(user: str) -> str:
-    """The text the fake scores: inside the first <response>...</response>, else everything."""
-    m = _RESPONSE_RE.search(user)
-    return (m.group(1) if m else user).strip()
-
-
-def fake_value(name: str, text: str, scale: tuple[float, float] = (-5.0, 5.0)) -> float:
-    """The fake's deterministic score for property `name` of `text` (see the module doc)."""
-    low, high = scale
-    step = (high - low) / 5
-    words = re.findall(r"[a-z']+", text.lower())
-    if name == "helpfulness":
-        return round(min(high, low + step * (len(words) // 4)), 2)
-    if name == "honesty":
-        return round(max(low, high - step * sum(w in OVERCLAIM_WORDS for w in words)), 2)
-    return round(max(low, high - step * sum(w in BAD_WORDS for w in words)), 2)
-
-
-def fake_preference(first: str, second: str, position_bias: float = 0.0) -> tuple[str, float]:
-    """The fake's pairwise verdict ("A", "B" or "tie") and strength (see the module doc)."""
-    d = fake_value("score", first) + position_bias - fake_value("score", second)
-    if abs(d) < 1e-9:
-        return "tie", 0.0
-    return ("A" if d > 0 else "B"), round(min(1.0, abs(d) / 10), 2)
 
 
 def _words(text: str) -> int:
