@@ -1,0 +1,137 @@
+"""The run config of `rlaif dpo`: the sections of `rlaif train` (model, data, generation, eval,
+output; reused from `rlaif.config`) plus `preferences` (the labelled pairs) and `dpo` (TRL's
+DPO settings that matter here).
+
+    model:        name_or_path, lora (null = full fine-tune; then a frozen copy is the reference)
+    preferences:  path of an `rlaif label` JSONL (or a `datasets` folder), strength filter, limit
+    data:         task (chat: prompts through the tokenizer's chat template) and system prompt for
+                  the policy's input; source/split/test_size/seed pick the hold-out prompts exactly
+                  as `rlaif train` does, so a DPO run and a PPO run of one data section share them
+    dpo:          beta, loss, learning rate, epochs or steps, batch sizes, lengths
+    generation:   sampling for the hold-out replies (as `rlaif train`)
+    eval:         the hold-out evaluation (as `rlaif train`); `reward_judge` names the labelling
+                  judge for `eval.reward_judge_view`
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rlaif.config import (
+    DataConfig,
+    EvalConfig,
+    GenerationConfig,
+    ModelConfig,
+    OutputConfig,
+    check_keys,
+)
+from rlaif.overrides import apply_override
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PreferenceConfig(_Section):
+    """The labelled pairs: rows `prompt`, `chosen`, `rejected` (ties and unscored rows, whose
+    chosen/rejected are null, are left out and counted)."""
+
+    path: str = Field(description="JSONL written by `rlaif label` (or any TRL preference JSONL), "
+                      "or a folder written by `datasets.Dataset.save_to_disk`")
+    min_strength: float | None = Field(
+        default=None, ge=0, description="keep only rows whose `strength` is at least this")
+    limit: int | None = Field(default=None, gt=0, description="first N usable pairs")
+    reward_judge: str | dict[str, Any] | None = Field(
+        default=None, description="the judge that labelled the pairs (for eval.reward_judge_view "
+        "and the report); null = read from the label file's .meta.json when there is one")
+
+
+class DPOSettings(_Section):
+    """TRL `DPOConfig` settings (same names where they exist)."""
+
+    beta: float = Field(default=0.1, gt=0, description="strength of the implicit KL to the reference")
+    loss_type: Literal["sigmoid", "hinge", "ipo", "robust"] = "sigmoid"
+    learning_rate: float = Field(default=5e-5, gt=0)
+    num_train_epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, gt=0, description="overrides num_train_epochs")
+    per_device_train_batch_size: int = Field(default=8, gt=0)
+    gradient_accumulation_steps: int = Field(default=1, gt=0)
+    max_length: int = Field(default=256, gt=0, description="prompt + reply tokens")
+    lr_scheduler_type: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+    logging_steps: int = Field(default=1, gt=0)
+    seed: int = 0
+
+
+class DPORunConfig(_Section):
+    """Everything one `rlaif dpo` run needs."""
+
+    model: ModelConfig
+    preferences: PreferenceConfig
+    data: DataConfig = DataConfig(task="chat")
+    dpo: DPOSettings = DPOSettings()
+    generation: GenerationConfig = GenerationConfig()
+    eval: EvalConfig = EvalConfig()
+    output: OutputConfig = OutputConfig(dir="runs/dpo")
+
+    @model_validator(mode="after")
+    def _check(self) -> DPORunConfig:
+        if self.data.task == "summarize":
+            raise ValueError(
+                "data.task='summarize' is not supported by `rlaif dpo`: the labelled prompts are "
+                "dialogues; use data.task=chat (instruct models) or dialogue")
+        return self
+
+
+def _yaml_floats(data: dict[str, Any]) -> None:
+    """PyYAML reads `1e-5` (no dot) as a string; turn such strings back into floats."""
+    for key, value in list(data.items()):
+        if isinstance(value, dict):
+            _yaml_floats(value)
+        elif isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
+            data[key] = float(value)
+
+
+def load_dpo_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                    data: dict[str, Any] | None = None) -> DPORunConfig:
+    """Load a YAML DPO config (or `data`), apply `a.b=c` overrides, validate; errors name the key.
+
+    `preferences.path` relative to the config file is made absolute when that file exists."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"DPO config {path} does not exist; see configs/dpo-tiny.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        source = str(path)
+    else:
+        loaded, source = copy.deepcopy(data or {}), "<config>"
+    if not isinstance(loaded, dict):
+        raise ValueError(  # noqa: TRY004  (bad user input: the CLI reports ValueError)
+            f"{source}: a DPO config must be a mapping, got {type(loaded).__name__}")
+    for override in overrides or []:
+        apply_override(loaded, override)
+    if overrides:
+        source += " + overrides " + " ".join(overrides)
+    prefs = loaded.get("preferences")
+    if path is not None and isinstance(prefs, dict) and isinstance(prefs.get("path"), str):
+        candidate = path.parent / prefs["path"]
+        if not Path(prefs["path"]).is_absolute() and not Path(prefs["path"]).exists() and candidate.exists():
+            prefs["path"] = str(candidate.resolve())
+    _yaml_floats(loaded)
+    check_keys(loaded, DPORunConfig)
+    try:
+        return DPORunConfig.model_validate(loaded)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(config)'}: "
+                 f"{e['msg'].removeprefix('Value error, ')} (got {str(e.get('input'))[:60]!r})"
+                 for e in exc.errors()]
+        raise ValueError(f"{source}: invalid DPO config\n" + "\n".join(lines)) from None
