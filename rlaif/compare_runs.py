@@ -8,8 +8,11 @@ same replies, the judge calls and cost that trained it, and wall-clock time.
 Judge calls: PPO scores one reply per prompt per step (the sum of `batch/size` over
 metrics.jsonl); DPO's come from its label file (`judge_calls` in `<labels>.meta.json`: two
 replies scored per pair for a pointwise judge, one call per order for a pairwise one).
-Wall-clock: the run's own timings (before, training, after) plus, for DPO, the labelling
-run's time when its summary says so.
+Cost: PPO's is the sum of `judge/cost_usd` over metrics.jsonl (the judge's `usage()` per step,
+all processes); DPO's is the label file's `cost_usd`.
+Wall-clock: the run's `timings_s.total` (setup to final/ written) when recorded, else the sum
+of its parts (before, training, after; older runs), plus, for DPO, the labelling run's time
+when its summary says so.
 """
 
 from __future__ import annotations

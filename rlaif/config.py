@@ -10,23 +10,24 @@
     accelerate: device, mixed precision, DeepSpeed config passthrough
 
 Every model forbids unknown keys; `load_config` reports an unknown key by its dotted name with
-the valid keys beside it. Cross-field rules raise ValueError with the value, the rule and a fix.
+the valid keys beside it (`rlaif.config_loading`, shared with `rlaif dpo`'s config). Cross-field
+rules raise ValueError with the value, the rule and a fix.
 """
 
 from __future__ import annotations
 
-import copy
-import re
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rlaif.config_loading import (
+    config_relative_path,
+    read_config_mapping,
+    validate_config,
+)
 from rlaif.io import atomic_write_text
-from rlaif.overrides import apply_override
 from rlaif.secrets import redact_mapping
 
 CONFIG_FILENAME = "config.yaml"
@@ -296,65 +297,9 @@ class RunConfig(_Section):
 # --------------------------------------------------------------------------- loading
 
 
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation like `X`, `X | None`, `Optional[X]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        models = [a for a in typing.get_args(annotation)
-                  if isinstance(a, type) and issubclass(a, BaseModel)]
-        if len(models) == 1 and not any(typing.get_origin(a) is dict or a is dict
-                                        for a in typing.get_args(annotation)):
-            return models[0]
-    return None
-
-
-def check_keys(data: Any, model: type[BaseModel] = RunConfig, prefix: str = "") -> None:
-    """Fail on the first unknown key, naming it (dotted) and listing the valid keys there."""
-    if not isinstance(data, dict):
-        return
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if key not in model.model_fields:
-            valid = ", ".join(model.model_fields)
-            where = f"in '{prefix[:-1]}'" if prefix else "at the top level"
-            raise ValueError(
-                f"unknown config key '{name}' {where}; valid keys: {valid}"
-            )
-        sub = _section_model(model.model_fields[key].annotation)
-        if sub is not None:
-            check_keys(value, sub, f"{name}.")
-
-
-def _yaml_value_fix(data: dict[str, Any]) -> None:
-    """PyYAML reads `1e-5` (no dot) as a string; turn such strings back into floats."""
-    for key, value in list(data.items()):
-        if isinstance(value, dict):
-            _yaml_value_fix(value)
-        elif isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
-            data[key] = float(value)
-
-
 def config_from_dict(data: dict[str, Any], source: str = "<dict>") -> RunConfig:
     """Validate a config dict: unknown keys and rule violations raise ValueError naming `source`."""
-    if not isinstance(data, dict):
-        raise ValueError(f"{source}: a run config must be a mapping, got {type(data).__name__}")
-    _yaml_value_fix(data)
-    check_keys(data)
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {loc or '(config)'}: {msg} (got {_short(err.get('input'))})")
-        raise ValueError(f"{source}: invalid run config\n" + "\n".join(lines)) from None
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return validate_config(data, RunConfig, source)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
@@ -364,29 +309,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     A judge ref that is a path relative to the config file is made absolute, so a run
     started from another folder finds it.
     """
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"run config {path} does not exist; see configs/ for examples")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
-        source = str(path)
-    else:
-        # A deep copy: overrides and path fixes must not reach into the caller's dict.
-        loaded, source = copy.deepcopy(data or {}), "<config>"
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{source}: a run config must be a mapping, got {type(loaded).__name__}")
-    for override in overrides or []:
-        apply_override(loaded, override)
-    if overrides:
-        source += " + overrides " + " ".join(overrides)
-    judge = loaded.get("judge")
-    if path is not None and isinstance(judge, dict) and isinstance(judge.get("ref"), str):
-        candidate = path.parent / judge["ref"]
-        if not Path(judge["ref"]).is_absolute() and candidate.is_file():
-            judge["ref"] = str(candidate.resolve())
+    loaded, source = read_config_mapping(path, overrides, data)
+    config_relative_path(path, loaded.get("judge"), "ref")
     return config_from_dict(loaded, source)
 
 

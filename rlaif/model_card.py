@@ -8,7 +8,9 @@ measured, built from the run's own files, nothing else.
 
 Every number in the card is read from those files; a section whose file is missing says it
 was not measured. Trainers other than PPO (DPO) reuse both: the trainer is the config's
-section (`ppo:` or `dpo:`), and its settings are listed as they are.
+section (`ppo:` or `dpo:`), and its settings are listed as they are. A DPO card names the
+judge that labelled the pairs (`preferences.reward_judge`, else the label summary in
+report.json `extra.labels` or `<labels>.meta.json`) in place of a reward judge.
 """
 
 from __future__ import annotations
@@ -106,9 +108,12 @@ def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dic
     if earlier:
         metrics = [m for m in metrics if (m.get("step") or 0) <= step]
         report = None
-    spec, spec_error = judge_spec(judge_cfg.get("ref"))
-    judges = [{"role": "reward", "ref": judge_cfg.pop("ref", None), "spec": spec, "error": spec_error,
-               "settings": judge_cfg}]
+    if trainer == "dpo":
+        judges = [_labelling_judge(config.get("preferences") or {}, report)]
+    else:
+        spec, spec_error = judge_spec(judge_cfg.get("ref"))
+        judges = [{"role": "reward", "ref": judge_cfg.pop("ref", None), "spec": spec, "error": spec_error,
+                   "settings": judge_cfg}]
     evaluator_ref = (config.get("eval") or {}).get("evaluator")
     if report is not None and evaluator_ref is not None:
         ev_spec, ev_error = judge_spec(evaluator_ref)
@@ -137,6 +142,26 @@ def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dic
         built = ((extra.get("demo") or {}).get("assets") or {}).get("policy")
         record["start_policy_built"] = built if isinstance(built, dict) else None
     return record
+
+
+def _labelling_judge(preferences: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:
+    """The judge that labelled a DPO run's preference pairs: `preferences.reward_judge`, else
+    what the labelling recorded (report.json `extra.labels`, or `<labels>.meta.json`)."""
+    labels = ((report or {}).get("extra") or {}).get("labels")
+    path = preferences.get("path")
+    if not isinstance(labels, dict) and isinstance(path, str):
+        meta = Path(path + ".meta.json")  # written by `rlaif label` beside its JSONL
+        labels = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+    labels = redact_mapping(labels) if isinstance(labels, dict) else {}
+    ref = preferences.get("reward_judge") or labels.get("judge_ref")
+    spec, error = judge_spec(ref)
+    if ref is None:
+        error = ("no judge named: preferences.reward_judge is unset and no label summary "
+                 "(report.json extra.labels or <labels>.meta.json) names one")
+    settings = {"labels": path} if path else {}
+    settings.update({k: labels[k] for k in ("judge_overrides", "judge_calls", "cost_usd")
+                     if labels.get(k) not in (None, [], "")})
+    return {"role": "preference labels", "ref": ref, "spec": spec, "error": error, "settings": settings}
 
 
 def _is_seq2seq(run: Path) -> bool | None:
@@ -208,7 +233,9 @@ def build_card(record: dict[str, Any]) -> str:
 def _judges(judges: list[dict[str, Any]]) -> list[str]:
     out = ["## Judges", ""]
     for judge in judges:
-        out.append(f"- {judge['role']}: `{judge['ref'] if isinstance(judge['ref'], str) else 'inline spec'}`"
+        ref = judge["ref"]
+        named = f"`{ref}`" if isinstance(ref, str) else "inline spec" if ref is not None else "not recorded"
+        out.append(f"- {judge['role']}: {named}"
                    + (f" ({', '.join(f'{k}: {v}' for k, v in judge['settings'].items())})"
                       if judge.get("settings") else ""))
         if judge.get("spec") is not None:

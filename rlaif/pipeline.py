@@ -11,6 +11,8 @@
                  output.merge_lora is false) with the model card as README.md (`rlaif.export`,
                  `rlaif.model_card`); the trackers of output.report_to get every step's
                  metrics, the config, and the hold-out table and plots (`rlaif.tracking`)
+    7. total     timings_s["total"], setup to final/ written, into report.json (`finish_run`,
+                 which `rlaif dpo` shares; `rlaif compare-runs` reads it as the wall-clock)
 
 The evaluator defaults to the RoBERTa hate-speech classifier (toxicity = P(hate)); it is
 best a different judge than the reward, so reward hacking shows up in the report.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,7 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def holdout_prompts(config: RunConfig, test_prompts: list[str]) -> list[str]:
+def holdout_prompts(config: Any, test_prompts: list[str]) -> list[str]:
     """The first `eval.n` hold-out prompts: of the split `eval.split`, or the held-out share."""
     from rlaif.data.prompts import load_split_prompts
 
@@ -70,12 +73,14 @@ def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None
     from rlaif.ppo.trainer import make_accelerator
     from rlaif.tracking import make_tracker
 
+    started = time.perf_counter()  # timings_s["total"]: from here to final/ written
     accelerator = make_accelerator(config)
     tokenizer = load_tokenizer(config.model.name_or_path)
     split = load_prompt_split(config.data, tokenizer)
     tracker = make_tracker(config, enabled=accelerator.is_main_process)
     try:
-        result = _train_and_evaluate(config, split, tokenizer, accelerator, tracker, extra, progress)
+        result = _train_and_evaluate(config, split, tokenizer, accelerator, tracker, extra, progress,
+                                     started)
     finally:
         tracker.finish()
     if accelerator.is_main_process:
@@ -95,7 +100,7 @@ def run_summary(paths: dict[str, Path], tracker: Any) -> str:
 
 
 def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerator: Any, tracker: Any,
-                        extra: dict[str, Any] | None, progress: bool) -> PipelineResult:
+                        extra: dict[str, Any] | None, progress: bool, started: float) -> PipelineResult:
     from rlaif.ppo.trainer import PPOTrainer
 
     timings: dict[str, float] = {}
@@ -125,7 +130,8 @@ def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerat
     result = trainer.train()
     timings["ppo"] = time.perf_counter() - t0
     if holdout is None:
-        paths = write_final_model(config, trainer) if accelerator.is_main_process else {}
+        paths = finish_run(trainer.run_dir, None, {}, timings, started, lambda: write_final_model(
+            config, trainer)) if accelerator.is_main_process else {}
         return PipelineResult(train=result, paths=paths, timings=timings)
     try:
         t0 = time.perf_counter()
@@ -133,7 +139,7 @@ def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerat
         after = holdout.score(trainer.policy, trainer.tokenizer)
         report_extra = dict(extra or {})
         if config.eval.reward_judge_view:
-            report_extra["reward_judge"] = _reward_judge_view(config, holdout, before, after)
+            report_extra["reward_judge"] = reward_judge_view(config.judge.ref, holdout, before, after)
         # KL to the start model, which the policy holds as its PPO reference.
         kl = {**_training_kl(result), **holdout.kl(after, trainer.policy)}
         report = holdout.compare(before, after, kl=kl)
@@ -141,13 +147,9 @@ def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerat
             report_extra["control"] = _control_summary(
                 control, control_before, control.score(trainer.policy, trainer.tokenizer))
         timings["after"] = time.perf_counter() - t0
-        report_extra["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
-        from rlaif.evaluation.report import write_report
-
-        paths = write_report(trainer.run_dir, report, metrics_path=trainer.run_dir / "metrics.jsonl",
-                             extra=report_extra)
+        paths = finish_run(trainer.run_dir, report, report_extra, timings, started,
+                           lambda: write_final_model(config, trainer))
         _track_report(tracker, report, paths, result.step)
-        paths.update(write_final_model(config, trainer))
     finally:
         holdout.close()
         if control is not None:
@@ -155,14 +157,16 @@ def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerat
     return PipelineResult(train=result, holdout=report, paths=paths, timings=timings)
 
 
-def _holdout(config: RunConfig, prompts: list[str], progress: bool, **settings: Any) -> Any:
-    """A Holdout with the run's evaluator and generation settings."""
+def build_holdout(config: Any, prompts: list[str], progress: bool, *, batch_size: int,
+                  **settings: Any) -> Any:
+    """A Holdout with the run's evaluator and generation settings (any run config with `data`,
+    `generation` and `eval` sections: PPO's or DPO's); `batch_size` unless `eval.batch_size`."""
     from rlaif.evaluation.holdout import Holdout
 
     ev = config.eval
     return Holdout(prompts, ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR,
                    gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
-                   threshold=ev.threshold, batch_size=ev.batch_size or config.ppo.batch_size,
+                   threshold=ev.threshold, batch_size=ev.batch_size or batch_size,
                    chat=config.data.task == "chat", system_prompt=config.data.system_prompt,
                    progress=progress, **settings)
 
@@ -172,8 +176,8 @@ def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) ->
     if (config.eval.evaluator or DEFAULT_EVALUATOR) == config.judge.ref:
         log.warning("the evaluator is the reward judge (%s): reward hacking would not show in "
                     "the report; set eval.evaluator to a different judge", config.judge.ref)
-    return _holdout(config, holdout_prompts(config, test_prompts), progress,
-                    samples_per_prompt=config.eval.samples_per_prompt)
+    return build_holdout(config, holdout_prompts(config, test_prompts), progress,
+                         batch_size=config.ppo.batch_size, samples_per_prompt=config.eval.samples_per_prompt)
 
 
 def _make_control(config: RunConfig, progress: bool) -> Any:
@@ -185,7 +189,7 @@ def _make_control(config: RunConfig, progress: bool) -> Any:
 
     prompts = load_split_prompts(ev.control_source, split=ev.control_split, task=config.data.task,
                                  n=ev.control_n, on_bad_row=config.data.on_bad_row)
-    return _holdout(config, prompts, progress)
+    return build_holdout(config, prompts, progress, batch_size=config.ppo.batch_size)
 
 
 def _control_summary(control: Any, before: Any, after: Any) -> dict[str, Any]:
@@ -209,13 +213,13 @@ def _training_kl(result: Any) -> dict[str, float]:
     return training_kl(result.history)
 
 
-def _reward_judge_view(config: RunConfig, holdout: Any, before: Any, after: Any) -> dict[str, Any]:
-    """The reward judge's toxicity of the same hold-out replies, before and after (built anew:
-    the trainer has closed its own judge)."""
+def reward_judge_view(ref: Any, holdout: Any, before: Any, after: Any) -> dict[str, Any]:
+    """The reward judge's (PPO) or labelling judge's (DPO) toxicity of the same hold-out replies,
+    before and after (built anew: the trainer has closed its own judge)."""
     from rlaif.evaluation.toxicity import make_toxicity_evaluator
     from rlaif.stats import mean_or_none
 
-    judge = make_toxicity_evaluator(config.judge.ref)
+    judge = make_toxicity_evaluator(ref)
     try:
         view: dict[str, Any] = {"judge": judge.judge.name, "toxicity": judge.describe()}
         for name, side in (("before", before), ("after", after)):
@@ -223,6 +227,28 @@ def _reward_judge_view(config: RunConfig, holdout: Any, before: Any, after: Any)
     finally:
         judge.close()
     return view
+
+
+def finish_run(run_dir: Path, report: Any | None, extra: dict[str, Any], timings: dict[str, float],
+               started: float, save_final: Callable[[], dict[str, Path]]) -> dict[str, Path]:
+    """The end of every run (PPO, DPO): report.md/json + plots when evaluated (`extra` with
+    `timings_s` so far), then final/ and its card (`save_final`, which reads report.json), then
+    `timings["total"]` (from `started`, the run's setup, to final/ written) into `timings` and
+    report.json's `extra.timings_s`. Returns the report's paths and `save_final`'s."""
+    from rlaif.evaluation.report import write_report
+
+    def report_files() -> dict[str, Path]:
+        extra["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+        metrics = run_dir / "metrics.jsonl"
+        return write_report(run_dir, report, metrics_path=metrics if metrics.is_file() else None,
+                            extra=extra)
+
+    paths = report_files() if report is not None else {}
+    paths.update(save_final())
+    timings["total"] = time.perf_counter() - started
+    if report is not None:
+        paths.update(report_files())  # again, now with the total (the card does not show it)
+    return paths
 
 
 def write_final_model(config: RunConfig, trainer: Any) -> dict[str, Path]:

@@ -19,7 +19,7 @@ import torch
 from accelerate import Accelerator
 from ppo_helpers import PROMPTS, make_config
 
-from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score
+from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
 from rlaif.ppo.trainer import PPOTrainer
 
 
@@ -41,6 +41,12 @@ class RankJudge(Judge):
             raise JudgeError(f"budget spent on process {self.rank}")
         return [Score.failed("process 1 drops its second sample") if self.rank == 1 and i == 1
                 else Score(value=float(self.rank)) for i in range(len(samples))]
+
+
+    def usage(self) -> Usage:
+        """Process r bills r + 1 requests and $(r + 1) / 4 per batch: a logged step shows the sum."""
+        calls = len(self.prompts)
+        return Usage(requests=(self.rank + 1) * calls, cost_usd=0.25 * (self.rank + 1) * calls)
 
 
 def main(model_dir: str, out_dir: str, mode: str = "full") -> None:

@@ -80,3 +80,19 @@ def test_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
         read_run(tmp_path / "missing")
     with pytest.raises(ValueError, match="at least two run folders"):
         compare_runs([tmp_path / "good"])
+
+
+def test_ppo_cost_comes_from_the_logged_judge_cost_and_time_from_the_total(tmp_path):
+    """`judge/cost_usd` per step (rlaif train logs it) sums to the run's cost; timings_s.total
+    (setup to final/ written) is the wall-clock when the run recorded it, for PPO and DPO."""
+    steps = [{"step": s, "reward/mean": 0.5, "batch/size": 8, "judge/requests": 9, "judge/cost_usd": 0.0125}
+             for s in (1, 2, 3)]
+    _run(tmp_path / "ppo", [0.5] * 4, method="ppo", metrics=steps,
+         extra={"timings_s": {"before": 10.0, "ppo": 100.0, "after": 12.0, "total": 131.0}})
+    _run(tmp_path / "offline", [0.5] * 4, method="ppo", metrics=[{**m, "judge/cost_usd": 0.0} for m in steps])
+    ppo, offline = read_run(tmp_path / "ppo"), read_run(tmp_path / "offline")
+    assert ppo.cost_usd == pytest.approx(0.0375) and ppo.judge_calls == 24
+    assert ppo.total_seconds == 131.0  # not 10 + 100 + 12: setup and final/ count too
+    assert offline.cost_usd == 0.0 and offline.total_seconds is None
+    table = compare_runs([tmp_path / "ppo", tmp_path / "offline"])["table"]
+    assert "| $0.0375 | 131 |" in table and "| $0.0000 | n/a |" in table

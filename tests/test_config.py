@@ -151,3 +151,24 @@ def test_saved_config_round_trips_and_hides_secrets(tmp_path):
     loaded["judge"]["ref"].pop("api_key")
     c.judge.ref.pop("api_key")
     assert load_config(data=loaded) == c
+
+
+def test_one_loader_serves_the_run_and_the_dpo_config(tmp_path):
+    """`rlaif.config_loading`: both configs get the same dotted-key errors, overrides and
+    YAML number fix, and paths relative to the config file."""
+    from rlaif.dpo.config import load_dpo_config
+
+    dpo = {"model": {"name_or_path": "gpt2"}, "preferences": {"path": "labels.jsonl"}}
+    for load, data, what in ((load_config, MINIMAL, "run config"), (load_dpo_config, dpo, "DPO config")):
+        with pytest.raises(ValueError, match="unknown config key 'eval.nn' in 'eval'; valid keys: enabled"):
+            load(data=data, overrides=["eval.nn=3"])
+        with pytest.raises(ValueError) as err:
+            load(data=data, overrides=["eval.n=0", "generation.top_p=2"])
+        assert str(err.value).splitlines() == [
+            f"<config> + overrides eval.n=0 generation.top_p=2: invalid {what}",
+            "  generation.top_p: Input should be less than or equal to 1 (got 2)",
+            "  eval.n: Input should be greater than 0 (got 0)"]
+        assert load(data=data, overrides=["generation.temperature=1e-1"]).generation.temperature == 0.1
+    (tmp_path / "labels.jsonl").write_text("")
+    (tmp_path / "dpo.yaml").write_text(yaml.safe_dump(dpo))
+    assert load_dpo_config(tmp_path / "dpo.yaml").preferences.path == str(tmp_path / "labels.jsonl")

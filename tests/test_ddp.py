@@ -68,6 +68,7 @@ def test_two_processes_complete_steps_with_gathered_metrics(full_run):
         assert (row["batch/size"], row["reward/scored"], row["reward/unscored"]) == (4, 3, 1)
         assert row["reward/mean"] == pytest.approx(1 / 3)
         assert row["reward/std"] == pytest.approx(math.sqrt(2) / 3)
+        assert row["judge/requests"] == 1 + 2 and row["judge/cost_usd"] == pytest.approx(0.25 + 0.5)  # summed
         assert math.isfinite(row["objective/kl"]) and math.isfinite(row["ppo/loss/total"])
     # Step 1 samples from the untouched policy: KL 0, to float rounding (the rollout logprobs
     # come from generation's hidden states, ppo.rollout_logprobs auto; rounding differs by CPU).

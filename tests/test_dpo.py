@@ -84,8 +84,15 @@ def test_dpo_trains_on_labels_and_writes_the_run_folder(tmp_path, tiny_llama, ti
     rows = _labels(tmp_path / "labels.jsonl")
     config = _config(tmp_path, tiny_llama, tiny_models["roberta"])
     assert main(["dpo", str(config)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "8 preference pairs from" in printed and "1 ties or unscored left out" in printed
+    # The terminal shows what `rlaif train` shows: a line per output.log_every steps (1 here) and
+    # a tqdm bar, never transformers' raw log dicts.
+    lines = [line for line in printed.splitlines() if line.startswith("step ")]
+    assert [line.split(":")[0] for line in lines] == [f"step {i}" for i in range(1, 7)]
+    assert all(" loss " in line and " margin " in line and "s/step)" in line for line in lines)
+    assert "{'loss'" not in printed + captured.err and "DPO: 100%" in captured.err
     run = tmp_path / "run"
     for name in ("config.yaml", "metrics.jsonl", "report.md", "report.json", "eval_before.json",
                  "final/config.json", "final/model.safetensors", "final/README.md"):
@@ -104,7 +111,11 @@ def test_dpo_trains_on_labels_and_writes_the_run_folder(tmp_path, tiny_llama, ti
     report = json.loads((run / "report.json").read_text())
     assert report["extra"]["method"] == "dpo" and report["extra"]["dpo"]["pairs"] == 8
     assert report["extra"]["dpo"]["left_out"]["ties or unscored"] == 1
-    assert set(report["extra"]["timings_s"]) >= {"before", "dpo", "after", "total"}
+    timings = report["extra"]["timings_s"]
+    assert set(timings) >= {"before", "dpo", "after", "total"}
+    # total: setup to final/ written (report.json is rewritten after final/ with it)
+    assert timings["total"] + 0.2 >= timings["before"] + timings["dpo"] + timings["after"]
+    assert (run / "final" / "README.md").stat().st_mtime_ns <= (run / "report.json").stat().st_mtime_ns
     kl = report["kl"]["hold-out KL(after || before), k3"]
     assert kl > 0
     # The "before" side is the start model through the same Holdout: same prompts, seed, replies.
@@ -162,3 +173,7 @@ def test_label_then_dpo_with_the_shipped_baby_config(tmp_path, tiny_models, caps
     assert report["meta"]["n_prompts"] == 4 and report["extra"]["labels"]["judge_ref"] == "profanity-check"
     assert report["extra"]["labels"]["judge_calls"] == 48  # 24 pairs x 2 replies scored
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    # The card names the judge that labelled the pairs (from the label summary), with its spec.
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    assert "- preference labels: `profanity-check`" in card and "judge_calls: 48" in card
+    assert "function: profanity_check:predict_prob" in card

@@ -19,7 +19,8 @@ METRICS = [  # three logged steps, as metrics.jsonl holds them (null = not measu
 ]
 
 
-def _run(tmp_path, *, trainer="ppo", report=True, base="HuggingFaceTB/SmolLM2-135M-Instruct"):
+def _run(tmp_path, *, trainer="ppo", report=True, base="HuggingFaceTB/SmolLM2-135M-Instruct",
+         preferences=None, extra=None):
     run = tmp_path / "my-run"
     run.mkdir()
     settings = {"ppo": {"learning_rate": 3e-4, "batch_size": 8, "kl": {"kind": "fixed", "kl_coef": 0.05}},
@@ -34,6 +35,9 @@ def _run(tmp_path, *, trainer="ppo", report=True, base="HuggingFaceTB/SmolLM2-13
         "eval": {"enabled": report, "evaluator": "roberta-hate"},
         "output": {"dir": str(run), "merge_lora": True},
     }
+    if trainer == "dpo":  # a DPO config names its pairs, not a reward judge
+        del config["judge"]
+        config["preferences"] = preferences or {"path": str(tmp_path / "labels.jsonl")}
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in METRICS))
     if report:
@@ -43,7 +47,7 @@ def _run(tmp_path, *, trainer="ppo", report=True, base="HuggingFaceTB/SmolLM2-13
                 "stats": compare_before_after(before, after, threshold=0.5, seed=0),
                 "meta": {"evaluator": "roberta-hate", "toxicity": "P(hate)", "n_prompts": 4},
                 "kl": {"hold-out KL(after || before), k3": 0.125}}
-        write_report(run, data, metrics_path=run / "metrics.jsonl")
+        write_report(run, data, metrics_path=run / "metrics.jsonl", extra=extra)
     return run
 
 
@@ -82,6 +86,32 @@ def test_a_dpo_run_gets_a_dpo_card(tmp_path):
     assert "rlaif's DPO trainer" in card and "## DPO settings" in card and "| `beta` | `0.1` |" in card
     # No report: the card says so and claims no before/after number.
     assert "Not run for this model (eval.enabled was false)" in card and "| mean toxicity |" not in card
+
+
+LABELS_META = {"judge_ref": "profanity-check", "judge_overrides": [], "judge_calls": 48, "cost_usd": 0.0}
+
+
+@pytest.mark.parametrize("where", ["config", "report", "meta file"])
+def test_a_dpo_card_names_the_judge_that_labelled_the_pairs(tmp_path, where):
+    """From preferences.reward_judge, else report.json extra.labels, else <labels>.meta.json."""
+    labels = tmp_path / "labels.jsonl"
+    prefs = {"path": str(labels), **({"reward_judge": "profanity-check"} if where == "config" else {})}
+    if where == "meta file":
+        (tmp_path / "labels.jsonl.meta.json").write_text(json.dumps(LABELS_META))
+    run = _run(tmp_path, trainer="dpo", preferences=prefs, extra={"labels": LABELS_META} if where == "report" else None)
+    card = build_card(card_record_from_run(run))
+    judges = card.split("## Judges")[1].split("## Data and task")[0]
+    assert f"- preference labels: `profanity-check` (labels: {labels}" in judges
+    assert "type: function" in judges and "spec not available" not in judges  # its spec, read from judges/
+    if where != "config":
+        assert "judge_calls: 48" in judges  # what labelling cost, as its summary recorded it
+    assert "inline spec" not in card and "- reward:" not in card
+
+
+def test_a_dpo_card_without_any_label_record_says_why(tmp_path):
+    card = build_card(card_record_from_run(_run(tmp_path, trainer="dpo", report=False)))
+    assert "- preference labels: not recorded (labels: " in card and "inline spec" not in card
+    assert "no judge named: preferences.reward_judge is unset and no label summary" in card
 
 
 def test_card_of_an_earlier_checkpoint_drops_what_was_measured_later(tmp_path):

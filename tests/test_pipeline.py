@@ -58,3 +58,13 @@ def test_train_cli_writes_before_after_report(tiny_models, tmp_path):
                                  "hold-out KL(after || before), k1", "hold-out KL(after || before), k3"}
     assert all(math.isfinite(v) for v in report["kl"].values())
     assert report["kl"]["hold-out KL(after || before), k3"] >= 0  # k3 is non-negative per token
+    # timings_s.total runs from setup to final/ written (report.json is rewritten after final/),
+    # and compare-runs takes it as the run's wall-clock, with the judge's logged cost ($0 offline).
+    from rlaif.compare_runs import read_run
+
+    timings = report["extra"]["timings_s"]
+    assert timings["total"] + 0.2 >= timings["before"] + timings["ppo"] + timings["after"]
+    assert (run / "final" / "README.md").stat().st_mtime_ns <= (run / "report.json").stat().st_mtime_ns
+    assert '"total":' in md  # report.md's extra section was rewritten with it too
+    summary = read_run(run)
+    assert summary.total_seconds == timings["total"] and summary.cost_usd == 0.0

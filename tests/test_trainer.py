@@ -14,7 +14,7 @@ from transformers import AutoTokenizer
 
 from rlaif.cli import main
 from rlaif.data.prompts import PromptStream, load_prompt_split
-from rlaif.judges.base import JudgeError, Score
+from rlaif.judges.base import JudgeError, Score, Usage
 from rlaif.models.layout import latest_checkpoint
 from rlaif.ppo.metrics import METRIC_KEYS, read_metrics
 from rlaif.ppo.rollout import score_rollout
@@ -55,6 +55,7 @@ def test_one_step_trains_and_logs_every_metric(tiny_models, tmp_path, arch):
     assert m["reward/std"] == pytest.approx((sum((v - mean) ** 2 for v in values) / 4) ** 0.5)
     assert m["reward/a/mean"] == pytest.approx(mean) and m["reward/b/mean"] == pytest.approx(1 - mean)
     assert (m["reward/scored"], m["reward/unscored"], m["batch/size"], m["step"]) == (4, 0, 4, 1)
+    assert (m["judge/requests"], m["judge/cost_usd"]) == (0, 0.0)  # an offline judge costs nothing
     assert 4 <= m["response/length"] <= 6  # min_new_tokens 4, max_new_tokens 6
     assert m["ppo/lr"] == pytest.approx(1e-3)
     # Every trainable tensor moved (LM and value head); the frozen reference did not.
@@ -63,6 +64,35 @@ def test_one_step_trains_and_logs_every_metric(tiny_models, tmp_path, arch):
     assert all(torch.equal(t, p) for t, p in zip(frozen.values(), _snapshot(trainer.policy, False).values()))
     # metrics.jsonl holds exactly this step.
     assert read_metrics(tmp_path / "run") == [json.loads(json.dumps(m))]
+
+
+class PaidLetterJudge(LetterJudge):
+    """LetterJudge whose `usage()` bills 1 request and $0.0025 per sample, as an API judge's does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spent = Usage()
+
+    async def ascore(self, samples):
+        scores = await super().ascore(samples)
+        self.spent = self.spent + Usage(requests=len(samples), cost_usd=0.0025 * len(samples))
+        return scores
+
+    def usage(self) -> Usage:
+        return self.spent
+
+
+def test_each_step_logs_the_judges_requests_and_cost(tiny_models, tmp_path):
+    """judge/requests and judge/cost_usd are the usage() delta over the step, not the total."""
+    config = make_config(tiny_models["gpt2"], tmp_path / "run")
+    judge = PaidLetterJudge()
+    judge.spent = Usage(requests=7, cost_usd=1.0)  # spent before this run: counted in no step
+    trainer = PPOTrainer(config, judge=judge, prompts=PROMPTS)
+    trainer.step(PROMPTS)
+    trainer.step(PROMPTS[:2] * 2)
+    rows = read_metrics(tmp_path / "run")
+    assert [r["judge/requests"] for r in rows] == [4, 4]
+    assert [r["judge/cost_usd"] for r in rows] == pytest.approx([0.01, 0.01], abs=1e-12)
 
 
 def test_lora_step_trains_adapters_and_value_head_only(tiny_models, tmp_path):

@@ -15,13 +15,10 @@ DPO settings that matter here).
 
 from __future__ import annotations
 
-import copy
-import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rlaif.config import (
     DataConfig,
@@ -29,9 +26,12 @@ from rlaif.config import (
     GenerationConfig,
     ModelConfig,
     OutputConfig,
-    check_keys,
 )
-from rlaif.overrides import apply_override
+from rlaif.config_loading import (
+    config_relative_path,
+    read_config_mapping,
+    validate_config,
+)
 
 
 class _Section(BaseModel):
@@ -89,49 +89,12 @@ class DPORunConfig(_Section):
         return self
 
 
-def _yaml_floats(data: dict[str, Any]) -> None:
-    """PyYAML reads `1e-5` (no dot) as a string; turn such strings back into floats."""
-    for key, value in list(data.items()):
-        if isinstance(value, dict):
-            _yaml_floats(value)
-        elif isinstance(value, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value):
-            data[key] = float(value)
-
-
 def load_dpo_config(path: str | Path | None = None, overrides: list[str] | None = None,
                     data: dict[str, Any] | None = None) -> DPORunConfig:
     """Load a YAML DPO config (or `data`), apply `a.b=c` overrides, validate; errors name the key.
 
     `preferences.path` relative to the config file is made absolute when that file exists."""
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"DPO config {path} does not exist; see configs/dpo-tiny.yaml")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
-        source = str(path)
-    else:
-        loaded, source = copy.deepcopy(data or {}), "<config>"
-    if not isinstance(loaded, dict):
-        raise ValueError(  # noqa: TRY004  (bad user input: the CLI reports ValueError)
-            f"{source}: a DPO config must be a mapping, got {type(loaded).__name__}")
-    for override in overrides or []:
-        apply_override(loaded, override)
-    if overrides:
-        source += " + overrides " + " ".join(overrides)
-    prefs = loaded.get("preferences")
-    if path is not None and isinstance(prefs, dict) and isinstance(prefs.get("path"), str):
-        candidate = path.parent / prefs["path"]
-        if not Path(prefs["path"]).is_absolute() and not Path(prefs["path"]).exists() and candidate.exists():
-            prefs["path"] = str(candidate.resolve())
-    _yaml_floats(loaded)
-    check_keys(loaded, DPORunConfig)
-    try:
-        return DPORunConfig.model_validate(loaded)
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc']) or '(config)'}: "
-                 f"{e['msg'].removeprefix('Value error, ')} (got {str(e.get('input'))[:60]!r})"
-                 for e in exc.errors()]
-        raise ValueError(f"{source}: invalid DPO config\n" + "\n".join(lines)) from None
+    loaded, source = read_config_mapping(path, overrides, data, what="DPO config",
+                                         example="see configs/dpo-tiny.yaml")
+    config_relative_path(path, loaded.get("preferences"), "path", need_file=False)
+    return validate_config(loaded, DPORunConfig, source, what="DPO config")

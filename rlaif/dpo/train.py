@@ -5,9 +5,11 @@
                  section answer the same held-out prompts
     2. before    the start model answers them; the evaluator scores them (<run>/eval_before.json)
     3. DPO       TRL's `DPOTrainer` (LoRA: the reference is the model with adapters off; full
-                 fine-tune: a frozen copy); every log line goes to <run>/metrics.jsonl
+                 fine-tune: a frozen copy); every log line goes to <run>/metrics.jsonl, the
+                 terminal gets a tqdm bar and a line every output.log_every steps (`callbacks.py`)
     4. after     same prompts, seed and settings; hold-out KL(after || start model)
-    5. report    report.md / report.json / plots (`rlaif.evaluation.report`); final/ model + card
+    5. report    report.md / report.json / plots, then final/ model + card, then
+                 timings_s["total"] (`rlaif.pipeline.finish_run`, shared with `rlaif train`)
 
 Causal LMs only: TRL's DPOTrainer trains decoder-only models.
 """
@@ -25,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.config import save_config
+from rlaif.dpo.callbacks import dpo_callbacks, quiet_callbacks
 from rlaif.dpo.config import DPORunConfig
 from rlaif.dpo.data import PreferenceSet, load_preferences
-from rlaif.io import append_jsonl
+from rlaif.pipeline import finish_run, reward_judge_view
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def _peft_config(model: Any, config: DPORunConfig) -> Any:
                       task_type=TaskType.CAUSAL_LM, fan_in_fan_out=model_type == "gpt2")
 
 
-def _dpo_args(config: DPORunConfig, run_dir: Path, progress: bool) -> Any:
+def _dpo_args(config: DPORunConfig, run_dir: Path) -> Any:
     import torch
     from trl import DPOConfig
 
@@ -92,7 +95,7 @@ def _dpo_args(config: DPORunConfig, run_dir: Path, progress: bool) -> Any:
         gradient_accumulation_steps=d.gradient_accumulation_steps, max_length=d.max_length,
         lr_scheduler_type=d.lr_scheduler_type, warmup_steps=d.warmup_steps,
         logging_steps=d.logging_steps, seed=d.seed, data_seed=d.seed, report_to=[],
-        save_strategy="no", disable_tqdm=not progress, dataset_num_proc=None,
+        save_strategy="no", disable_tqdm=True, dataset_num_proc=None,
         remove_unused_columns=False, bf16=bf16, use_cpu=not torch.cuda.is_available(),
         **({"gradient_checkpointing": True} if config.model.gradient_checkpointing else {}))
 
@@ -113,53 +116,15 @@ class _Reference:
             yield self.model
 
 
-def _metrics_callback(path: Path, history: list[dict[str, Any]]) -> Any:
-    from transformers import TrainerCallback
-
-    class MetricsToJsonl(TrainerCallback):
-        """Every TRL log line (not the end-of-training summary) as one metrics.jsonl row."""
-
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
-                   **kwargs: Any) -> None:
-            if not logs or "train_runtime" in logs:
-                return
-            row = {"step": state.global_step, **{k: v for k, v in logs.items()
-                                                 if isinstance(v, (int, float))}}
-            history.append(row)
-            append_jsonl(path, row)
-
-    return MetricsToJsonl()
-
-
 def _holdout(config: DPORunConfig, tokenizer: Any, progress: bool) -> Any:
     """The hold-out set, picked and set up as `rlaif train` does."""
     from rlaif.data.prompts import load_prompt_split
-    from rlaif.evaluation.holdout import Holdout
-    from rlaif.pipeline import DEFAULT_EVALUATOR, holdout_prompts
+    from rlaif.pipeline import build_holdout, holdout_prompts
 
-    ev = config.eval
-    test = [] if ev.split is not None else load_prompt_split(config.data, tokenizer).test
-    return Holdout(holdout_prompts(config, test),  # type: ignore[arg-type]  # reads .data/.eval only
-                   ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR,
-                   gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
-                   threshold=ev.threshold, batch_size=ev.batch_size or config.dpo.per_device_train_batch_size,
-                   chat=config.data.task == "chat", system_prompt=config.data.system_prompt,
-                   progress=progress, samples_per_prompt=ev.samples_per_prompt)
-
-
-def _reward_judge_view(ref: Any, holdout: Any, before: Any, after: Any) -> dict[str, Any]:
-    """The labelling judge's toxicity of the same hold-out replies, before and after."""
-    from rlaif.evaluation.toxicity import make_toxicity_evaluator
-    from rlaif.stats import mean_or_none
-
-    judge = make_toxicity_evaluator(ref)
-    try:
-        view: dict[str, Any] = {"judge": judge.judge.name, "toxicity": judge.describe()}
-        for name, side in (("before", before), ("after", after)):
-            view[f"toxicity_mean_{name}"] = mean_or_none(judge.scores(holdout.samples, side.responses))
-    finally:
-        judge.close()
-    return view
+    test = [] if config.eval.split is not None else load_prompt_split(config.data, tokenizer).test
+    return build_holdout(config, holdout_prompts(config, test), progress,
+                         batch_size=config.dpo.per_device_train_batch_size,
+                         samples_per_prompt=config.eval.samples_per_prompt)
 
 
 def train_dpo(config: DPORunConfig, *, extra: dict[str, Any] | None = None,
@@ -212,13 +177,13 @@ def train_dpo(config: DPORunConfig, *, extra: dict[str, Any] | None = None,
             frozen = copy.deepcopy(model).eval().requires_grad_(False)
         history: list[dict[str, Any]] = []
         trainer = DPOTrainer(
-            model=model, ref_model=frozen, args=_dpo_args(config, run_dir, progress),
+            model=model, ref_model=frozen, args=_dpo_args(config, run_dir),
             train_dataset=Dataset.from_list(prefs.rows), processing_class=tokenizer,
             peft_config=_peft_config(model, config) if config.model.lora is not None else None,
-            callbacks=[_metrics_callback(metrics_path, history)])
-        from transformers import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)  # metrics.jsonl has every log line
+            callbacks=dpo_callbacks(metrics_path, history, progress=progress,
+                                    log_every=config.output.log_every))
+        for quiet in quiet_callbacks():  # they print each log dict; ours print as `rlaif train`
+            trainer.remove_callback(quiet)
         t0 = time.perf_counter()
         train_out = trainer.train()
         timings["dpo"] = time.perf_counter() - t0
@@ -238,18 +203,11 @@ def train_dpo(config: DPORunConfig, *, extra: dict[str, Any] | None = None,
             kl = holdout.kl(after, _Reference(policy, frozen))
             report = holdout.compare(before, after, kl=kl)
             if config.eval.reward_judge_view:
-                report_extra["reward_judge"] = _reward_judge_view(reward_ref, holdout, before, after)
+                report_extra["reward_judge"] = reward_judge_view(reward_ref, holdout, before, after)
             timings["after"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - t_start
-        report_extra["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
-        if report is not None:
-            from rlaif.evaluation.report import write_report
-
-            result.holdout = report
-            result.paths.update(write_report(
-                run_dir, report, metrics_path=metrics_path if metrics_path.is_file() else None,
-                extra=report_extra))
-        result.paths["final"] = _save_final(policy, tokenizer, run_dir, config)
+        result.holdout = report
+        result.paths.update(finish_run(run_dir, report, report_extra, timings, t_start,
+                                       lambda: _save_final(policy, tokenizer, run_dir, config)))
         _remove_if_empty(run_dir / "trl")
         return result
     finally:
@@ -263,15 +221,16 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
 
 
-def _save_final(policy: Any, tokenizer: Any, run_dir: Path, config: DPORunConfig) -> Path:
+def _save_final(policy: Any, tokenizer: Any, run_dir: Path, config: DPORunConfig) -> dict[str, Path]:
     """The trained model as a standard Hugging Face folder in <run>/final (LoRA merged), with the
     run's sampling settings and its model card."""
-    from rlaif.export import generation_settings, write_final
+    from rlaif.export import CARD_FILE, FINAL_DIR, generation_settings, write_final
     from rlaif.models.load import unwrap_lm
 
     gen = generation_settings(unwrap_lm(policy), tokenizer, config.generation.generate_kwargs())
-    return write_final(policy, tokenizer, run_dir / "final", merge_lora=config.model.lora is not None,
-                       generation_config=gen, card=_card(run_dir))
+    final = write_final(policy, tokenizer, run_dir / FINAL_DIR, merge_lora=config.model.lora is not None,
+                        generation_config=gen, card=_card(run_dir))
+    return {"final": final, "card": final / CARD_FILE}
 
 
 def _card(run_dir: Path) -> str | None:

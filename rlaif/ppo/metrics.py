@@ -40,6 +40,8 @@ METRIC_KEYS = (
     "ppo/lr",
     "response/length",           # tokens per response, EOS included
     "batch/size",                # prompts this step, all processes together
+    "judge/requests",            # API requests the reward judge made this step (retries included), all processes
+    "judge/cost_usd",            # what they cost (USD), all processes; 0 for offline judges
     "time/generate",
     "time/judge",
     "time/update",               # rollout forward passes (policy, reference) + PPO epochs
@@ -79,6 +81,13 @@ def reduce_metrics(accelerator: Any, sums: Mapping[str, float],
                              device=accelerator.device)
         out.update(zip(keys, accelerator.reduce(local, reduction=reduction).tolist()))
     return out
+
+
+def usage_metrics(totals: Mapping[str, float]) -> dict[str, Any]:
+    """The judge's requests (a count) and cost of a step, from `reduce_metrics` sums of
+    `JudgeUsageMeter.take()` over every process."""
+    return {"judge/requests": round(totals["judge/requests"]),
+            "judge/cost_usd": totals["judge/cost_usd"]}
 
 
 class MetricsLog:

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlaif.config import JudgeConfig
-from rlaif.judges.base import Judge, JudgeError, Sample, Score, member_raw_values, run_sync
+from rlaif.judges.base import (
+    Judge,
+    JudgeError,
+    Sample,
+    Score,
+    Usage,
+    member_raw_values,
+    run_sync,
+)
 from rlaif.stats import RunningMoments, mean_std
 
 
@@ -28,6 +36,23 @@ def score_samples(judge: Judge, prompts: Sequence[str], responses: Sequence[str]
             if not score.ok:
                 raise JudgeError(unscored_error(i, sample.prompt, sample.response, score, judge.name))
     return scores
+
+
+class JudgeUsageMeter:
+    """What this process's judge spent since the last reading: the `usage()` delta as the
+    metrics `judge/requests` and `judge/cost_usd` (offline judges: 0 requests, $0).
+
+    A failed step's requests count in the next reading: they were paid for all the same."""
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+        self.last: Usage = judge.usage()
+
+    def take(self) -> dict[str, float]:
+        """Requests and dollars since the previous `take` (or since construction)."""
+        now = self.judge.usage()
+        spent, self.last = now - self.last, now
+        return {"judge/requests": float(spent.requests), "judge/cost_usd": float(spent.cost_usd)}
 
 
 def unscored_error(index: int, sample_prompt: str, response: str, score: Score,

@@ -43,9 +43,10 @@ from rlaif.ppo.checkpoint import find_resume_checkpoint, load_checkpoint, save_c
 from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
 from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped, any_process, save_after_abort
 from rlaif.ppo.kl import make_kl_controller
-from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary
+from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary, usage_metrics
 from rlaif.ppo.policy import PolicyWithValueHead
-from rlaif.ppo.rewards import check_scored_steps, gather_score_rows, process_rewards, score_samples
+from rlaif.ppo.rewards import (JudgeUsageMeter, check_scored_steps, gather_score_rows, process_rewards,
+                               score_samples)
 from rlaif.ppo.rollout import Responses, Rollout, sample_responses, score_rollout
 from rlaif.ppo.sampling import sampling_kwargs
 from rlaif.ppo.update import UPDATE_METRICS, ppo_update
@@ -113,6 +114,7 @@ class PPOTrainer:
             tokenizer or load_tokenizer(config.model.name_or_path), policy.is_seq2seq)
         self._owns_judge = judge is None
         self.judge = judge if judge is not None else _build_judge(config.judge.ref)
+        self.judge_usage = JudgeUsageMeter(self.judge)  # judge/requests, judge/cost_usd per step
         self.prompts = list(prompts)
         self.local_batch_size = self._check_batch_layout()
         self.stream = PromptStream(len(self.prompts), config.data.seed)
@@ -301,7 +303,7 @@ class PPOTrainer:
         sums = {"kl": float((r.kl * r.loss_mask).sum()), "non_score_reward": float(r.non_score_rewards.sum()),
                 "entropy": float((r.entropy * r.loss_mask).sum()), "tokens": float(r.loss_mask.sum()),
                 "scored": float(r.scored.sum()), "generated": float(r.response_mask.sum()),
-                "prompts": float(r.query_ids.size(0))}
+                "prompts": float(r.query_ids.size(0)), **self.judge_usage.take()}
         totals = reduce_metrics(self.accelerator, sums, means)
         n_scored, n_tokens, n_generated = totals["scored"], totals["tokens"], totals["generated"]
         mean_kl = totals["kl"] / n_scored if n_scored else math.nan
@@ -318,7 +320,7 @@ class PPOTrainer:
             **reward_metrics,
             "ppo/lr": self.scheduler.get_last_lr()[0],
             "response/length": n_generated / totals["prompts"],
-            "batch/size": int(totals["prompts"]),
+            "batch/size": int(totals["prompts"]), **usage_metrics(totals),
             **{key: totals[key] for key in means},
             "time/step": seconds,
             "tokens/per_second": n_generated / seconds,
