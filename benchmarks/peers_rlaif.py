@@ -1,0 +1,143 @@
+"""Peer worker (c): rlaif's PPOTrainer, driven step by step by `peers.py` over `_protocol`.
+
+Same model folder, LoRA (r 16, alpha 32, q_proj + v_proj), prompts (plain HH dialogues,
+rendered through the chat template by rlaif), batch, minibatch, sampling and response length
+as the TRL sides. The reward is either the shared seeded reward model (a classifier judge on
+prompt + response, its single logit) or a named judge (`--judge profanity-check`).
+
+Timing comes from the trainer's own step metrics (time/generate, time/judge, time/update).
+For the MFU figure, `_update` (the PPO epochs only, not the rollout forwards) is timed on
+every step, and on the first (warm-up) step its floating-point operations are counted with
+`torch.utils.flop_counter.FlopCounterMode` (every matmul and attention kernel the forward and
+backward ran, LoRA and the frozen-head logprobs included); shapes repeat step to step, as
+every response has the same length and the prompts are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _protocol import (
+    emit,
+    next_command,
+    peak_gpu_mb,
+    peak_rss_mb,
+    rss_mb,
+    setup_threads,
+    sync,
+)
+
+
+def run_config(args: argparse.Namespace, run_dir: str) -> Any:
+    """The rlaif run config for the benchmark's settings."""
+    from rlaif.config import load_config
+
+    cuda = args.device != "cpu"
+    return load_config(data={
+        "model": {"name_or_path": args.policy,
+                  "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}},
+        "judge": {"ref": "profanity-check"},
+        "data": {"task": "chat", "max_prompt_tokens": 96},
+        "ppo": {"batch_size": args.batch, "mini_batch_size": args.mini_batch, "ppo_epochs": args.epochs,
+                "steps": 100_000, "learning_rate": args.lr, "kl": {"kind": "fixed", "kl_coef": 0.05},
+                "vf_coef": 0.1, "seed": 0},
+        "generation": {"min_new_tokens": args.min_new_tokens, "max_new_tokens": args.new_tokens,
+                       "top_k": 0, "top_p": 1.0, "temperature": args.temperature, "do_sample": True},
+        "output": {"dir": run_dir},
+        "accelerate": {"cpu": not cuda,
+                       "mixed_precision": "bf16" if args.dtype == "bfloat16" else "no"},
+    })
+
+
+def build_judge(args: argparse.Namespace) -> Any:
+    """The shared reward model as a classifier judge, or the named judge."""
+    from rlaif.judges.registry import build_judge as build
+
+    if args.judge:
+        return build(args.judge)
+    return build({"type": "classifier", "name": "seeded-reward", "model": args.reward,
+                  "label": None, "output": "logit", "input": "prompt_response",
+                  "device": args.device, "batch_size": args.batch})
+
+
+def main() -> None:
+    """Build the rlaif trainer and run steps on command."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--policy", required=True)
+    p.add_argument("--reward")
+    p.add_argument("--judge", help="a judge name instead of the reward model (learning part)")
+    p.add_argument("--prompts", required=True, help="JSON list of plain HH prompts")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--min-new-tokens", type=int, default=32)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--mini-batch", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--count-flops", action="store_true")
+    args = p.parse_args()
+    setup_threads(args.threads)
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from rlaif.ppo.trainer import PPOTrainer
+
+    baseline = rss_mb()
+    prompts = json.loads(Path(args.prompts).read_text())
+    trainer = PPOTrainer(run_config(args, tempfile.mkdtemp(prefix="peers-rlaif-")), prompts,
+                         judge=build_judge(args))
+    update_times: list[float] = []
+    flops: dict[str, float] = {}
+    plain_update = trainer._update
+
+    def timed_update(rollout: Any) -> Any:
+        if args.count_flops and not flops:
+            with FlopCounterMode(display=False) as counter:
+                out = plain_update(rollout)
+            flops["update"] = float(counter.get_total_flops())
+            flops["tokens"] = float((rollout.query_mask.sum() + rollout.response_mask.sum()) * args.epochs)
+            return out
+        sync()
+        t0 = time.perf_counter()
+        out = plain_update(rollout)
+        sync()
+        update_times.append(time.perf_counter() - t0)
+        return out
+
+    trainer._update = timed_update
+    emit({"ready": True, "baseline_rss_mb": baseline, "rss_mb": rss_mb(),
+          "versions": {"torch": torch.__version__}})
+    while next_command() == "step":
+        batch = trainer.next_prompts() if args.judge else prompts[: args.batch]
+        sync()
+        t0 = time.perf_counter()
+        m = trainer.step(batch)
+        sync()
+        seconds = time.perf_counter() - t0
+        tokens = round(m["response/length"] * args.batch)
+        emit({"step": seconds, "generate": m["time/generate"], "reward": m["time/judge"],
+              "update": seconds - m["time/generate"] - m["time/judge"], "samples": args.batch,
+              "tokens": tokens, "reward_mean": m["reward/mean"], "kl": m["objective/kl"],
+              "ppo_update": update_times[-1] if update_times else None, "flops": dict(flops),
+              "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})
+    emit({"final": True, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline})
+
+
+if __name__ == "__main__":
+    main()
