@@ -131,6 +131,8 @@ def test_judges_lists_builtins(capsys):
     hate = next(line for line in lines if line.startswith("roberta-hate"))
     assert hate.split()[1] == "classifier" and "nothate logit" in hate
     assert any(line.startswith("profanity-check") and " function " in line for line in lines)
+    assert any(line.startswith("claude-pairwise-anthropic") and " pairwise " in line for line in lines)
+    assert "rlaif label NAME" in lines[-1]  # pairwise judges cannot go to rlaif score
 
 
 def test_missing_model_fails_before_scoring_with_exit_1(tmp_path, capsys):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("offline end-to-end demo: PPO detoxifies a small GPT-2 with profanity-check as reward, "
-        "judged on held-out prompts by a different classifier")
+HELP = ("offline end-to-end demo: PPO detoxifies SmolLM2-135M-Instruct (profanity-check as reward), "
+        "measured on held-out red-team prompts by a different evaluator; --toy for the small GPT-2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

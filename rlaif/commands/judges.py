@@ -28,5 +28,6 @@ def run(args: argparse.Namespace) -> int:
             continue
         description = spec.description or getattr(spec, "model", "") or ""
         print(f"{name:<{width}}{spec.type:<12}{description}")
-    print("\nuse one with: rlaif score NAME --data FILE  (or pass a path to your own spec YAML)")
+    print("\nuse one with: rlaif score NAME --data FILE, or rlaif label NAME for preference pairs "
+          "(pairwise judges only work there); or pass a path to your own spec YAML")
     return 0
