@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a judge spec field (repeatable); tie_margin=X sets the "
                         "score gap under which a pointwise judge calls a tie")
     parser.add_argument("--chunk", type=int, default=32, help="pairs per judge call (default 32)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     policy = parser.add_argument_group("pairs from a policy (source b)")
     policy.add_argument("--policy", metavar="MODEL",
                         help="hub id, folder, .gguf or run folder: sample two replies per prompt")
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
     meta = {"judge_ref": args.judge, "judge_overrides": args.overrides, "data": args.data,
             "split": args.split, "policy": args.policy, "seconds_sampling": round(sampling, 1)}
     try:
-        with tqdm(total=len(items), desc=f"labelling with {judge.name}", unit="pair") as bar:
+        with tqdm(total=len(items), desc=f"labelling with {judge.name}", unit="pair",
+                  disable=args.no_progress) as bar:
             result = label_pairs(judge, items, out, chunk=args.chunk, progress=bar.update, meta=meta)
     except LabelingStopped as exc:
         print(f"rlaif label: stopped: {exc}", file=sys.stderr)
