@@ -235,19 +235,22 @@ def finish_run(run_dir: Path, report: Any | None, extra: dict[str, Any], timings
     `timings_s` so far), then final/ and its card (`save_final`, which reads report.json), then
     `timings["total"]` (from `started`, the run's setup, to final/ written) into `timings` and
     report.json's `extra.timings_s`. Returns the report's paths and `save_final`'s."""
-    from rlaif.evaluation.report import write_report
+    from rlaif.evaluation.report import rewrite_extra, write_report
 
-    def report_files() -> dict[str, Path]:
-        extra["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    def rounded() -> dict[str, float]:
+        return {k: round(v, 1) for k, v in timings.items()}
+
+    paths: dict[str, Path] = {}
+    if report is not None:
         metrics = run_dir / "metrics.jsonl"
-        return write_report(run_dir, report, metrics_path=metrics if metrics.is_file() else None,
-                            extra=extra)
-
-    paths = report_files() if report is not None else {}
+        extra["timings_s"] = rounded()
+        paths = write_report(run_dir, report, metrics_path=metrics if metrics.is_file() else None,
+                             extra=extra)
     paths.update(save_final())
     timings["total"] = time.perf_counter() - started
-    if report is not None:
-        paths.update(report_files())  # again, now with the total (the card does not show it)
+    if report is not None:  # the total is known only now (the card does not show it)
+        extra["timings_s"] = rounded()
+        paths.update(rewrite_extra(run_dir, extra))
     return paths
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from rlaif.cli import main
 from rlaif.evaluation.holdout import Holdout, HoldoutReport, HoldoutSide
-from rlaif.evaluation.report import write_report
+from rlaif.evaluation.report import rewrite_extra, write_report
 from rlaif.io import read_jsonl
 from rlaif.judges.base import Judge, Scale, Score
 from rlaif.markdown import md_escape
@@ -144,3 +144,17 @@ def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
     assert str(out / "report.md") in printed
     assert (out / "training.png").is_file() and (out / "toxicity_hist.png").is_file()
     assert main(["evaluate", "--before", "x", "--after", "y", "--n", "0"]) == 1
+
+
+def test_rewrite_extra_replaces_the_extra_block_and_leaves_the_plots(tmp_path):
+    first = write_report(tmp_path / "out", _report(), metrics_path=_metrics(tmp_path / "metrics.jsonl"),
+                         extra={"timings_s": {"ppo": 1.0}})
+    plots = {k: first[k].stat().st_mtime_ns for k in ("toxicity_plot", "training_plot")}
+    before = json.loads(first["json"].read_text())
+    paths = rewrite_extra(tmp_path / "out", {"timings_s": {"ppo": 1.0, "total": 2.5}})
+    data = json.loads(paths["json"].read_text())
+    assert data["extra"] == {"timings_s": {"ppo": 1.0, "total": 2.5}}
+    assert {k: v for k, v in data.items() if k != "extra"} == {k: v for k, v in before.items() if k != "extra"}
+    md = paths["md"].read_text()
+    assert '"total": 2.5' in md and "](toxicity_hist.png)" in md and "](training.png)" in md
+    assert {k: first[k].stat().st_mtime_ns for k in plots} == plots

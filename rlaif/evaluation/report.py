@@ -81,11 +81,26 @@ def write_report(out_dir: str | Path, holdout: HoldoutReport | dict[str, Any],
         if plot is not None:
             paths["training_plot"] = plot
         data["training"] = {"metrics_path": str(metrics_path), "steps": len(training)}
+    return {**paths, **_write_documents(out, data, paths)}
+
+
+def _write_documents(out: Path, data: dict[str, Any], paths: dict[str, Path]) -> dict[str, Path]:
+    """report.json and report.md (which links the plots in `paths`)."""
     atomic_write_json(out / "report.json", data)
-    paths["json"] = out / "report.json"
     atomic_write_text(out / "report.md", _markdown(data, paths))
-    paths["md"] = out / "report.md"
-    return paths
+    return {"json": out / "report.json", "md": out / "report.md"}
+
+
+def rewrite_extra(out_dir: str | Path, extra: dict[str, Any]) -> dict[str, Path]:
+    """Replace the `extra` block of a written report (report.json and report.md), leaving the
+    plots as they are: for numbers known only after the report was first written."""
+    out = Path(out_dir)
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    data["extra"] = extra
+    paths = {key: out / name for key, name in (("toxicity_plot", "toxicity_hist.png"),
+                                               ("training_plot", "training.png"))
+             if (out / name).is_file()}
+    return _write_documents(out, data, paths)
 
 
 def _markdown(data: dict[str, Any], paths: dict[str, Path]) -> str:
