@@ -1,7 +1,7 @@
 """The model card of a run (`final/README.md`): Hugging Face card metadata and what the run
 measured, built from the run's own files, nothing else.
 
-    card_record_from_run(run)   config.yaml, metrics.jsonl, report.json / report.md and the
+    card_record_from_run(run)   config.yaml, metrics.jsonl, report.json and the
                                 judge specs -> one plain dict (secrets redacted)
     build_card(record)          that dict -> markdown with YAML front matter (base_model,
                                 library_name, tags, pipeline_tag)
@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from rlaif.evaluation.report import summary_table
 from rlaif.io import read_jsonl
 from rlaif.markdown import md_escape
 from rlaif.secrets import redact_mapping, redact_text
@@ -61,24 +62,6 @@ def judge_spec(ref: Any) -> tuple[dict[str, Any] | None, str | None]:
     return redact_mapping(spec.model_dump(mode="json", exclude_none=True)), None
 
 
-def _report_table(path: Path) -> str | None:
-    """The before/after table of a report.md, as the report printed it."""
-    if not path.is_file():
-        return None
-    lines = path.read_text(encoding="utf-8").splitlines()
-    try:
-        start = lines.index("## Before vs after")
-    except ValueError:
-        return None
-    table = []
-    for line in lines[start + 1:]:
-        if line.startswith("|"):
-            table.append(line)
-        elif table:
-            break
-    return "\n".join(table) or None
-
-
 def _training(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """Steps, seconds and the first / last logged reward and KL of metrics.jsonl."""
     if not metrics:
@@ -93,7 +76,7 @@ def _training(metrics: list[dict[str, Any]]) -> dict[str, Any]:
 
 def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dict[str, Any]:
     """Everything the card says, read from a run folder (config.yaml required; metrics.jsonl,
-    report.json / report.md and checkpoints used when present).
+    report.json and checkpoints used when present).
 
     `step`: the card of an earlier checkpoint: metrics through that step, and no hold-out
     result (the run measured its last step only)."""
@@ -134,7 +117,7 @@ def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dic
             "evaluator": meta.get("evaluator"), "evaluator_about": meta.get("evaluator_about"),
             "toxicity": meta.get("toxicity"), "n_prompts": meta.get("n_prompts"),
             "samples_per_prompt": meta.get("samples_per_prompt"), "stats": report.get("stats", {}),
-            "kl": report.get("kl") or {}, "table": _report_table(run / "report.md"),
+            "kl": report.get("kl") or {}, "table": summary_table(report),
             "eval_split": (config.get("eval") or {}).get("split"),
             "reward_judge_view": extra.get("reward_judge"), "control": extra.get("control"),
         }

@@ -24,9 +24,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("rlaif.run_changes",),
     ("rlaif.data",),
     ("rlaif.judges", "rlaif.models"),
-    ("rlaif.export", "rlaif.model_card", "rlaif.tracking"),  # what a run leaves: final/, card, trackers
+    ("rlaif.export", "rlaif.tracking"),  # what a run leaves: final/, trackers
     ("rlaif.ppo", "rlaif.evaluation", "rlaif.compare", "rlaif.scoring", "rlaif.integrations",
      "rlaif.testing"),
+    ("rlaif.model_card",),  # the card reads a run's files, the report's table included
     ("rlaif.pipeline", "rlaif.compare_report", "rlaif.labeling", "rlaif.compare_runs"),
     ("rlaif.dpo",),  # DPO beside PPO: reuses the pipeline's hold-out prompt choice
     ("rlaif.demo",),
