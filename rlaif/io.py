@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 def _umask() -> int:
@@ -93,10 +93,12 @@ def atomic_write_dir(final: str | Path, build: Callable[[Path], Any]) -> Any:
     return result
 
 
-def append_jsonl(path: str | Path, row: Any) -> None:
-    """Append one JSON line (for logs that grow a line per step)."""
-    with Path(path).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+def append_jsonl(path: str | Path, *rows: Any) -> None:
+    """Append JSON lines (for logs that grow a line per step) in one write, flushed: a kill
+    mid-write can cut only the last line."""
+    if rows:
+        with Path(path).open("a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def check_output_dir(out: Path) -> None:
@@ -146,10 +148,10 @@ class JsonlStream:
             os.fsync(self._fh.fileno())
             self._fh.close()
 
-    def __enter__(self) -> JsonlStream:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         if exc_type is None and not self._fh.closed:
             self.finish()
         else:

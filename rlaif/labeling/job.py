@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlaif.io import atomic_write_json, atomic_write_jsonl
+from rlaif.io import append_jsonl, atomic_write_json, atomic_write_jsonl
 from rlaif.judges.base import JudgeError
 from rlaif.judges.pairwise import PairwiseJudge, PointwisePairwise, Preference
 from rlaif.labeling.agreement import summarize_labels
@@ -100,14 +100,6 @@ def _calls_per_pair(judge: PairwiseJudge, pref: Preference) -> int:
     return 2 if isinstance(judge, PointwisePairwise) else len(pref.orders)
 
 
-def _append(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Append rows in one write (a kill mid-write can cut only the last line)."""
-    if rows:
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            fh.flush()
-
-
 def label_pairs(judge: PairwiseJudge, items: Sequence[LabelItem], out: Path, *, chunk: int = CHUNK,
                 progress: Callable[[int], Any] | None = None,
                 meta: dict[str, Any] | None = None) -> LabelResult:
@@ -134,7 +126,7 @@ def label_pairs(judge: PairwiseJudge, items: Sequence[LabelItem], out: Path, *, 
             got = list(getattr(exc, "partial", None) or [])
             rows = [label_row(it, p, _calls_per_pair(judge, p)) for it, p in zip(batch, got)
                     if p is not None]
-            _append(partial, rows)
+            append_jsonl(partial, *rows)
             kept = len(done) + len(new) + sum(is_labelled(r) for r in rows)
             raise LabelingStopped(
                 f"{exc or type(exc).__name__} (while labelling pairs {start}...{start + len(batch) - 1} "
@@ -142,7 +134,7 @@ def label_pairs(judge: PairwiseJudge, items: Sequence[LabelItem], out: Path, *, 
                 f"{partial if partial.exists() else out}. Re-run the same command to continue: labelled "
                 "pairs are skipped, and with --cache nothing already paid for is asked again") from exc
         rows = [label_row(it, p, _calls_per_pair(judge, p)) for it, p in zip(batch, prefs)]
-        _append(partial, rows)
+        append_jsonl(partial, *rows)
         new.update((r["key"], r) for r in rows)
         if progress is not None:
             progress(len(batch))
