@@ -270,10 +270,11 @@ class PPOTrainer:
                              "(mini_batch_size * gradient_accumulation_steps)")
         return prompts
 
-    def _process_scores(self, scores: Sequence[Score]) -> tuple[list[float], dict[str, Any]]:
+    def _process_scores(self, scores: Sequence[Score] | Exception) -> tuple[list[float], dict[str, Any]]:
         """Rewards PPO sees (0 for unscored samples, which are masked out) and reward metrics.
 
-        Every process gets every score, so the running statistics stay identical everywhere."""
+        Every process gets every score, so the running statistics stay identical everywhere; a
+        judge's error instead of scores is raised here on every process (`gather_score_rows`)."""
         everyone = gather_score_rows(scores, self.accelerator)
         return process_rewards(scores, everyone, self.config.judge, self.reward_stats)
 
