@@ -9,6 +9,7 @@ loop (TRL's `train()`) wait for the next command inside a step-end callback.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -103,3 +104,21 @@ def setup_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def worker_parser(description: str, reward_required: bool = False) -> argparse.ArgumentParser:
+    """The options every side's worker takes (`peers.py` passes each the same values); a
+    worker adds its own before parsing."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--policy", required=True)
+    p.add_argument("--reward", required=reward_required, help="the seeded reward model folder")
+    p.add_argument("--prompts", required=True, help="JSON list of prompts")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--new-tokens", type=int, default=32)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--mini-batch", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--lr", type=float, default=3e-4)
+    return p

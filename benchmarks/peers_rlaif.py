@@ -37,6 +37,7 @@ from _protocol import (
     rss_mb,
     setup_threads,
     sync,
+    worker_parser,
 )
 
 
@@ -74,21 +75,10 @@ def build_judge(args: argparse.Namespace) -> Any:
 
 def main() -> None:
     """Build the rlaif trainer and run steps on command."""
-    p = argparse.ArgumentParser()
-    p.add_argument("--policy", required=True)
-    p.add_argument("--reward")
+    p = worker_parser("peer worker (c): rlaif PPO")
     p.add_argument("--judge", help="a judge name instead of the reward model (learning part)")
-    p.add_argument("--prompts", required=True, help="JSON list of plain HH prompts")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--min-new-tokens", type=int, default=32)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--mini-batch", type=int, default=8)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--count-flops", action="store_true")
     args = p.parse_args()
     setup_threads(args.threads)

@@ -17,7 +17,6 @@ forwards, the update) is "update".
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,23 +28,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _protocol import StepClock, emit, next_command, peak_rss_mb, rss_mb, setup_threads
+from _protocol import (
+    StepClock,
+    emit,
+    next_command,
+    peak_rss_mb,
+    rss_mb,
+    setup_threads,
+    worker_parser,
+)
 
 
 def main() -> None:
     """Build TRL's PPOTrainer and run steps on command."""
-    p = argparse.ArgumentParser()
-    p.add_argument("--policy", required=True)
-    p.add_argument("--reward", required=True)
-    p.add_argument("--prompts", required=True, help="JSON list of rendered prompts")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--mini-batch", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p = worker_parser("peer worker (a): TRL 1.12 PPOTrainer", reward_required=True)
     args = p.parse_args()
     setup_threads(args.threads)
 
