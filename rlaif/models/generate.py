@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from rlaif.data.chat import encode_prompts
+from rlaif.models import prefix
 from rlaif.models.load import load_lm, prepare_tokenizer
 
 
@@ -128,7 +129,10 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, gen_kwargs: 
                 ids, mask = tokenize_queries(tok, [prompts[i] for i in idx], max_len, param_device,
                                              chat=chat, system_prompt=system_prompt)
                 with torch.inference_mode():
-                    gen = lm.generate(input_ids=ids, attention_mask=mask, **kwargs)  # (B, Q + R) or (B, R)
+                    # The tokens every prompt starts with (the chat template's) run once.
+                    ids, mask, cached = (prefix.generation_inputs(lm, ids, mask) if kwargs.get("use_cache", True)
+                                         else (ids, mask, {}))
+                    gen = lm.generate(input_ids=ids, attention_mask=mask, **kwargs, **cached)  # (B, Q + R) or (B, R)
                 # seq2seq output starts with the decoder start token; causal with the prompt
                 new = gen[:, 1:] if seq2seq else gen[:, ids.shape[1]:]
                 for row, i in enumerate(idx):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rlaif.batching import pad_rows
+from rlaif.models import prefix
 from rlaif.models.load import is_seq2seq, unwrap_lm
 
 KLKind = Literal["k1", "k3", "abs", "mse"]
@@ -92,13 +93,15 @@ def accepts_logits_to_keep(lm: Any) -> bool:
 
 def response_forward(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
                      response_ids: torch.Tensor, response_mask: torch.Tensor, *,
-                     hidden_states: bool = False, logits: bool = True
+                     hidden_states: bool = False, logits: bool = True, share_prefix: bool = True
                      ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """One forward of `lm` over (query, response) pairs -> (logits (B, R, V), hidden (B, R, H)):
     at response position t, what predicts response token t.
 
     `hidden_states` returns the final hidden states (else None); `logits=False` lets a causal
     LM that supports it compute logits for the last position only and returns None for them.
+    `share_prefix`: leading tokens common to every query run once for the batch
+    (`rlaif.models.prefix`; the same results up to float rounding).
     """
     r_len = response_ids.size(1)
     if is_seq2seq(lm):
@@ -115,14 +118,19 @@ def response_forward(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
                  use_cache=False)
         hidden = out.decoder_hidden_states[-1] if hidden_states else None  # (B, R, H)
         return (out.logits if logits else None), hidden  # (B, R, V)
-    q_len = query_ids.size(1)
-    input_ids = torch.cat([query_ids, response_ids], dim=1)  # (B, Q + R)
-    attention_mask = torch.cat([query_mask, response_mask], dim=1)  # (B, Q + R)
-    # Left padding: positions count only real tokens, as they did during generation.
-    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
     extra = {"logits_to_keep": r_len + 1 if logits else 1} if accepts_logits_to_keep(lm) else {}
+    # The tokens every query starts with (a chat template's) run once for the batch.
+    cached = prefix.cached_prefix(lm, query_ids, query_mask) if share_prefix else None
+    if cached is not None:
+        query_ids, query_mask = cached.rest_ids, cached.mask
+        extra.update(cached.kwargs)
+    input_ids = torch.cat([query_ids, response_ids], dim=1)  # (B, Q + R); (B, Q - n + R) after a prefix
+    attention_mask = torch.cat([query_mask, response_mask], dim=1)  # (B, Q + R), a prefix included
+    # Left padding: positions count only real tokens, as they did during generation.
+    position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -input_ids.size(1):]
+    q_len = query_ids.size(1)
     out = lm(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-             output_hidden_states=hidden_states, use_cache=False, **extra)
+             output_hidden_states=hidden_states, use_cache=cached is not None, **extra)
     # The token at position Q + t is predicted from position Q - 1 + t.
     hidden = out.hidden_states[-1][:, q_len - 1:-1] if hidden_states else None  # (B, R, H)
     return (out.logits[:, -(r_len + 1):-1] if logits else None), hidden  # (B, R, V)

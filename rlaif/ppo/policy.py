@@ -19,6 +19,7 @@ from torch import nn
 
 from rlaif.config import LoraSettings
 from rlaif.io import atomic_write_json
+from rlaif.models import prefix
 from rlaif.models.layout import ADAPTER_DIR, MODEL_DIR, POLICY_META, VALUE_HEAD_FILE
 from rlaif.models.load import load_adapter, load_base_model, read_policy_meta
 from rlaif.models.logprobs import (
@@ -257,8 +258,12 @@ class PolicyWithValueHead(nn.Module):
             pad = self.config.pad_token_id
             gen_kwargs["pad_token_id"] = pad if pad is not None else self.config.eos_token_id
         head = self.base_model().get_output_embeddings() if capture else None
+        # The tokens every query starts with run once, before the capture (rlaif.models.prefix);
+        # the ids keep their width, so the response still starts at column Q.
+        ids, mask, cached = (prefix.generation_inputs(self.model, query_ids, query_mask)
+                             if gen_kwargs.get("use_cache", True) else (query_ids, query_mask, {}))
         with capture_head_inputs(head) if capture else contextlib.nullcontext() as states:
-            out = self.model.generate(input_ids=query_ids, attention_mask=query_mask, **gen_kwargs)
+            out = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs, **cached)
         response_ids = out[:, 1:] if self.is_seq2seq else out[:, query_ids.size(1):]  # drop start / query
         if states is None:
             return response_ids, None
