@@ -135,6 +135,11 @@ class PPOConfig(_Section):
         "to a forward up to float rounding; causal LMs whose logits are lm_head(hidden) only, see "
         "rlaif/ppo/capture.py); forward = a separate no-grad forward (bit-exact); auto = generate "
         "where the architecture allows it, else forward")
+    share_prefix: bool = Field(
+        default=True, description="run the tokens every prompt of a batch starts with (a chat "
+        "template's header, a system prompt) once per batch, not once per row: generation's "
+        "prefill, the reference pass and the update's forward and backward (causal LMs; equal to "
+        "the plain pass up to float rounding, see rlaif/models/prefix.py); false = the plain pass")
     ppo_epochs: int = Field(default=1, gt=0)
     steps: int = Field(default=10, gt=0)
     gamma: float = Field(default=1.0, ge=0, le=1)

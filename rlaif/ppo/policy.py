@@ -103,6 +103,9 @@ class PolicyWithValueHead(nn.Module):
             self.ref_model.eval()
         # Causal LMs in transformers can skip the vocabulary projection for query positions.
         self._logits_to_keep = accepts_logits_to_keep(base)
+        # Tokens every query of a batch starts with run once (rlaif.models.prefix); the
+        # trainer sets this from `ppo.share_prefix`.
+        self.share_prefix = True
         # Logits are plain lm_head(final hidden state): what capture.py and head.py rely on.
         self._plain_head = capture_unsupported_reason(self.config, is_seq2seq) is None
 
@@ -202,7 +205,8 @@ class PolicyWithValueHead(nn.Module):
         # A frozen head under autograd: logprobs straight from the hidden states (head.py).
         fused = lm is self.model and not with_entropy and self._head_fusable()
         logits, hidden = response_forward(lm, query_ids, query_mask, response_ids, response_mask,
-                                          hidden_states=with_values or fused, logits=not fused)
+                                          hidden_states=with_values or fused, logits=not fused,
+                                          share_prefix=self.share_prefix)
         if fused:
             head = self.base_model().get_output_embeddings()
             return ResponseOutput(
@@ -260,8 +264,9 @@ class PolicyWithValueHead(nn.Module):
         head = self.base_model().get_output_embeddings() if capture else None
         # The tokens every query starts with run once, before the capture (rlaif.models.prefix);
         # the ids keep their width, so the response still starts at column Q.
-        ids, mask, cached = (prefix.generation_inputs(self.model, query_ids, query_mask)
-                             if gen_kwargs.get("use_cache", True) else (query_ids, query_mask, {}))
+        share = self.share_prefix and gen_kwargs.get("use_cache", True)
+        ids, mask, cached = (prefix.generation_inputs(self.model, query_ids, query_mask) if share
+                             else (query_ids, query_mask, {}))
         with capture_head_inputs(head) if capture else contextlib.nullcontext() as states:
             out = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs, **cached)
         response_ids = out[:, 1:] if self.is_seq2seq else out[:, query_ids.size(1):]  # drop start / query

@@ -110,6 +110,7 @@ class PPOTrainer:
                 dtype=DTYPES.get(config.model.dtype or ""),
                 gradient_checkpointing=config.model.gradient_checkpointing)
         self.policy = policy.to(acc.device)
+        policy.share_prefix = ppo.share_prefix
         self.tokenizer = prepare_tokenizer(
             tokenizer or load_tokenizer(config.model.name_or_path), policy.is_seq2seq)
         self._owns_judge = judge is None
