@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from ppo_helpers import PROMPTS, LetterJudge, make_config, one_thread  # noqa: F401
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, T5Config
+from transformers import AutoTokenizer, LlamaConfig, T5Config
 
 from rlaif.config import LoraSettings
 from rlaif.models.generate import truncate_response
@@ -16,22 +16,6 @@ from rlaif.ppo.trainer import PPOTrainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 QUERIES = ["Human: hi", "Human: How do I bake bread? Assistant:", "Human: why is the sky blue?"]
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tiny_models, tmp_path_factory):
-    """A 2-layer Llama (RoPE, RMSNorm, untied head) with the tiny GPT-2's tokenizer."""
-    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=128, bos_token_id=tok.eos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                         tie_word_embeddings=False)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def _generate_and_score(path, lora, temperature):

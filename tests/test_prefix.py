@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from ppo_helpers import LetterJudge, make_config, one_thread  # noqa: F401
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer
 
 from rlaif.config import LoraSettings
 from rlaif.models import prefix
@@ -50,21 +50,6 @@ def test_split_queries_puts_padding_between_prefix_and_remainder():
     assert first.tolist() == [[5, 6, 7, 8]]
     assert rest_mask.tolist() == [[0, 1, 1, 1], [0, 0, 0, 1], [1, 1, 1, 1]]
     assert (rest * rest_mask).tolist() == [[0, 9, 10, 11], [0, 0, 0, 12], [9, 13, 14, 15]]
-
-
-@pytest.fixture(scope="module")
-def tiny_llama(tiny_models, tmp_path_factory):
-    """A 2-layer Llama (RoPE, RMSNorm, grouped-query attention) with the tiny GPT-2's tokenizer."""
-    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256, bos_token_id=tok.eos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama-prefix")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def _policy(path, lora: bool) -> tuple[PolicyWithValueHead, torch.Tensor, torch.Tensor, int]:
