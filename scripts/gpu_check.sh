@@ -8,9 +8,10 @@
 #   bash scripts/gpu_check.sh            # on the GPU machine, with scripts/gpu/carry carried
 #   bash scripts/gpu_check.sh --device cpu   # dry run of the same code on the CPU
 #
-# 1-3 (scripts/gpu/checks.py): captured-state logprobs vs a forward under bf16 autocast; the
+# 1-4 (scripts/gpu/checks.py): captured-state logprobs vs a forward under bf16 autocast; the
 # frozen-head fused logprobs under autocast; two PPO steps and a hold-out evaluation on the
-# device. 4: the peer benchmark's cost part (benchmarks/peers.py --quick --device cuda
+# device; the shared-prefix forward vs the plain one under autocast. 5: the peer benchmark's
+# cost part (benchmarks/peers.py --quick --device cuda
 # --dtype bfloat16) on SmolLM2-135M shapes with seeded random weights, then rlaif alone on a
 # 1B Llama. The carried wheels go into $GPU_SITE/site-* (default /tmp/rlaif-gpu-site; pip
 # --target, --no-index; outside the carry, which must stay small);
@@ -43,10 +44,10 @@ export PYTHONPATH="$PWD${BASE:+:$BASE}${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch, transformers, peft, accelerate; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| transformers', transformers.__version__, '| peft', peft.__version__, '| accelerate', accelerate.__version__)"
 
 status=0
-echo "== checks 1-3 ($(left)s left)"
+echo "== checks 1-4 ($(left)s left)"
 timeout "$(left)" $PY scripts/gpu/checks.py --device "$DEVICE" || status=1
 
-SIDES=rlaif
+SIDES=rlaif,rlaif-plain
 GRPO_PATH="$SITE/site-trl116"
 if PYTHONPATH="$GRPO_PATH:$PYTHONPATH" $PY -c "import trl, datasets" 2>/dev/null; then
   SIDES="grpo,$SIDES"
@@ -65,11 +66,11 @@ if [ "$DEVICE" = cpu ]; then  # dry run: the imports above were checked; a CPU c
   SIDES=rlaif
 fi
 if [ "$(left)" -gt 30 ]; then
-  echo "== 4: peer benchmark, cost part, sides $SIDES ($(left)s left)"
+  echo "== 5: peer benchmark, cost part, sides $SIDES ($(left)s left)"
   timeout "$(left)" $PY benchmarks/peers.py --quick --random 135m --device "$DEVICE" --dtype "$DTYPE" \
     --threads 4 --sides "$SIDES" --trl-path "$TRL_PATH" --grpo-path "$GRPO_PATH" || status=1
 else
-  echo "== 4: skipped, out of time"; status=1
+  echo "== 5: skipped, out of time"; status=1
 fi
 if [ "$DEVICE" != cpu ] && [ "$(left)" -gt 90 ]; then
   echo "== 4b: rlaif on a 1B Llama ($(left)s left)"

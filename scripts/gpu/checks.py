@@ -2,9 +2,11 @@
 
 1. logprobs from generation's captured hidden states vs a forward pass, under bf16 autocast;
 2. the frozen-head fused logprobs (`rlaif.ppo.head`) under autocast, values and gradients;
-3. two PPO steps and a hold-out evaluation on the device.
+3. two PPO steps and a hold-out evaluation on the device;
+4. the shared-prefix forward (`ppo.share_prefix`, `rlaif.models.prefix`) vs the plain one,
+   under bf16 autocast, logprobs and LoRA gradients.
 
-Checks 1 and 2 measure each bf16 path's error against a float32 forward and pass when the
+Checks 1, 2 and 4 measure each bf16 path's error against a float32 forward and pass when the
 fast path is no less accurate than plain autograd in bf16 (2x its error + a small floor).
 Run by `scripts/gpu_check.sh`; `--device cpu` runs the same code on the CPU (CPU autocast)
 as a dry run. Prints numbers; exits non-zero if a check fails.
@@ -13,6 +15,7 @@ as a dry run. Prints numbers; exits non-zero if a check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -146,6 +149,43 @@ def check_ppo_and_holdout(policy_dir: Path, reward_dir: Path, prompts, device: s
     return ok
 
 
+def check_prefix(policy, tokenizer, prompts, device: str, bf16: bool) -> bool:
+    """4: shared-prefix vs plain forward under autocast, each against a float32 plain forward."""
+    import torch
+
+    from rlaif.models import prefix
+    from rlaif.models.generate import tokenize_queries
+
+    q, m = tokenize_queries(tokenizer, prompts, 96, device, chat=True)
+    g = torch.Generator().manual_seed(0)
+    resp = torch.randint(100, 20_000, (q.size(0), 32), generator=g).to(device)
+    rmask = torch.ones_like(resp)
+    auto = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
+
+    def run(share: bool, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        policy.share_prefix = share
+        policy.zero_grad()
+        with auto if autocast else contextlib.nullcontext():
+            out = policy.forward_response(q, m, resp, rmask, temperature=0.7, with_entropy=False)
+        out.logprobs.float().sum().backward()
+        grads = torch.cat([p.grad.flatten() for n, p in policy.named_parameters() if "lora_B" in n])
+        return out.logprobs.detach().float(), grads.float()
+
+    n = prefix.usable(policy.model, q, m)
+    exact, exact_g = run(False, False)
+    plain, plain_g = run(False, True)
+    shared, shared_g = run(True, True)
+    policy.share_prefix = True
+    err_p, err_s = (plain - exact).abs(), (shared - exact).abs()
+    rel_p = (plain_g - exact_g).norm() / exact_g.norm()
+    rel_s = (shared_g - exact_g).norm() / exact_g.norm()
+    ok = bool(n > 0 and err_s.mean() <= 2 * err_p.mean() + 1e-3 and rel_s <= 2 * rel_p + 1e-3)
+    print(f"[4] shared prefix ({n} tokens, autocast bf16 {bf16}): |shared - fp32| mean {err_s.mean():.2e} "
+          f"max {err_s.max():.2e}, LoRA grad rel {rel_s:.2e}; |plain - fp32| mean {err_p.mean():.2e} "
+          f"max {err_p.max():.2e}, grad rel {rel_p:.2e} -> {'ok' if ok else 'FAILED'}", flush=True)
+    return ok
+
+
 def main() -> int:
     """Run the checks; non-zero exit if any fails."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -172,7 +212,9 @@ def main() -> int:
                check_head(args.device, bf16),
                # CPU autocast in bf16 runs a PPO step ~10x slower than float32: the dry run
                # checks the code path in float32 there
-               check_ppo_and_holdout(pol, rew, prompts, args.device, bf16 and args.device != "cpu")]
+               check_ppo_and_holdout(pol, rew, prompts, args.device, bf16 and args.device != "cpu"),
+               check_prefix(policy_with_lora(pol, args.device).train(), tokenizer, prompts[:8],
+                            args.device, bf16)]
     print(f"GPU checks: {sum(results)} of {len(results)} passed")
     return 0 if all(results) else 1
 
