@@ -5,7 +5,8 @@
 Each process trains with `Accelerator(cpu=True)` (gloo) on its half of every batch, then
 writes what it saw to OUT_DIR/worker_<rank>.json for the test to check. MODE "fail": the
 judge of process 1 raises on its second batch (step 2), nothing checkpointed per step;
-MODE "resume": continue the run in OUT_DIR.
+MODE "resume": continue the run in OUT_DIR. Every prompt starts with `PREAMBLE`, so each
+process's batches and minibatches run the shared-prefix path under DDP.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from ppo_helpers import PROMPTS, make_config
+from ppo_helpers import PREAMBLE, PROMPTS, make_config
 
 from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
+from rlaif.models import prefix
+from rlaif.models.generate import tokenize_queries
 from rlaif.ppo.trainer import PPOTrainer
 
 
@@ -58,11 +61,13 @@ def main(model_dir: str, out_dir: str, mode: str = "full") -> None:
     config = make_config(model_dir, out_dir, "ppo.batch_size=4", "ppo.mini_batch_size=2",
                          "ppo.steps=2", *settings)
     judge = RankJudge(acc.process_index, fail_on_call=2 if mode == "fail" and acc.process_index == 1 else None)
-    trainer = PPOTrainer(config, judge=judge, accelerator=acc, prompts=PROMPTS * 2)
+    trainer = PPOTrainer(config, judge=judge, accelerator=acc, prompts=[PREAMBLE + p for p in PROMPTS] * 2)
     result = trainer.train()
     checksum = sum(float(p.detach().double().sum()) for p in trainer.policy.trainable_parameters())
+    first = tokenize_queries(trainer.tokenizer, judge.prompts[0], 64, "cpu")
     record = {"rank": acc.process_index, "world": acc.num_processes,
               "local_batch": trainer.local_batch_size, "prompts": judge.prompts,
+              "shared_prefix": prefix.usable(trainer.policy.model, *first),
               "checksum": checksum, "history": result.history}
     Path(out_dir, f"worker_{acc.process_index}.json").write_text(json.dumps(record))
 

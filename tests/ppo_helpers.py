@@ -98,6 +98,9 @@ PROMPTS = [
     "Human: Tell me a joke. Assistant:",
     "Human: You are stupid. Assistant:",
 ]
+# A header every prompt starts with, as chat templates add one: batches of these prompts take
+# the shared-prefix path (rlaif.models.prefix).
+PREAMBLE = "System: you are a careful, polite and helpful assistant who answers briefly.\n\n"
 
 
 def make_config(model_path: str | Path, out_dir: str | Path, *overrides: str, **sections: Any) -> RunConfig:

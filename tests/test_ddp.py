@@ -48,14 +48,16 @@ def _steady(row: dict) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_complete_steps_with_gathered_metrics(full_run):
-    from ppo_helpers import PROMPTS
+    from ppo_helpers import PREAMBLE, PROMPTS
 
     out = full_run
 
     workers = [json.loads((out / f"worker_{r}.json").read_text()) for r in (0, 1)]
     assert [(w["rank"], w["world"], w["local_batch"]) for w in workers] == [(0, 2, 2), (1, 2, 2)]
+    # The prompts share a header: each process ran it once per batch (rlaif.models.prefix).
+    assert all(w["shared_prefix"] >= 8 for w in workers), [w["shared_prefix"] for w in workers]
     # Each process judged its own half of the global batch: together, the seeded stream's batch.
-    prompts = PROMPTS * 2
+    prompts = [PREAMBLE + p for p in PROMPTS] * 2
     stream = PromptStream(len(prompts), seed=0)
     for step in range(2):
         global_batch = [prompts[i] for i in stream.indices(4 * step, 4)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ppo_helpers import LetterJudge, make_config, one_thread  # noqa: F401
+from ppo_helpers import PREAMBLE, LetterJudge, make_config, one_thread  # noqa: F401
 from transformers import AutoTokenizer
 
 from rlaif.config import LoraSettings
@@ -16,8 +16,7 @@ from rlaif.ppo.policy import PolicyWithValueHead
 from rlaif.ppo.trainer import PPOTrainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-PREAMBLE = "System: you are a careful, polite and helpful assistant who answers briefly.\n\nHuman: "
-PROMPTS = [PREAMBLE + q for q in ("hi", "How do I bake bread at home?", "why is the sky blue?",
+PROMPTS = [PREAMBLE + "Human: " + q for q in ("hi", "How do I bake bread at home?", "why is the sky blue?",
                                    "what is a prime number, and why do they matter?")]
 PAD = 0
 
