@@ -130,9 +130,9 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, gen_kwargs: 
                                              chat=chat, system_prompt=system_prompt)
                 with torch.inference_mode():
                     # The tokens every prompt starts with (the chat template's) run once.
-                    ids, mask, cached = (prefix.generation_inputs(lm, ids, mask) if kwargs.get("use_cache", True)
-                                         else (ids, mask, {}))
-                    gen = lm.generate(input_ids=ids, attention_mask=mask, **kwargs, **cached)  # (B, Q + R) or (B, R)
+                    gen_ids, gen_mask, cached = prefix.generation_inputs(
+                        lm, ids, mask, enabled=kwargs.get("use_cache", True))
+                    gen = lm.generate(input_ids=gen_ids, attention_mask=gen_mask, **kwargs, **cached)  # (B, Q + R) or (B, R)
                 # seq2seq output starts with the decoder start token; causal with the prompt
                 new = gen[:, 1:] if seq2seq else gen[:, ids.shape[1]:]
                 for row, i in enumerate(idx):

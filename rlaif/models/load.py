@@ -11,6 +11,8 @@ PPO policy loads its LM through the same functions.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,22 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def is_seq2seq(lm: Any) -> bool:
     """True for an encoder-decoder LM (`config.is_encoder_decoder`)."""
     return bool(getattr(lm.config, "is_encoder_decoder", False))
+
+
+def transformers_model(lm: Any) -> Any:
+    """The transformers model inside a peft wrapper, or `lm` itself."""
+    return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
+
+
+@functools.cache
+def _forward_parameters(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.forward).parameters)
+
+
+def forward_parameters(lm: Any) -> frozenset[str]:
+    """The argument names the forward of `lm`'s transformers model takes (cached per class):
+    what optional inputs (`logits_to_keep`, `cache`) it accepts in this transformers version."""
+    return _forward_parameters(type(transformers_model(lm)))
 
 
 def check_model_ref(source: str) -> None:

@@ -7,8 +7,6 @@ Queries are padded on the tokenizer's side (left for causal LMs), responses on t
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -18,7 +16,7 @@ import torch.nn.functional as F
 
 from rlaif.batching import pad_rows
 from rlaif.models import prefix
-from rlaif.models.load import is_seq2seq, unwrap_lm
+from rlaif.models.load import forward_parameters, is_seq2seq, unwrap_lm
 
 KLKind = Literal["k1", "k3", "abs", "mse"]
 KL_KINDS: tuple[str, ...] = ("k1", "k3", "abs", "mse")
@@ -80,15 +78,9 @@ def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: KLKind 
     raise ValueError(f"kl_penalty kind {kind!r} is not one of {KL_KINDS}")
 
 
-@functools.cache
-def _forward_parameters(cls: type) -> frozenset[str]:
-    return frozenset(inspect.signature(cls.forward).parameters)
-
-
 def accepts_logits_to_keep(lm: Any) -> bool:
     """Whether `lm` (or the transformers model inside a peft wrapper) can skip query-position logits."""
-    base = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
-    return "logits_to_keep" in _forward_parameters(type(base))
+    return "logits_to_keep" in forward_parameters(lm)
 
 
 def response_forward(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,

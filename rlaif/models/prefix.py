@@ -23,37 +23,27 @@ prefix of at least `MIN_SHARED_PREFIX` tokens. Anything else takes the plain pat
 
 from __future__ import annotations
 
-import functools
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from rlaif.models.load import forward_parameters, transformers_model
+
 MIN_SHARED_PREFIX = 4  # below this the extra forward call costs more than it saves
-
-
-@functools.cache
-def _parameters(cls: type) -> frozenset[str]:
-    return frozenset(inspect.signature(cls.forward).parameters)
-
-
-def _base(lm: Any) -> Any:
-    return lm.get_base_model() if hasattr(lm, "get_base_model") else lm
 
 
 def cache_argument(lm: Any) -> str | None:
     """The name under which `lm`'s forward takes a KV cache ("cache" in transformers >= 5.2x,
-    "past_key_values" before), or None when it takes none."""
-    base = _base(lm)
-    if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
+    "past_key_values" before), or None when it takes none (and for seq2seq models)."""
+    if getattr(getattr(transformers_model(lm), "config", None), "is_encoder_decoder", False):
         return None
-    parameters = _parameters(type(base))
+    parameters = forward_parameters(lm)
     return next((name for name in ("cache", "past_key_values") if name in parameters), None)
 
 
 def _checkpointing(lm: Any) -> bool:
-    return any(getattr(m, "gradient_checkpointing", False) is True for m in _base(lm).modules())
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in transformers_model(lm).modules())
 
 
 def shared_prefix_length(query_ids: torch.Tensor, query_mask: torch.Tensor) -> int:
@@ -106,7 +96,7 @@ def prefix_cache(lm: Any, prefix_ids: torch.Tensor, batch: int) -> Any | None:
     """Run `prefix_ids` (1, n) through `lm` and return its KV cache expanded to `batch` rows
     (views), or None when the cache is not a plain dynamic one."""
     name = cache_argument(lm)
-    one_logit = {"logits_to_keep": 1} if "logits_to_keep" in _parameters(type(_base(lm))) else {}
+    one_logit = {"logits_to_keep": 1} if "logits_to_keep" in forward_parameters(lm) else {}
     out = lm(input_ids=prefix_ids, use_cache=True, **one_logit)
     cache = getattr(out, name, None) if name else None
     layers = getattr(cache, "layers", None)
@@ -150,12 +140,13 @@ def cached_prefix(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor) ->
                         {cache_argument(lm): cache})
 
 
-def generation_inputs(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor
+def generation_inputs(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor, *, enabled: bool = True
                       ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Inputs for `lm.generate` with the shared prefix already in the cache: (ids, mask,
     extra generate kwargs). The ids keep their width Q (prefix, middle padding, remainder), so
-    the response still starts at column Q; without a usable prefix, the queries as given."""
-    cached = cached_prefix(lm, query_ids, query_mask)
+    the response still starts at column Q; without a usable prefix, or not `enabled` (no
+    sharing asked for, or generation without a cache), the queries as given."""
+    cached = cached_prefix(lm, query_ids, query_mask) if enabled else None
     if cached is None:
         return query_ids, query_mask, {}
     return cached.full_ids(), cached.mask, cached.kwargs

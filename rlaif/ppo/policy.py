@@ -264,9 +264,8 @@ class PolicyWithValueHead(nn.Module):
         head = self.base_model().get_output_embeddings() if capture else None
         # The tokens every query starts with run once, before the capture (rlaif.models.prefix);
         # the ids keep their width, so the response still starts at column Q.
-        share = self.share_prefix and gen_kwargs.get("use_cache", True)
-        ids, mask, cached = (prefix.generation_inputs(self.model, query_ids, query_mask) if share
-                             else (query_ids, query_mask, {}))
+        ids, mask, cached = prefix.generation_inputs(
+            self.model, query_ids, query_mask, enabled=self.share_prefix and gen_kwargs.get("use_cache", True))
         with capture_head_inputs(head) if capture else contextlib.nullcontext() as states:
             out = self.model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs, **cached)
         response_ids = out[:, 1:] if self.is_seq2seq else out[:, query_ids.size(1):]  # drop start / query
