@@ -73,6 +73,10 @@ class DataConfig(_Section):
         "Judges always see the plain dialogue")
     system_prompt: str | None = Field(
         default=None, description="task chat: a system message before the dialogue")
+    context: Literal["full", "first_turn"] = Field(
+        default="full", description="full: the whole HH dialogue up to the final reply; "
+        "first_turn: only the first Human turn of each HH dialogue (the opening request), as a "
+        "single-turn prompt; identical prompts are then kept once (the first)")
     max_prompt_tokens: int = Field(default=256, gt=0)
     min_prompt_tokens: int = Field(default=1, ge=0)
     limit: int | None = Field(default=None, gt=0)

@@ -12,8 +12,8 @@ import pytest
 from rlaif.config import DataConfig
 from rlaif.data.hh import HHExample, load_hh, split_prompt_response
 from rlaif.data.prompts import (
-    PromptSplit, PromptStream, filter_by_length, load_prompt_split, load_split_prompts,
-    make_prompts, train_test_split,
+    PromptSplit, PromptStream, cluster_of_prompt, filter_by_length, load_prompt_split,
+    load_split_clusters, load_split_prompts, make_prompts, train_test_split,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,3 +154,49 @@ def test_prompt_stream_is_a_pure_function_of_seed_and_position() -> None:
     assert PromptStream(1, seed=0).indices(0, 3) == [0, 0, 0]
     with pytest.raises(ValueError, match="the prompt stream needs at least one prompt"):
         PromptStream(0, seed=0)
+
+
+def test_first_turn_context_keeps_the_opening_request_once() -> None:
+    long = HHExample(prompt=split_prompt_response(T2)[0], chosen="Why not?", rejected="No.")
+    again = "\n\nHuman:  Hi!\n\nAssistant: Hey.\n\nHuman: Bye\n\nAssistant:"  # same opening
+    other = "\n\nHuman: How do I boil an egg?\n\nAssistant:"
+    assert make_prompts([long, again, other, long], context="first_turn") == [
+        "\n\nHuman: Hi!\n\nAssistant:", other]  # identical prompts once, the first kept
+    assert make_prompts([long, again], context="full") == [long.prompt, again]  # default unchanged
+    assert make_prompts([long], "summarize", context="first_turn") == [
+        "Summarize the following conversation.\n\nHuman: Hi!\n\nSummary:"]
+    with pytest.raises(ValueError, match="context must be 'full' or 'first_turn', got 'last'"):
+        make_prompts([long], context="last")  # type: ignore[arg-type]
+    # load_split_prompts: n counts distinct opening requests; the config threads it through
+    firsts = load_split_prompts("hh-harmless", split="train", context="first_turn", n=40)
+    assert len(firsts) == len(set(firsts)) == 40
+    assert all(p.count("\n\nHuman:") == 1 and p.endswith("\n\nAssistant:") for p in firsts)
+    data = DataConfig(source="hh-harmless", context="first_turn", test_size=0,
+                      max_prompt_tokens=10_000)
+    assert load_prompt_split(data, words_tokenizer).train[:40] == firsts
+
+
+def test_cluster_of_prompt_is_the_normalised_first_human_turn() -> None:
+    assert cluster_of_prompt(split_prompt_response(T2)[0]) == "hi!"
+    assert cluster_of_prompt("\n\nHuman:  How do\n I   BOIL an egg?\n\nAssistant:") == (
+        "how do i boil an egg?")
+
+
+@pytest.mark.parametrize("source", ["hh-harmless", "redteam", "sample"])
+@pytest.mark.parametrize("context", ["full", "first_turn"])
+@pytest.mark.parametrize("n", [None, 7])
+def test_split_clusters_align_with_split_prompts(source: str, context: str, n: int | None) -> None:
+    for split in ("train", "test"):
+        prompts = load_split_prompts(source, split=split, n=n, context=context)  # type: ignore[arg-type]
+        clusters = load_split_clusters(source, split=split, n=n, context=context)  # type: ignore[arg-type]
+        assert len(clusters) == len(prompts) and all(clusters)
+        rows = load_hh(source, split=split).examples
+        if context == "full":  # one prompt per row: the key is the row's field
+            field = {"hh-harmless": "cluster", "redteam": "kind"}.get(source)
+            expected = [e.meta[field] if field else cluster_of_prompt(e.prompt)
+                        for e in rows[:n]]
+            assert clusters == expected
+        elif source != "redteam":  # first turn: one cluster per opening request
+            assert len(set(clusters)) == len(clusters)
+    if source == "sample":  # no cluster field: the prompt's own first turn
+        assert clusters == [cluster_of_prompt(p) for p in prompts]

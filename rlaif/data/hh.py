@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rlaif.data.rows import COMPRESSED_SUFFIXES, file_kind, read_rows, split_files
+from rlaif.data.heldout import is_held_out_file, is_held_out_hub, keep_row, note_held_out
+from rlaif.data.rows import COMPRESSED_SUFFIXES, file_kind, indexed_rows, split_files
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ ASSISTANT_MARKER = "\n\nAssistant:"
 SAMPLE_SOURCE = "sample"
 # Bundled sources: name -> file stem in rlaif/data/sample/ (splits "train" and "test").
 # "sample": ordinary requests (scripts/make_hh_sample.py); "redteam": provocative requests
-# with a polite chosen and a rude rejected reply (scripts/make_redteam_sample.py).
-BUNDLED_SOURCES = {"sample": "hh_sample", "redteam": "redteam"}
+# with a polite chosen and a rude rejected reply (scripts/make_redteam_sample.py);
+# "hh-harmless": the even rows of Anthropic hh-rlhf harmless-base/test, split by conversation
+# (scripts/make_hh_harmless.py; rows carry `row` and `cluster`; hh_harmless.json is its manifest).
+BUNDLED_SOURCES = {"sample": "hh_sample", "redteam": "redteam", "hh-harmless": "hh_harmless"}
 MERGE_SEPARATOR = "\n\n"  # between the texts of consecutive same-role turns
 SKIP_REASONS_SHOWN = 5
 
@@ -179,7 +182,7 @@ def split_prompt_response(transcript: str, where: str = "") -> tuple[str, str]:
 
 
 def sample_path(split: Literal["train", "test"], source: str = SAMPLE_SOURCE) -> Path:
-    """Path of a bundled HH-format file ("sample" or "redteam", see BUNDLED_SOURCES) for a split."""
+    """Path of a bundled HH-format file ("sample", "redteam", "hh-harmless": BUNDLED_SOURCES) for a split."""
     if split not in ("train", "test"):
         raise ValueError(f"the bundled sample has splits 'train' and 'test', got {split!r}")
     return Path(__file__).parent / "sample" / f"{BUNDLED_SOURCES[source]}_{split}.jsonl"
@@ -194,7 +197,8 @@ def load_hh(source: str = "Anthropic/hh-rlhf", *, data_dir: str | None = None,
     hub repository is read directly (`<source>/<data_dir>/<split>.jsonl.gz`); other folders
     and hub ids go through `datasets.load_dataset(source, data_dir=..., split=...)`. "sample"
     is the bundled sample, `split` "train" or "test". `limit` stops after that many good
-    examples.
+    examples. The odd rows of hh-rlhf's harmless-base/test are held out: dropped while
+    reading (`rlaif.data.heldout`), `meta["row"]` keeps the original index.
     """
     if on_bad_row not in ("raise", "skip"):
         raise ValueError(f"on_bad_row must be 'raise' or 'skip', got {on_bad_row!r}")
@@ -209,7 +213,7 @@ def load_hh(source: str = "Anthropic/hh-rlhf", *, data_dir: str | None = None,
     for part_name, rows in parts:
         if full():
             break  # files are read lazily: the ones not needed are never opened
-        for index, row in enumerate(rows):
+        for index, row in rows:
             if full():
                 break
             try:
@@ -256,7 +260,15 @@ def parse_row(row: Mapping[str, Any], index: int, source: str) -> HHExample:
                      meta={"row": index, "source": source, **extras})
 
 
-Rows = Iterable[Mapping[str, Any]]
+Rows = Iterable[tuple[int, Mapping[str, Any]]]  # (0-based row index within its file, row)
+
+
+def _file_rows(path: Path) -> Rows:
+    """(index, row) of a local file; the odd rows of hh-rlhf harmless-base/test never read."""
+    if not is_held_out_file(path):
+        return indexed_rows(path)
+    note_held_out(str(path))
+    return indexed_rows(path, keep=keep_row)
 
 
 def _open_rows(source: str, *, data_dir: str | None,
@@ -264,10 +276,10 @@ def _open_rows(source: str, *, data_dir: str | None,
     """(name for error messages, rows) of each file of a source, and the source's name."""
     if source in BUNDLED_SOURCES:
         path = sample_path(split, source)  # type: ignore[arg-type]
-        return [(str(path), read_rows(path))], str(path)
+        return [(str(path), indexed_rows(path))], str(path)
     path = Path(source).expanduser()
     if path.is_file():
-        return [(str(path), read_rows(path))], str(path)
+        return [(str(path), _file_rows(path))], str(path)
     if file_kind(path) is not None and not path.exists():
         raise FileNotFoundError(
             f"HH data file {path} does not exist; pass an existing .json/.jsonl/.parquet "
@@ -283,10 +295,15 @@ def _open_rows(source: str, *, data_dir: str | None,
         )
     files = split_files(path, data_dir, split) if path.is_dir() else []
     if files:
-        return [(str(f), read_rows(f)) for f in files], name
+        return [(str(f), _file_rows(f)) for f in files], name
+    held_out = is_held_out_hub(source, data_dir, split)  # raises for a split it cannot guard
     import datasets  # heavy; imported only for the hub (or an unusual folder layout)
 
-    return [(name, datasets.load_dataset(source, data_dir=data_dir, split=split))], name
+    rows = datasets.load_dataset(source, data_dir=data_dir, split=split)
+    if held_out:
+        note_held_out(name)
+        return [(name, ((i, rows[i]) for i in range(0, len(rows), 2)))], name
+    return [(name, enumerate(rows))], name
 
 
 def _preview(value: Any, width: int = 60) -> str:

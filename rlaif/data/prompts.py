@@ -6,7 +6,10 @@
 Chat prompts (`task="chat"`) stay plain dialogues here: `rlaif.data.chat` renders them through the
 tokenizer's chat template when they are tokenised for the policy (the length filter counts that).
 `load_prompt_split(data, tokenizer)` runs the whole chain for a run's `data:` config section;
-`load_split_prompts(source, split=...)` renders the first prompts of a whole split (evaluation).
+`load_split_prompts(source, split=...)` renders the first prompts of a whole split (evaluation),
+and `load_split_clusters` gives each of them its cluster key (the conversation or request
+template it comes from), for statistics that treat prompts of one cluster as dependent.
+`context="first_turn"` keeps only the opening Human request of each dialogue, once.
 `PromptStream` is the endless, seeded order in which the trainer takes the training prompts.
 Nothing here imports torch: the tokenizer is only called.
 """
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from rlaif.data.chat import encode_prompts
-from rlaif.data.hh import ASSISTANT_MARKER, HHExample, load_hh
+from rlaif.data.hh import ASSISTANT_MARKER, HHExample, format_turns, load_hh, parse_transcript
 
 if TYPE_CHECKING:  # only a type: keeps this module light to import
     from rlaif.config import DataConfig
@@ -29,6 +32,27 @@ SUMMARY_CUE = "Summary:"
 
 T = TypeVar("T")
 Task = Literal["dialogue", "summarize", "chat"]
+Context = Literal["full", "first_turn"]
+
+
+def normalise_text(text: str) -> str:
+    """Text lowercased with every run of whitespace made one space (the cluster key's form)."""
+    return " ".join(text.lower().split())
+
+
+def first_human_turn(prompt: str) -> str:
+    """The text of the first Human turn of an HH prompt or transcript (stripped; may be empty)."""
+    return parse_transcript(prompt, where="prompt")[0].text
+
+
+def first_turn_prompt(prompt: str) -> str:
+    """The opening request of an HH prompt as a single-turn prompt (Human turn, then the marker)."""
+    return format_turns(parse_transcript(prompt, where="prompt")[:1]) + ASSISTANT_MARKER
+
+
+def cluster_of_prompt(prompt: str) -> str:
+    """The cluster key of a prompt without a row: its normalised first Human turn."""
+    return normalise_text(first_human_turn(prompt))
 
 
 def dialogue_of(prompt: str) -> str:
@@ -38,8 +62,28 @@ def dialogue_of(prompt: str) -> str:
     return prompt.strip()
 
 
-def make_prompts(examples: Iterable[HHExample | str], task: Task = "dialogue") -> list[str]:
-    """Build policy prompts from examples (or prompt strings) for a task.
+def in_context(examples: Iterable[T], context: Context = "full") -> list[tuple[T, str]]:
+    """(example, its prompt) for each example kept under `context`: full keeps every example and
+    its whole prompt; first_turn gives the first-turn prompt and keeps an identical one once (the
+    first). Examples are HHExamples or prompt strings."""
+    if context not in ("full", "first_turn"):
+        raise ValueError(f"context must be 'full' or 'first_turn', got {context!r}")
+    pairs = [(e, e.prompt if isinstance(e, HHExample) else e) for e in examples]
+    if context == "full":
+        return pairs  # type: ignore[return-value]
+    seen: set[str] = set()
+    kept = []
+    for example, prompt in pairs:
+        first = first_turn_prompt(prompt)  # type: ignore[arg-type]
+        if first not in seen:
+            seen.add(first)
+            kept.append((example, first))
+    return kept
+
+
+def make_prompts(examples: Iterable[HHExample | str], task: Task = "dialogue",
+                 context: Context = "full") -> list[str]:
+    """Build policy prompts from examples (or prompt strings) for a task and context.
 
     dialogue:  the dialogue up to and including the final "\\n\\nAssistant:" (what the
                assistant continues).
@@ -48,8 +92,11 @@ def make_prompts(examples: Iterable[HHExample | str], task: Task = "dialogue") -
                "Summarize the following conversation.\\n\\nHuman: ...\\n\\nSummary:".
     chat:      the dialogue prompt as it is; the policy's input is rendered through the chat
                template at tokenisation (`rlaif.data.chat`), judges see this plain text.
+
+    context full: the whole dialogue; first_turn: only its first Human turn,
+    "\\n\\nHuman: <first turn>\\n\\nAssistant:", identical prompts kept once (the first).
     """
-    prompts = [e.prompt if isinstance(e, HHExample) else e for e in examples]
+    prompts = [prompt for _, prompt in in_context(examples, context)]
     if task in ("dialogue", "chat"):
         return prompts
     if task == "summarize":
@@ -113,7 +160,7 @@ def load_prompt_split(data: DataConfig, tokenizer: Any) -> PromptSplit:
     """HH rows -> prompts for `data.task` -> token-length filter -> seeded train/test split."""
     dataset = load_hh(data.source, data_dir=data.data_dir, split=data.split,
                       on_bad_row=data.on_bad_row, limit=data.limit)
-    prompts = make_prompts(dataset.examples, task=data.task)
+    prompts = make_prompts(dataset.examples, task=data.task, context=data.context)
     keep = filter_by_length(prompts, tokenizer, data.max_prompt_tokens, data.min_prompt_tokens,
                             chat=data.task == "chat", system_prompt=data.system_prompt)
     prompts = [prompts[i] for i in keep]
@@ -135,19 +182,51 @@ def load_prompt_split(data: DataConfig, tokenizer: Any) -> PromptSplit:
 
 
 def load_split_prompts(source: str, *, split: str, task: Task = "dialogue", n: int | None = None,
-                       data_dir: str | None = None,
-                       on_bad_row: Literal["raise", "skip"] = "raise") -> list[str]:
+                       data_dir: str | None = None, on_bad_row: Literal["raise", "skip"] = "raise",
+                       context: Context = "full") -> list[str]:
     """The prompts of the first `n` good examples of a whole split (e.g. held out for
-    evaluation), rendered for `task`; no length filter, no shuffling."""
+    evaluation), rendered for `task` and `context` (first_turn: the first `n` distinct opening
+    requests); no length filter, no shuffling."""
+    return make_prompts([e for e, _ in _split_examples(source, split, n, data_dir, on_bad_row,
+                                                       context)], task=task, context=context)
+
+
+def load_split_clusters(source: str, *, split: str, n: int | None = None,
+                        data_dir: str | None = None, on_bad_row: Literal["raise", "skip"] = "raise",
+                        context: Context = "full") -> list[str]:
+    """One cluster key per prompt of `load_split_prompts` with the same arguments, in its order.
+
+    The key is the row's `cluster` field (hh-harmless: its conversation), else its `kind` (the
+    red-team sample's request kind), else the normalised first Human turn (`cluster_of_prompt`).
+    """
+    return [_cluster_of(e) for e, _ in _split_examples(source, split, n, data_dir, on_bad_row,
+                                                       context)]
+
+
+def _cluster_of(example: HHExample) -> str:
+    for field in ("cluster", "kind"):
+        if isinstance(example.meta.get(field), str):
+            return example.meta[field]
+    return cluster_of_prompt(example.prompt)
+
+
+def _split_examples(source: str, split: str, n: int | None, data_dir: str | None,
+                    on_bad_row: Literal["raise", "skip"],
+                    context: Context) -> list[tuple[HHExample, str]]:
+    """The first `n` examples of a split kept under `context`, with their prompts."""
     if n is not None and n <= 0:
         raise ValueError(f"n must be > 0, got {n}")
-    dataset = load_hh(source, data_dir=data_dir, split=split, on_bad_row=on_bad_row, limit=n)
-    prompts = make_prompts(dataset.examples, task=task)
-    if not prompts:
+    if context not in ("full", "first_turn"):
+        raise ValueError(f"context must be 'full' or 'first_turn', got {context!r}")
+    # first_turn drops repeated requests, so n examples may give fewer prompts: read them all
+    limit = n if context == "full" else None
+    dataset = load_hh(source, data_dir=data_dir, split=split, on_bad_row=on_bad_row, limit=limit)
+    kept = in_context(dataset.examples, context)[:n]
+    if not kept:
         raise ValueError(f"{dataset.source} (split {split!r}) holds no usable examples"
                          + (f"; {dataset.skipped} bad row(s) skipped, first: "
                             f"{dataset.skip_reasons[0]}" if dataset.skipped else ""))
-    return prompts
+    return kept
 
 
 class PromptStream:

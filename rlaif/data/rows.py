@@ -8,7 +8,9 @@
 `split_files(folder, data_dir, split)` finds a split in a folder laid out like a hub
 repository: `<folder>/<data_dir>/<split>.jsonl.gz`, e.g. `hh-rlhf/harmless-base/test.jsonl.gz`
 (no data_dir: `<folder>/<split>.*`, else every `<folder>/*/<split>.*`, as the hub combines
-them). `read_rows(path)` yields the rows one by one, so a `limit` reads only what it needs.
+them). `read_rows(path)` yields the rows one by one, so a `limit` reads only what it needs;
+`indexed_rows(path, keep)` yields (row index, row) and skips rows whose index `keep` refuses
+before decoding them (held-out rows are never parsed).
 A file that cannot be read raises `DataFileError` naming the file (and the row and line
 where there is one) and the fix: not UTF-8, not JSON, a broken archive, no rows at all.
 """
@@ -23,7 +25,9 @@ import lzma
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Optional
+
+Keep = Optional[Callable[[int], bool]]  # row index -> read this row?
 
 ROW_KINDS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst")
@@ -67,6 +71,12 @@ def split_files(folder: Path, data_dir: str | None, split: str) -> list[Path]:
 
 def read_rows(path: Path) -> Iterator[Any]:
     """The rows of one local file, one by one; raises DataFileError for an unreadable file."""
+    return (row for _, row in indexed_rows(path))
+
+
+def indexed_rows(path: Path, keep: Keep = None) -> Iterator[tuple[int, Any]]:
+    """(0-based row index, row) of one local file's rows whose index `keep` accepts (all when None);
+    refused rows are not decoded. Raises DataFileError for an unreadable file."""
     kind = file_kind(path)
     if kind is None:
         raise ValueError(
@@ -74,10 +84,11 @@ def read_rows(path: Path) -> Iterator[Any]:
             f"(optionally {', '.join(COMPRESSED_SUFFIXES)} compressed)"
         )
     count = 0
-    rows = _parquet_rows(path) if kind == "parquet" else _json_rows(path)
-    for row in rows:
+    rows = _parquet_rows(path, keep) if kind == "parquet" else _json_rows(path, keep)
+    for index, row in rows:
         count += 1
-        yield row
+        if row is not _SKIPPED:
+            yield index, row
     if count == 0:
         raise DataFileError("holds no rows (the file is empty or blank)", where=str(path),
                             fix="write HH rows, one JSON object with 'chosen' and 'rejected' "
@@ -133,7 +144,10 @@ def _decode(raw: bytes, where: str) -> str:
         ) from None
 
 
-def _json_rows(path: Path) -> Iterator[Any]:
+_SKIPPED = object()  # a row that `keep` refused: counted, never decoded
+
+
+def _json_rows(path: Path, keep: Keep = None) -> Iterator[tuple[int, Any]]:
     """JSON Lines, or (a .json file starting with '[') one JSON array of rows."""
     lines = _lines(path)
     first = next(lines, b"")
@@ -145,11 +159,16 @@ def _json_rows(path: Path) -> Iterator[Any]:
         except json.JSONDecodeError as err:
             raise DataFileError(f"not valid JSON ({err.msg})",
                                 where=f"{path} line {err.lineno}", fix=_JSON_FIX) from None
-        yield from value
+        for index, item in enumerate(value):
+            yield index, (item if keep is None or keep(index) else _SKIPPED)
         return
     row = 0
     for lineno, raw_line in enumerate(itertools.chain([first], lines), 1):
         where = f"{path} row {row} (line {lineno})"
+        if keep is not None and raw_line.removeprefix(b"\xef\xbb\xbf").strip() and not keep(row):
+            row += 1  # a refused row: not even decoded
+            yield row - 1, _SKIPPED
+            continue
         text = _decode(raw_line, where)
         if lineno == 1:
             text = text.lstrip("\ufeff")
@@ -161,10 +180,10 @@ def _json_rows(path: Path) -> Iterator[Any]:
             raise DataFileError(f"not valid JSON ({err.msg} at column {err.colno})",
                                 where=where, fix=_JSON_FIX) from None
         row += 1
-        yield value
+        yield row - 1, value
 
 
-def _parquet_rows(path: Path) -> Iterator[Any]:
+def _parquet_rows(path: Path, keep: Keep = None) -> Iterator[tuple[int, Any]]:
     import pyarrow.parquet as pq  # comes with `datasets`
 
     try:
@@ -176,4 +195,7 @@ def _parquet_rows(path: Path) -> Iterator[Any]:
         raise DataFileError(f"cannot be read as parquet ({type(err).__name__}: {err})",
                             where=str(path), fix="check the file is a complete parquet file"
                             ) from err
-    yield from table.to_pylist()
+    kept = [i for i in range(table.num_rows) if keep is None or keep(i)]
+    rows = dict(zip(kept, table.take(kept).to_pylist()))
+    for index in range(table.num_rows):
+        yield index, rows.get(index, _SKIPPED)
