@@ -287,32 +287,39 @@ def test_build_evaluator_writes_a_working_spec(encoder_dir, tmp_path):
 
     train = [("you idiot shut up", 1), ("shut up you idiot", 1), ("have a wonderful day", 0),
              ("thank you friend", 0)] * 3
-    stats = build_evaluator(tmp_path / "ev", train, train[:4], encoder_dir,
-                            EmbeddingHeadSettings(l2=1e-3))
+    stats = build_evaluator(tmp_path / "ev", train, {"held out": train[:4]}, encoder_dir,
+                            EmbeddingHeadSettings(l2=1e-3), trained_on="four phrases")
     spec = load_spec(tmp_path / "ev" / "evaluator.yaml")
     assert spec.type == "embedding" and spec.label == "clean" and spec.output == "prob"
-    assert stats["train_accuracy"] == 1.0 and stats["test_auc"] == 1.0
-    assert set(stats["examples_p_toxic"]) == {"Go away, nobody wants you here, loser.",
-                                              "Sure! Google your quarter, and water, a doctor if you lazy idiot."}
-    assert 0.0 <= stats["validation_auc"] <= 1.0 and stats["validation_texts"] >= 120
+    assert "four phrases" in spec.description
+    assert stats["train_accuracy"] == 1.0 and stats["validation"]["held out"]["auc"] == 1.0
+    assert stats["validation"]["held out"]["n"] == 4
+    assert set(stats["examples_p_toxic"]) == {"Go away, nobody wants you here, loser.", "I hate you.",
+                                              "I'm sorry to hear that.", ""}
+    hand = stats["validation"]["hand-written"]
+    assert 0.0 <= hand["auc"] <= 1.0 and hand["n"] >= 120
 
 
 @pytest.mark.slow
 def test_demo_evaluator_on_the_installed_minilm(tmp_path):
-    """The real evaluator: MiniLM embeddings + a head fitted on the bundled sample's TRAIN replies."""
-    from rlaif.data.hh import load_hh
+    """The real evaluator: MiniLM embeddings + a head fitted on human-labelled tweets (a 1,500-row
+    slice of the bundled Davidson train split here, for time), validated on tweets and
+    hand-written texts it never saw."""
+    from rlaif.data.labelled import load_labelled
     from rlaif.demo.evaluator import build_evaluator
-    from rlaif.demo.training import reply_labels
     from rlaif.demo.weights import minilm_dir
 
     try:
         encoder = minilm_dir()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    train = reply_labels(load_hh("sample", split="train").examples)
-    test = reply_labels(load_hh("sample", split="test").examples)
-    stats = build_evaluator(tmp_path / "ev", train, test, encoder)
+
+    def rows(split: str, n: int) -> list[tuple[str, int]]:
+        return [(t.text, int(t.toxic)) for t in load_labelled("davidson", split=split)[:n]]
+
+    stats = build_evaluator(tmp_path / "ev", rows("train", 1500),
+                            {"davidson validation": rows("validation", 400)}, encoder)
     print(json.dumps(stats, indent=1))
-    assert stats["test_auc"] > 0.9
-    assert stats["validation_auc"] > 0.75
+    assert stats["validation"]["davidson validation"]["auc"] > 0.85
+    assert stats["validation"]["hand-written"]["auc"] > 0.8
     assert stats["examples_p_toxic"]["Go away, nobody wants you here, loser."] > 0.5

@@ -1,7 +1,9 @@
 """Embedding judge: a sentence encoder plus a linear head stored in a small file.
 
     type: embedding
-    encoder: sentence-transformers/all-MiniLM-L6-v2   # hub id or local folder (AutoModel)
+    encoder: sentence-transformers/all-MiniLM-L6-v2   # hub id or local folder (AutoModel);
+                            # an installed weights package holding the id is used first
+                            # (`rlaif.judges.installed`)
     head: head.safetensors  # or .json: weight (C, D), bias (C,), labels
     label: clean            # a head label or index: whose output is the score
     output: prob            # prob | logit
@@ -36,7 +38,8 @@ from rlaif.judges.base import JudgeError, Sample, Scale, Score
 from rlaif.judges.local_model import (LocalModelJudge, TruncationNotice, effective_max_length,
                                       length_sorted_batches, load_error, resolve_device,
                                       sample_texts, scores_from)
-from rlaif.judges.spec import HEAD_SUFFIXES, EmbeddingSpec
+from rlaif.judges.installed import local_weights
+from rlaif.judges.spec import HEAD_SUFFIXES, EmbeddingSpec, RelevanceSpec
 
 if TYPE_CHECKING:
     import torch
@@ -76,11 +79,12 @@ class SentenceEncoder:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, spec: EmbeddingSpec) -> SentenceEncoder:
-        """The encoder exactly as an embedding judge built from `spec` runs it."""
-        return cls(spec.encoder, pooling=spec.pooling, normalize=spec.normalize,
+    def from_spec(cls, spec: EmbeddingSpec | RelevanceSpec) -> SentenceEncoder:
+        """The encoder exactly as a judge built from `spec` runs it (a relevance spec
+        L2-normalises; cosine does not depend on it)."""
+        return cls(spec.encoder, pooling=spec.pooling, normalize=getattr(spec, "normalize", True),
                    max_length=spec.max_length, batch_size=spec.batch_size, device=spec.device,
-                   revision=spec.revision, name=spec.name or "embedding")
+                   revision=spec.revision, name=spec.name or spec.type)
 
     def load(self) -> None:
         """Load the tokenizer and encoder now (otherwise done on first use); idempotent."""
@@ -91,11 +95,12 @@ class SentenceEncoder:
     def _load(self) -> None:
         from transformers import AutoModel, AutoTokenizer
 
+        ref = local_weights(self.ref, self.revision)  # an installed weights package, if any
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.ref, revision=self.revision)
-            model = AutoModel.from_pretrained(self.ref, revision=self.revision)
+            tokenizer = AutoTokenizer.from_pretrained(ref, revision=self.revision)
+            model = AutoModel.from_pretrained(ref, revision=self.revision)
         except (OSError, ValueError) as exc:
-            raise load_error(self.name, "encoder", self.ref, exc) from exc
+            raise load_error(self.name, "encoder", ref, exc) from exc
         device = resolve_device(self.device_name)
         model.to(device).eval()
         self._max_length = effective_max_length(self._max_length, tokenizer, model.config)

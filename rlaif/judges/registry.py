@@ -18,7 +18,7 @@ from rlaif.judges.base import Judge, JudgeError
 from rlaif.judges.pairwise import PairwiseJudge, PointwisePairwise
 from rlaif.judges.spec import (
     AnySpec, ClassifierSpec, EmbeddingSpec, EnsembleSpec, FunctionSpec, LLMSpec, PairwiseSpec,
-    load_spec, parse_spec,
+    RelevanceSpec, load_spec, parse_spec,
 )
 
 
@@ -39,7 +39,7 @@ def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -
         raise JudgeError(
             f"judge {spec.name or 'pairwise'!r} is a pairwise judge (type: pairwise): it compares two "
             "responses and cannot score one; use it with `rlaif label` / load_pairwise_judge, or "
-            "give a pointwise judge (type: llm, classifier, function, embedding, ensemble) here"
+            "give a pointwise judge (type: llm, classifier, function, embedding, relevance, ensemble) here"
         )
     if isinstance(spec, ClassifierSpec):
         from rlaif.judges.classifier import ClassifierJudge
@@ -49,6 +49,10 @@ def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -
         from rlaif.judges.embedding import EmbeddingJudge
 
         judge = EmbeddingJudge(spec)
+    elif isinstance(spec, RelevanceSpec):
+        from rlaif.judges.relevance import RelevanceJudge
+
+        judge = RelevanceJudge(spec)
     elif isinstance(spec, FunctionSpec):
         from rlaif.judges.function import FunctionJudge
 

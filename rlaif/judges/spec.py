@@ -1,6 +1,6 @@
 """Judge specs: YAML files validated by pydantic, discriminated by `type`.
 
-    type: classifier | embedding | function | llm | ensemble | pairwise
+    type: classifier | embedding | relevance | function | llm | ensemble | pairwise
 
 `load_spec("roberta-hate")` resolves a built-in name or a path; `parse_spec(dict)` validates
 a mapping. Unknown keys fail loudly (`extra="forbid"`), naming the file and the key. Making
@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaif.judges.base import JudgeError, Scale
 from rlaif.resources import resolve
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 # Current Claude models (Nov 2026). Bedrock's `us.` prefix is the cross-region inference
 # profile that on-demand calls to recent models require; use `eu.`/`global.` elsewhere.
@@ -83,31 +86,39 @@ class ClassifierSpec(_SpecBase):
     revision: str | None = None
 
 
-class EmbeddingSpec(_SpecBase):
-    """A sentence encoder (hub id or local folder) plus a linear head stored in a small file."""
+class _EncoderSpec(_SpecBase):
+    """The sentence encoder fields that the embedding and relevance judges share."""
 
-    type: Literal["embedding"] = "embedding"
-    encoder: str = Field(description="hub id or local folder of a transformers encoder (AutoModel)")
-    head: str = Field(
-        description="the linear head: a .safetensors or .json file with weight (C, D), bias (C,) "
-        "and labels; a relative path is relative to the spec file's folder",
-    )
-    label: str | int = Field(description="which class's output is the score: a head label or index")
-    output: Literal["prob", "logit"] = "prob"
-    input: Literal["response", "prompt_response"] = "response"
+    encoder: str = Field(description="hub id or local folder of a transformers encoder (AutoModel); "
+                         "an installed weights package holding the id is used (judges/installed.py)")
     pooling: Literal["mean", "cls"] = Field(
-        default="mean", description="mean over the attention mask, or the first token's state"
-    )
-    normalize: bool = Field(default=True, description="L2-normalise the pooled embedding")
+        default="mean", description="mean over the attention mask, or the first token's state")
     max_length: int = Field(default=256, gt=0)
     batch_size: int = Field(default=32, gt=0)
     device: str = "auto"
     revision: str | None = None
 
+    def relative_to(self, folder: Path) -> Self:
+        """This spec with a relative `encoder` folder existing in `folder` (the spec's) made absolute."""
+        encoder = Path(self.encoder).expanduser()
+        if not encoder.is_absolute() and (folder / encoder).is_dir():
+            return self.model_copy(update={"encoder": str(folder / encoder)})
+        return self
+
+
+class _HeadSpec(_EncoderSpec):
+    """An encoder plus a linear head file: the head's bytes are part of the fingerprint, and a
+    relative head path is relative to the spec file's folder."""
+
+    head: str | None = None
+    label: str | int = Field(default=1, description="which class's output is the score: a head "
+                             "label or index")
+    output: Literal["prob", "logit"] = "prob"
+
     @field_validator("head")
     @classmethod
-    def _check_head(cls, v: str) -> str:
-        if not v.endswith(HEAD_SUFFIXES):
+    def _check_head(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(HEAD_SUFFIXES):
             raise ValueError(f"head must be a {' or '.join(HEAD_SUFFIXES)} file, got {v!r}")
         return v
 
@@ -115,22 +126,45 @@ class EmbeddingSpec(_SpecBase):
         # The head file's bytes decide the scores, not its path: refitting the head in
         # place must not keep serving scores cached for the old one.
         payload = super()._fingerprint_payload()
-        head = Path(self.head).expanduser()
-        if head.is_file():
+        head = Path(self.head).expanduser() if self.head else None
+        if head is not None and head.is_file():
             payload["head"] = "sha256:" + hashlib.sha256(head.read_bytes()).hexdigest()
         return payload
 
-    def relative_to(self, folder: Path) -> EmbeddingSpec:
+    def relative_to(self, folder: Path) -> Self:
         """This spec with a relative `head` (and a relative `encoder` folder that exists
         there) taken relative to `folder`, the spec file's folder."""
-        update: dict[str, str] = {}
-        head = Path(self.head).expanduser()
-        if not head.is_absolute():
-            update["head"] = str(folder / head)
-        encoder = Path(self.encoder).expanduser()
-        if not encoder.is_absolute() and (folder / encoder).is_dir():
-            update["encoder"] = str(folder / encoder)
-        return self.model_copy(update=update) if update else self
+        spec = super().relative_to(folder)
+        if spec.head is None or Path(spec.head).expanduser().is_absolute():
+            return spec
+        return spec.model_copy(update={"head": str(folder / Path(spec.head).expanduser())})
+
+
+class EmbeddingSpec(_HeadSpec):
+    """A sentence encoder (hub id or local folder) plus a linear head stored in a small file."""
+
+    type: Literal["embedding"] = "embedding"
+    head: str = Field(  # type: ignore[assignment]  # required here
+        description="the linear head: a .safetensors or .json file with weight (C, D), bias (C,) "
+        "and labels; a relative path is relative to the spec file's folder",
+    )
+    label: str | int = Field(description="which class's output is the score: a head label or index")
+    input: Literal["response", "prompt_response"] = "response"
+    normalize: bool = Field(default=True, description="L2-normalise the pooled embedding")
+
+
+class RelevanceSpec(_HeadSpec):
+    """cosine(last Human turn, reply) - a copy penalty, scale (-1, 1); or, with `head`, a
+    logistic head on the pair's features, P(label) - the copy penalty, scale (0, 1)
+    (`rlaif.judges.relevance`)."""
+
+    type: Literal["relevance"] = "relevance"
+    copy_penalty: float = Field(
+        default=1.0, ge=0, description="subtracted x the share of the reply's word bigrams that "
+        "occur in the prompt, so parroting the request back does not score as relevant")
+    head: str | None = Field(
+        default=None, description="optional: a head file over relevance.pair_features (e.g. "
+        "written by the demo's helpfulness build); without it the value is the cosine")
 
 
 class Transform(_Strict):
@@ -322,11 +356,11 @@ class EnsembleSpec(_SpecBase):
 
 
 JudgeSpec = Annotated[
-    Union[ClassifierSpec, EmbeddingSpec, FunctionSpec, LLMSpec, EnsembleSpec],
+    Union[ClassifierSpec, EmbeddingSpec, RelevanceSpec, FunctionSpec, LLMSpec, EnsembleSpec],
     Field(discriminator="type"),
 ]
 Member.model_rebuild()
-AnySpec = Union[ClassifierSpec, EmbeddingSpec, FunctionSpec, LLMSpec, EnsembleSpec]
+AnySpec = Union[ClassifierSpec, EmbeddingSpec, RelevanceSpec, FunctionSpec, LLMSpec, EnsembleSpec]
 
 _ADAPTER: Any = None
 
@@ -349,8 +383,8 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec | Pairwi
         raise JudgeError(f"{source}: a judge spec must be a mapping, got {type(data).__name__}")
     if "type" not in data:
         raise JudgeError(
-            f"{source}: missing field 'type'; set it to one of classifier, embedding, function, "
-            "llm, ensemble, pairwise"
+            f"{source}: missing field 'type'; set it to one of classifier, embedding, relevance, "
+            "function, llm, ensemble, pairwise"
         )
     try:
         if data["type"] == "pairwise":
@@ -377,7 +411,7 @@ def load_spec(ref: str | Path) -> AnySpec | PairwiseSpec:
     """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
     path, data = read_yaml("judges", ref)
     spec = parse_spec(data, source=str(path))
-    if isinstance(spec, EmbeddingSpec):
+    if isinstance(spec, _EncoderSpec):
         spec = spec.relative_to(path.parent)
     if not spec.name:
         spec = spec.model_copy(update={"name": path.stem})
