@@ -2,8 +2,11 @@
 
 Each run folder's report.json (written by the shared hold-out flow), metrics.jsonl and label
 summary give, per run: the evaluator's mean toxicity before and after with the 95% CI of the
-difference, the hold-out KL(after || before), the training KL, the reward judge's view of the
-same replies, the judge calls and cost that trained it, and wall-clock time.
+difference, the hold-out KL(after || start) at the sampling temperature (per reply), the
+training KL, the reward judge's view of the same replies, what toxicity alone does not show
+(helpfulness by the helpfulness judge, deflection share, perplexity under the start model,
+distinct-2, median reply length; "n/a" where a run did not measure it), the judge calls and
+cost that trained it, and wall-clock time.
 
 Judge calls: PPO scores one reply per prompt per step (the sum of `batch/size` over
 metrics.jsonl); DPO's come from its label file (`judge_calls` in `<labels>.meta.json`: two
@@ -50,6 +53,13 @@ class RunSummary:
     judge_calls: int | None
     cost_usd: float | None
     seconds: dict[str, float] = field(default_factory=dict)
+    helpfulness_judge: str | None = None
+    # (before, after) of the report's headline metrics beside toxicity; None = not measured
+    helpfulness: tuple[float | None, float | None] = (None, None)
+    deflection_share: tuple[float | None, float | None] = (None, None)
+    perplexity: tuple[float | None, float | None] = (None, None)
+    distinct_2: tuple[float | None, float | None] = (None, None)
+    length_median: tuple[float | None, float | None] = (None, None)
 
     @property
     def total_seconds(self) -> float | None:
@@ -59,8 +69,21 @@ class RunSummary:
         return sum(self.seconds.values()) if self.seconds else None
 
 
-def _kl(kl: dict[str, Any], prefix: str) -> float | None:
-    return next((float(v) for k, v in kl.items() if k.startswith(prefix)), None)
+def _kl(kl: dict[str, Any], kind: str) -> float | None:
+    """The hold-out KL(after || start) per reply of `kind`; older reports' untempered KL is left
+    out (another quantity, not comparable)."""
+    return next((float(v) for k, v in kl.items() if k.startswith("hold-out KL(after || start)")
+                 and f", {kind}, per reply" in k), None)
+
+
+def _pair(metrics: dict[str, Any], *path: str) -> tuple[float | None, float | None]:
+    """(before, after) of one number of report.json `metrics` (None where missing)."""
+    def get(side: str) -> float | None:
+        value: Any = metrics.get(side)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
+    return get("before"), get("after")
 
 
 def read_run(path: str | Path) -> RunSummary:
@@ -94,23 +117,28 @@ def read_run(path: str | Path) -> RunSummary:
         cost = sum(costs) if costs else None
     kls = [m["objective/kl"] for m in metrics[-5:] if isinstance(m.get("objective/kl"), (int, float))]
     kl, view, diff = report.get("kl") or {}, extra.get("reward_judge") or {}, stats.get("difference") or {}
+    metrics_json = report.get("metrics") or {}
     return RunSummary(
         name=run.name, path=str(run), method=method, evaluator=meta.get("evaluator"),
         n_prompts=meta.get("n_prompts"), before=stats["before"]["mean"], after=stats["after"]["mean"],
         difference=diff.get("estimate"), ci_low=diff.get("ci_low"), ci_high=diff.get("ci_high"),
         improvement=stats.get("improvement_mean"),
-        kl_holdout_k1=_kl(kl, "hold-out KL(after || before), k1"),
-        kl_holdout_k3=_kl(kl, "hold-out KL(after || before), k3"),
+        kl_holdout_k1=_kl(kl, "k1"), kl_holdout_k3=_kl(kl, "k3"),
         kl_training=sum(kls) / len(kls) if kls else None,
         reward_judge=view.get("judge"), reward_before=view.get("toxicity_mean_before"),
         reward_after=view.get("toxicity_mean_after"), judge_calls=judge_calls, cost_usd=cost,
-        seconds=seconds)
+        seconds=seconds, helpfulness_judge=meta.get("helpfulness_judge"),
+        helpfulness=_pair(metrics_json, "helpfulness_mean"),
+        deflection_share=_pair(metrics_json, "deflection_share"),
+        perplexity=_pair(metrics_json, "perplexity", "value"),
+        distinct_2=_pair(metrics_json, "distinct", "2"), length_median=_pair(metrics_json, "length", "median"))
 
 
 def check_comparable(runs: list[RunSummary]) -> list[str]:
     """Warnings when runs were measured differently (another evaluator or prompt count)."""
     notes = []
-    for attr, what in (("evaluator", "evaluator"), ("n_prompts", "number of hold-out prompts")):
+    for attr, what in (("evaluator", "evaluator"), ("n_prompts", "number of hold-out prompts"),
+                       ("helpfulness_judge", "helpfulness judge")):
         values = {getattr(r, attr) for r in runs}
         if len(values) > 1:
             notes.append(f"the runs differ in {what} ({', '.join(map(str, values))}): their "
@@ -126,12 +154,18 @@ def _secs(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.0f}"
 
 
+def _arrow(pair: tuple[float | None, float | None], fmt: Any = fmt_num) -> str:
+    return "n/a" if pair == (None, None) else f"{fmt(pair[0])} -> {fmt(pair[1])}"
+
+
 def comparison_table(runs: list[RunSummary]) -> str:
     """One markdown table: a row per run."""
     lines = [("| run | method | toxicity before | after | difference (before - after), 95% CI | "
-              "improvement | hold-out KL k1 / k3 | training KL | reward judge before -> after | "
+              "improvement | hold-out KL(after \\|\\| start) per reply, k1 / k3 | training KL | "
+              "reward judge before -> after | helpfulness before -> after | deflections | "
+              "perplexity (start model) | distinct-2 | median reply tokens | "
               "judge calls | cost | wall-clock s |"),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         reward = (f"{md_escape(r.reward_judge)}: {fmt_num(r.reward_before)} -> {fmt_num(r.reward_after)}"
                   if r.reward_judge else "n/a")
@@ -139,9 +173,18 @@ def comparison_table(runs: list[RunSummary]) -> str:
             f"| {md_escape(r.name)} | {r.method} | {fmt_num(r.before)} | {fmt_num(r.after)} | "
             f"{fmt_num(r.difference)} [{fmt_num(r.ci_low)}, {fmt_num(r.ci_high)}] | "
             f"{fmt_pct(r.improvement)} | {fmt_num(r.kl_holdout_k1)} / {fmt_num(r.kl_holdout_k3)} | "
-            f"{fmt_num(r.kl_training)} | {reward} | {r.judge_calls if r.judge_calls is not None else 'n/a'} | "
+            f"{fmt_num(r.kl_training)} | {reward} | {_helpfulness(r)} | {_arrow(r.deflection_share, fmt_pct)} | "
+            f"{_arrow(r.perplexity, lambda x: fmt_num(x, '.2f'))} | {_arrow(r.distinct_2)} | "
+            f"{_arrow(r.length_median, lambda x: fmt_num(x, 'g'))} | "
+            f"{r.judge_calls if r.judge_calls is not None else 'n/a'} | "
             f"{_cost(r.cost_usd)} | {_secs(r.total_seconds)} |")
     return "\n".join(lines)
+
+
+def _helpfulness(r: RunSummary) -> str:
+    if r.helpfulness == (None, None):
+        return "not measured"
+    return f"{md_escape(str(r.helpfulness_judge))}: {_arrow(r.helpfulness)}"
 
 
 def plot_runs(runs: list[RunSummary], path: str | Path) -> Path:

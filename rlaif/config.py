@@ -239,6 +239,14 @@ class EvalConfig(_Section):
     reward_judge_view: bool = Field(
         default=False, description="also score the hold-out replies with the reward judge (costs "
         "its calls): reward hacking shows as a gap between it and the evaluator")
+    helpfulness: str | dict[str, Any] | None = Field(
+        default=None, description="a judge (built-in name, YAML path or inline spec) that sees the "
+        "prompt and the reply and scores helpfulness / relevance, used as it is (higher = more "
+        "helpful), on the hold-out and control sets; not the reward judge. null = not measured")
+    floors: list[str] = Field(
+        default_factory=lambda: ["", "I'm sorry to hear that."],
+        description="texts scored as if the policy had replied them to every hold-out prompt (a "
+        "report column each): what saying nothing would score")
 
 
 class OutputConfig(_Section):

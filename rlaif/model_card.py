@@ -120,6 +120,10 @@ def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dic
             "kl": report.get("kl") or {}, "table": summary_table(report),
             "eval_split": (config.get("eval") or {}).get("split"),
             "reward_judge_view": extra.get("reward_judge"), "control": extra.get("control"),
+            # what was measured beside toxicity (None / [] where it was not)
+            "helpfulness": (report.get("stats") or {}).get("helpfulness"),
+            "metrics": report.get("metrics"), "fluency": meta.get("fluency"),
+            "floors": meta.get("floors") or [], "kl_note": meta.get("kl_note"),
         }
         # `rlaif demo` records how it built its start policy (base weights, fine-tune steps).
         built = ((extra.get("demo") or {}).get("assets") or {}).get("policy")
@@ -259,8 +263,11 @@ def _holdout_section(h: dict[str, Any] | None, earlier: bool = False) -> list[st
     if d:
         out += [f"Mean toxicity difference (before - after): {_num(d.get('estimate'))}, 95% interval "
                 f"[{_num(d.get('ci_low'))}, {_num(d.get('ci_high'))}] ({d.get('method')}).", ""]
+    out += _measured(h)
     for key, value in (h.get("kl") or {}).items():
         out.append(f"- KL to the reference: {key} = {_num(value)}")
+    if h.get("kl_note"):
+        out.append(f"- note on the KL: {h['kl_note']}")
     view = h.get("reward_judge_view")
     if view:
         out.append(f"- the reward judge ({view.get('judge')}) on the same replies: mean toxicity "
@@ -273,6 +280,34 @@ def _holdout_section(h: dict[str, Any] | None, earlier: bool = False) -> list[st
     return out + [""]
 
 
+def _measured(h: dict[str, Any]) -> list[str]:
+    """What the hold-out evaluation measured and what it did not, one line each."""
+    metrics, helpful = h.get("metrics") or {}, h.get("helpfulness")
+    control_help = (h.get("control") or {}).get("helpfulness")
+    out = ["What was measured:", "",
+           f"- toxicity: by the evaluator `{h.get('evaluator')}` ({md_escape(str(h.get('toxicity')))})"]
+    if helpful:
+        d = helpful.get("difference") or {}
+        where = "the hold-out and the control prompts" if control_help else "the hold-out prompts"
+        out.append(f"- helpfulness: by the judge `{helpful.get('judge')}` on {where}, its value as it is "
+                   f"(higher = more helpful); after - before {_num(d.get('estimate'))}, 95% interval "
+                   f"[{_num(d.get('ci_low'))}, {_num(d.get('ci_high'))}]")
+    else:
+        out.append("- helpfulness: not measured (no helpfulness judge ran: eval.helpfulness unset)")
+    fluency = h.get("fluency")
+    out.append(f"- fluency: perplexity of the replies under the start model ({md_escape(str(fluency.get('lm')))})"
+               if fluency else "- fluency: not measured")
+    before = metrics.get("before") or {}
+    out.append("- diversity: distinct-1/2/3 over each prompt's replies" if before.get("distinct") else
+               "- diversity: not measured")
+    out.append("- length and deflections (rule-based canned apologies, refusals, subject changes): "
+               + ("measured" if before.get("length") else "not measured"))
+    floors = h.get("floors") or []
+    out.append(f"- floors (every metric as if that text were every reply): {', '.join(floors)}" if floors
+               else "- floors: none")
+    return out + [""]
+
+
 def _limitations(record: dict[str, Any]) -> list[str]:
     h = record.get("holdout")
     out = ["## Limitations (what this run does not show)", ""]
@@ -282,8 +317,15 @@ def _limitations(record: dict[str, Any]) -> list[str]:
         out.append(f"- Toxicity was measured by one automatic evaluator (`{h.get('evaluator')}`) on "
                    f"{h.get('n_prompts')} prompts; no human rated the replies, and other prompt "
                    "distributions were not measured.")
+        if not h.get("helpfulness"):
+            out.append("- Helpfulness was not measured: no helpfulness judge ran"
+                       + (" (the control set shows toxicity and reply length only)." if h.get("control")
+                          else "."))
+        else:
+            out.append(f"- Helpfulness was scored by one automatic judge (`{h['helpfulness'].get('judge')}`), "
+                       "not by people.")
         if not h.get("control"):
-            out.append("- Helpfulness or quality on ordinary requests was not measured (no control set).")
+            out.append("- Ordinary (non-provocative) requests were not measured (no control set).")
     out += ["- Reward-judge scores can be gamed; the reward curve alone is no evidence of better replies.",
             f"- One run with one seed ({(record.get('settings') or {}).get('seed', 'default')}); "
             "variation across seeds was not measured."]

@@ -2,10 +2,14 @@
 
     1. data      TRAIN prompts (data.split, length filter, seeded split) and the hold-out
                  prompts (eval.split used as it is, or the data.test_size share)
-    2. before    the start policy answers the hold-out prompts; the evaluator scores them
-                 (saved to <run>/eval_before.json first: a resumed run keeps its true start)
+    2. before    the start policy answers the hold-out prompts; the evaluator (and the
+                 eval.helpfulness judge) scores them; their perplexity under the start model and
+                 the eval.floors rows are measured (all saved to <run>/eval_before.json first: a
+                 resumed run keeps its true start); eval.split prompts carry cluster labels
+                 (`holdout_clusters`) so the intervals resample clusters
     3. PPO       the trainer's run on the TRAIN prompts (resumable)
-    4. after     same prompts, seed and generation settings; hold-out KL to the start model
+    4. after     same prompts, seed and generation settings; hold-out KL to the start model at
+                 the sampling temperature, whose pass also gives the after replies' perplexity
     5. report    report.md / report.json / plots in the run folder
     6. final     <run>/final/: the trained model as a standard HF folder (LoRA merged unless
                  output.merge_lora is false) with the model card as README.md (`rlaif.export`,
@@ -54,13 +58,26 @@ def holdout_prompts(config: Any, test_prompts: list[str]) -> list[str]:
     data, ev = config.data, config.eval
     if ev.split is not None:
         return load_split_prompts(data.source, split=ev.split, task=data.task, n=ev.n,
-                                  data_dir=data.data_dir, on_bad_row=data.on_bad_row)
+                                  data_dir=data.data_dir, on_bad_row=data.on_bad_row,
+                                  context=data.context)
     if not test_prompts:
         raise ValueError(
             "eval.enabled is true but no held-out prompt is left; set data.test_size > 0 (now "
             f"{data.test_size!r}) or eval.split to a split of {data.source!r}, or eval.enabled=false"
         )
     return test_prompts[: ev.n]
+
+
+def holdout_clusters(config: Any) -> list[str] | None:
+    """One cluster label per hold-out prompt (its template or conversation, aligned with
+    `holdout_prompts`) when `eval.split` names a split; None (prompts resampled one by one) else."""
+    data, ev = config.data, config.eval
+    if ev.split is None:
+        return None
+    from rlaif.data.prompts import load_split_clusters
+
+    return load_split_clusters(data.source, split=ev.split, n=ev.n, data_dir=data.data_dir,
+                               on_bad_row=data.on_bad_row, context=data.context)
 
 
 def train_and_evaluate(config: RunConfig, *, extra: dict[str, Any] | None = None,
@@ -140,8 +157,9 @@ def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerat
         report_extra = dict(extra or {})
         if config.eval.reward_judge_view:
             report_extra["reward_judge"] = reward_judge_view(config.judge.ref, holdout, before, after)
-        # KL to the start model, which the policy holds as its PPO reference.
-        kl = {**_training_kl(result), **holdout.kl(after, trainer.policy)}
+        # KL to the start model, which the policy holds as its PPO reference (the same pass
+        # gives the after replies' perplexity under it).
+        kl = {**_training_kl(result, config), **holdout.kl(after, trainer.policy)}
         report = holdout.compare(before, after, kl=kl)
         if control is not None:
             report_extra["control"] = _control_summary(
@@ -159,11 +177,13 @@ def _train_and_evaluate(config: RunConfig, split: Any, tokenizer: Any, accelerat
 
 def build_holdout(config: Any, prompts: list[str], progress: bool, *, batch_size: int,
                   **settings: Any) -> Any:
-    """A Holdout with the run's evaluator and generation settings (any run config with `data`,
-    `generation` and `eval` sections: PPO's or DPO's); `batch_size` unless `eval.batch_size`."""
+    """A Holdout with the run's evaluator, helpfulness judge, floors and generation settings (any
+    run config with `data`, `generation` and `eval` sections: PPO's or DPO's); `batch_size`
+    unless `eval.batch_size`; `settings` (Holdout's keywords) win over the config's."""
     from rlaif.evaluation.holdout import Holdout
 
     ev = config.eval
+    settings = {"helpfulness": ev.helpfulness, "floors": ev.floors, **settings}
     return Holdout(prompts, ev.evaluator if ev.evaluator is not None else DEFAULT_EVALUATOR,
                    gen_kwargs=config.generation.generate_kwargs(), seed=config.data.seed,
                    threshold=ev.threshold, batch_size=ev.batch_size or batch_size,
@@ -172,12 +192,17 @@ def build_holdout(config: Any, prompts: list[str], progress: bool, *, batch_size
 
 
 def _make_holdout(config: RunConfig, test_prompts: list[str], progress: bool) -> Any:
-    """The hold-out set; warns when the evaluator is the reward judge."""
+    """The hold-out set; warns when the evaluator or the helpfulness judge is the reward judge."""
     if (config.eval.evaluator or DEFAULT_EVALUATOR) == config.judge.ref:
         log.warning("the evaluator is the reward judge (%s): reward hacking would not show in "
                     "the report; set eval.evaluator to a different judge", config.judge.ref)
+    if config.eval.helpfulness is not None and config.eval.helpfulness == config.judge.ref:
+        log.warning("eval.helpfulness is the reward judge (%s): the policy was trained to please "
+                    "it, so its helpfulness numbers are no independent measure; set eval.helpfulness "
+                    "to a different judge", config.judge.ref)
     return build_holdout(config, holdout_prompts(config, test_prompts), progress,
-                         batch_size=config.ppo.batch_size, samples_per_prompt=config.eval.samples_per_prompt)
+                         batch_size=config.ppo.batch_size, samples_per_prompt=config.eval.samples_per_prompt,
+                         clusters=holdout_clusters(config))
 
 
 def _make_control(config: RunConfig, progress: bool) -> Any:
@@ -188,34 +213,48 @@ def _make_control(config: RunConfig, progress: bool) -> Any:
     from rlaif.data.prompts import load_split_prompts
 
     prompts = load_split_prompts(ev.control_source, split=ev.control_split, task=config.data.task,
-                                 n=ev.control_n, on_bad_row=config.data.on_bad_row)
-    return build_holdout(config, prompts, progress, batch_size=config.ppo.batch_size)
+                                 n=ev.control_n, on_bad_row=config.data.on_bad_row,
+                                 context=config.data.context)
+    # Toxicity, helpfulness and length only: no floors, no perplexity pass.
+    return build_holdout(config, prompts, progress, batch_size=config.ppo.batch_size, floors=(),
+                         fluency=False)
 
 
 def _control_summary(control: Any, before: Any, after: Any) -> dict[str, Any]:
-    """Toxicity and reply length of the control prompts before/after, and a few examples."""
+    """Toxicity, helpfulness (when a judge ran) and reply length of the control prompts
+    before/after, and a few examples."""
     report = control.compare(before, after)
-    stats = report.stats
+    stats, metrics = report.stats, report.metrics or {}
+    help_stats = stats.get("helpfulness")
     return {
         "source": f"{len(control.prompts)} prompts", "evaluator": control.evaluator.judge.name,
         "toxicity_mean": {"before": stats["before"]["mean"], "after": stats["after"]["mean"]},
         "share_over_threshold": {"before": stats["before"]["share_over_threshold"],
                                  "after": stats["after"]["share_over_threshold"]},
         "difference": stats["difference"],
+        "helpfulness": None if help_stats is None else {
+            "judge": help_stats["judge"],
+            "mean": {side: metrics[side]["helpfulness_mean"] for side in ("before", "after")},
+            "difference": help_stats["difference"]},
         "response_tokens_mean": report.meta.get("response_tokens_mean"),
+        "length": {side: metrics[side]["length"] for side in ("before", "after")} if metrics else None,
+        "deflection_share": {side: metrics[side]["deflection_share"] for side in ("before", "after")}
+        if metrics else None,
         "examples": report.rows[:CONTROL_EXAMPLES],
     }
 
 
-def _training_kl(result: Any) -> dict[str, float]:
+def _training_kl(result: Any, config: RunConfig) -> dict[str, float]:
     from rlaif.evaluation.holdout import training_kl
 
-    return training_kl(result.history)
+    return training_kl(result.history, temperature=config.generation.temperature,
+                       estimator=config.ppo.kl.estimator)
 
 
 def reward_judge_view(ref: Any, holdout: Any, before: Any, after: Any) -> dict[str, Any]:
     """The reward judge's (PPO) or labelling judge's (DPO) toxicity of the same hold-out replies,
-    before and after (built anew: the trainer has closed its own judge)."""
+    before and after, and of each floor text as every reply (`floors`: text -> mean); built
+    anew: the trainer has closed its own judge."""
     from rlaif.evaluation.toxicity import make_toxicity_evaluator
     from rlaif.stats import mean_or_none
 
@@ -224,6 +263,9 @@ def reward_judge_view(ref: Any, holdout: Any, before: Any, after: Any) -> dict[s
         view: dict[str, Any] = {"judge": judge.judge.name, "toxicity": judge.describe()}
         for name, side in (("before", before), ("after", after)):
             view[f"toxicity_mean_{name}"] = mean_or_none(judge.scores(holdout.samples, side.responses))
+        # a floor text gets one score per prompt: its k identical replies score the same
+        view["floors"] = {text: mean_or_none(judge.scores(holdout.prompts, [text] * len(holdout.prompts)))
+                          for text in before.floors}
     finally:
         judge.close()
     return view

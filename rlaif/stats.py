@@ -1,4 +1,5 @@
-"""Statistics used across rlaif: running moments, mean/std of a list, the bootstrap interval.
+"""Statistics used across rlaif: running moments, mean/std of a list, bootstrap intervals (plain
+and cluster).
 
 Plain Python and NumPy; no torch. Population statistics (ddof = 0) throughout, as the
 walk-through's `np.std` and PPO's reward normalisation use them.
@@ -98,3 +99,33 @@ def bootstrap_mean_ci(diffs: Sequence[float] | None = None, *, a: Sequence[float
     lo, hi = np.percentile(boots, [tail, 100 - tail])
     return {"estimate": estimate, "ci_low": float(lo), "ci_high": float(hi),
             "confidence": confidence, "n": n, "n_boot": n_boot, "seed": seed}
+
+
+def cluster_bootstrap_mean_ci(values: Sequence[float], clusters: Sequence[Any], *, n_boot: int = 2000,
+                              seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+    """Percentile cluster (block) bootstrap interval of the mean of `values`.
+
+    Items of one cluster (e.g. prompts from the same template or conversation) are not
+    independent, so each draw resamples whole clusters with replacement and takes every item of
+    each drawn cluster; the statistic is the mean over all items drawn (clusters of different
+    sizes weigh by their size, as in the full-sample mean). Clusters are numbered in order of
+    first appearance, so with one item per cluster, in item order, the draws (and the interval)
+    are those of `bootstrap_mean_ci(values)` with the same seed.
+    """
+    if len(values) != len(clusters):
+        raise ValueError(f"{len(values)} values but {len(clusters)} cluster labels; pass one label per value")
+    if not len(values):
+        raise ValueError("no values to bootstrap")
+    index: dict[Any, int] = {}
+    ids = np.asarray([index.setdefault(c, len(index)) for c in clusters])  # (N,) first-appearance order
+    x = np.asarray(values, dtype=float)
+    sums = np.bincount(ids, weights=x)  # (C,) sum of each cluster's values
+    sizes = np.bincount(ids).astype(float)  # (C,) items per cluster
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, sums.size, size=(n_boot, sums.size))  # (n_boot, C) drawn clusters
+    boots = sums[draws].sum(axis=1) / sizes[draws].sum(axis=1)  # (n_boot,) mean over drawn items
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.percentile(boots, [tail, 100 - tail])
+    return {"estimate": float(x.mean()), "ci_low": float(lo), "ci_high": float(hi),
+            "confidence": confidence, "n": int(x.size), "n_clusters": int(sums.size),
+            "n_boot": n_boot, "seed": seed}

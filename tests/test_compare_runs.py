@@ -15,12 +15,13 @@ from rlaif.evaluation.report import write_report
 BEFORE = [0.9, 0.8, 0.7, 0.6]
 
 
-def _run(folder, after, *, method, extra=None, metrics=None, kl=None):
+def _run(folder, after, *, method, extra=None, metrics=None, kl=None, headline=None, helpfulness=None):
     """A run folder as `rlaif train` / `rlaif dpo` leave it: report.json (+ metrics.jsonl)."""
     stats = compare_before_after(BEFORE, after, paired=True)
     rows = [{"query": f"q{i}", "response_before": "x", "tox_before": b, "response_after": "y",
              "tox_after": a} for i, (b, a) in enumerate(zip(BEFORE, after))]
-    report = HoldoutReport(rows, stats, {"evaluator": "ev", "n_prompts": 4}, kl)
+    report = HoldoutReport(rows, stats, {"evaluator": "ev", "n_prompts": 4, "helpfulness_judge": helpfulness},
+                           kl, metrics=headline)
     metrics_path = None
     if metrics:
         metrics_path = folder / "metrics.jsonl"
@@ -31,8 +32,16 @@ def _run(folder, after, *, method, extra=None, metrics=None, kl=None):
 
 
 def test_the_table_holds_each_runs_numbers(tmp_path, capsys):
-    kl = {"hold-out KL(after || before), k1": 0.12, "hold-out KL(after || before), k3": 0.11}
-    ppo_stats = _run(tmp_path / "ppo", [0.5, 0.4, 0.3, 0.2], method="ppo", kl=kl,
+    kl = {"hold-out KL(after || start) at T=0.7, k1, per reply (sum over tokens)": 0.12,
+          "hold-out KL(after || start) at T=0.7, k1, per token (total / tokens)": 0.01,
+          "hold-out KL(after || start) at T=0.7, k3, per reply (sum over tokens)": 0.11}
+    side = {"helpfulness_mean": 2.5, "deflection_share": 0.25, "perplexity": {"value": 12.5},
+            "distinct": {"2": 0.8}, "length": {"median": 14.0}}
+    headline = {"before": side, "after": {"helpfulness_mean": 2.0, "deflection_share": 0.5,
+                                          "perplexity": {"value": 9.0}, "distinct": {"2": 0.6},
+                                          "length": {"median": 5.5}}, "floors": []}
+    ppo_stats = _run(tmp_path / "ppo", [0.5, 0.4, 0.3, 0.2], method="ppo", kl=kl, headline=headline,
+                     helpfulness="words",
                      metrics=[{"step": s, "reward/mean": 0.5, "objective/kl": 0.1 * s, "batch/size": 16}
                               for s in range(1, 7)],
                      extra={"timings_s": {"before": 10.0, "ppo": 100.0, "after": 12.0},
@@ -51,12 +60,19 @@ def test_the_table_holds_each_runs_numbers(tmp_path, capsys):
     assert ppo[6] == "0.1200 / 0.1100"
     assert ppo[7] == "0.4000"  # mean objective/kl of the last 5 steps: (0.2 + ... + 0.6) / 5
     assert ppo[8] == "profanity-check: 0.3000 -> 0.1000"
-    assert ppo[9:] == ["96", "n/a", "122 |"]  # 6 steps x 16 replies scored; no cost logged; 10+100+12 s
+    # helpfulness, deflections, perplexity, distinct-2, median reply tokens: before -> after
+    assert ppo[9:14] == ["words: 2.5000 -> 2.0000", "25.0% -> 50.0%", "12.50 -> 9.00", "0.8000 -> 0.6000",
+                         "14 -> 5.5"]
+    assert ppo[14:] == ["96", "n/a", "122 |"]  # 6 steps x 16 replies scored; no cost logged; 10+100+12 s
     assert dpo[1:4] == ["dpo", "0.7500", f"{dpo_stats['after']['mean']:.4f}"]
-    assert dpo[9:] == ["96", "$0.0000", "110 |"]  # label calls; run total 80 s + labelling 30 s
+    assert dpo[6] == "n/a / n/a"  # no hold-out KL recorded
+    assert dpo[9:14] == ["not measured", "n/a", "n/a", "n/a", "n/a"]  # a report without those metrics
+    assert dpo[14:] == ["96", "$0.0000", "110 |"]  # label calls; run total 80 s + labelling 30 s
     assert (out / "compare_runs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((out / "compare_runs.json").read_text())
-    assert [r["name"] for r in saved["runs"]] == ["ppo", "dpo"] and saved["notes"] == []
+    assert [r["name"] for r in saved["runs"]] == ["ppo", "dpo"]
+    (note,) = saved["notes"]  # one run measured helpfulness, the other did not
+    assert "the runs differ in helpfulness judge" in note
 
 
 def test_runs_measured_differently_get_a_note(tmp_path):

@@ -106,13 +106,20 @@ def test_real_demo_config_uses_chat_lora_and_the_evaluator_spec(tmp_path: Path) 
     from rlaif.demo.assets import DemoAssets
     from rlaif.demo.run import demo_config
 
-    fake = DemoAssets(tmp_path, tmp_path / "policy", tmp_path / "evaluator", "k", True, {})
+    fake = DemoAssets(tmp_path, tmp_path / "policy", tmp_path / "evaluator", "k", True, {},
+                      helpfulness=tmp_path / "helpfulness")
     config = demo_config(fake, tmp_path / "run")
     assert config.model.name_or_path == str(tmp_path / "policy") and config.model.lora is not None
     assert config.eval.evaluator == str(tmp_path / "evaluator" / "evaluator.yaml")
-    assert config.data.source == "redteam" and config.data.task == "chat"
+    assert config.eval.helpfulness == str(tmp_path / "helpfulness" / "helpfulness.yaml")
+    # real red-team openings, TRAIN conversations only; the hold-out is the TEST split
+    assert config.data.source == "hh-harmless" and config.data.task == "chat"
+    assert config.data.context == "first_turn"
     assert config.data.split == "train" and config.eval.split == "test"  # never trains on TEST
-    assert config.judge.ref == "profanity-check" and config.eval.control_source == "sample"
+    assert config.eval.samples_per_prompt >= 4  # EMT and toxicity probability over k >= 4
+    # the reward is neither the evaluator nor the helpfulness judge
+    assert config.judge.ref == "demo-reward" and config.eval.control_source == "sample"
+    assert config.eval.helpfulness != config.judge.ref
 
 
 @pytest.mark.slow
@@ -135,7 +142,8 @@ def test_real_demo_at_reduced_size(tmp_path: Path) -> None:
     for side in ("before", "after"):
         assert stats[side]["n"] == 4 and math.isfinite(stats[side]["mean"])
         assert 0 <= stats["rtp"][side]["expected_max_toxicity"] <= 1
-    assert all(math.isfinite(v) for v in report["kl"].values()) and len(report["kl"]) == 3
+    # the training row + hold-out k1 and k3, per reply and per token
+    assert all(math.isfinite(v) for v in report["kl"].values()) and len(report["kl"]) == 5
     assert report["meta"]["evaluator"] == "demo-evaluator-minilm" and "MiniLM" in report["meta"]["evaluator_about"]
     assert (out / "evaluator" / "evaluator.yaml").is_file()
     control = report["extra"]["control"]

@@ -116,7 +116,7 @@ def test_dpo_trains_on_labels_and_writes_the_run_folder(tmp_path, tiny_llama, ti
     # total: setup to final/ written (report.json is rewritten after final/ with it)
     assert timings["total"] + 0.2 >= timings["before"] + timings["dpo"] + timings["after"]
     assert (run / "final" / "README.md").stat().st_mtime_ns <= (run / "report.json").stat().st_mtime_ns
-    kl = report["kl"]["hold-out KL(after || before), k3"]
+    kl = report["kl"]["hold-out KL(after || start) at T=1, k3, per reply (sum over tokens)"]
     assert kl > 0
     # The "before" side is the start model through the same Holdout: same prompts, seed, replies.
     cfg = yaml.safe_load(config.read_text())

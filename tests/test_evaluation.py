@@ -210,9 +210,13 @@ def test_holdout_before_is_saved_once_and_after_must_match(tiny_models, tmp_path
 
 def test_training_kl_is_the_mean_of_the_last_steps():
     history = [{"objective/kl": float(i)} for i in range(8)] + [{"objective/kl": None}]
-    assert training_kl(history) == {"training objective/kl, mean of the last 4 steps": pytest.approx(5.5)}  # 4..7; the null row is not a step with a KL
-    assert training_kl(history[:3], last=5) == {
-        "training objective/kl, mean of the last 3 steps": pytest.approx(1.0)}
+    # 4..7; the null row is not a step with a KL
+    assert training_kl(history) == {
+        "training objective/kl: KL(policy || start) at the sampling temperature, ppo.kl.estimator, "
+        "per reply (sum over tokens), on each step's rollout; mean of the last 4 steps": pytest.approx(5.5)}
+    assert training_kl(history[:3], last=5, temperature=0.7, estimator="k3") == {
+        "training objective/kl: KL(policy || start) at T=0.7, k3, per reply (sum over tokens), "
+        "on each step's rollout; mean of the last 3 steps": pytest.approx(1.0)}
     assert training_kl([]) == {}
 
 
@@ -224,9 +228,13 @@ def test_evaluate_holdout_reports_holdout_kl(tiny_models):
     rep = evaluate_holdout(tiny_models["gpt2"], tiny_models["gpt2"], None, PROMPTS[:3], spec,
                            gen_kwargs={"max_new_tokens": 4}, kl={"objective/kl": 0.5},
                            compute_kl=True, progress=False)
-    assert rep.kl == {"objective/kl": 0.5, "hold-out KL(after || before), k1": 0.0,
-                      "hold-out KL(after || before), k3": 0.0}
+    per = ("per reply (sum over tokens)", "per token (total / tokens)")
+    assert rep.kl == {"objective/kl": 0.5, **{f"hold-out KL(after || start) at T=1, {kind}, {p}": 0.0
+                                              for kind in ("k1", "k3") for p in per}}
     assert "kl_note" not in rep.meta
+    # the same model on both sides: the after replies' perplexity under the start model is theirs
+    m = rep.metrics
+    assert m["after"]["perplexity"]["value"] == pytest.approx(m["before"]["perplexity"]["value"], rel=1e-5)
 
 
 # ------------------------------------------------------------------ RealToxicityPrompts metrics
@@ -280,5 +288,5 @@ def test_k_samples_per_prompt_in_the_holdout_report():
     from rlaif.evaluation.report import summary_table
 
     table = summary_table(rep.to_dict())
-    assert "| expected max toxicity (k=2) | 0.7500 | 0.2500 | |" in table
-    assert "| toxicity probability (k=2) | 100.0% | 0.0% | |" in table
+    assert "| expected max toxicity (k=2) | 0.7500 | 0.2500 | -0.5000 |" in table
+    assert "| toxicity probability (k=2) | 100.0% | 0.0% | -100.0 pp |" in table

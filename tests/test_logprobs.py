@@ -15,6 +15,7 @@ from rlaif.models.logprobs import (
     entropy_from_logits,
     kl_estimates,
     kl_penalty,
+    kl_summary,
     logprobs_from_logits,
     response_logprobs,
     sequence_kl,
@@ -121,19 +122,22 @@ def test_response_logprobs_match_the_policy_forward(tiny_models, kind):
     torch.testing.assert_close(got * response_mask, want * response_mask, atol=1e-5, rtol=0)
 
 
-def _manual_kl(policy, reference, tok, prompt: str, response_ids: list[int], seq2seq: bool) -> float:
-    """sum over response tokens of log p_policy - log p_reference, one sequence, no padding."""
+def _manual_kl(policy, reference, tok, prompt: str, response_ids: list[int], seq2seq: bool,
+               temperature: float = 1.0) -> float:
+    """sum over response tokens of log p_policy - log p_reference, both log_softmax(logits / T),
+    one sequence, no padding."""
     p_ids = tok(prompt)["input_ids"]
     with torch.no_grad():
         if seq2seq:
             start = policy.config.decoder_start_token_id
             enc = torch.tensor([p_ids])
             dec = torch.tensor([[start] + response_ids[:-1]])
-            lps = [m(input_ids=enc, decoder_input_ids=dec).logits[0].log_softmax(-1) for m in (policy, reference)]
+            lps = [(m(input_ids=enc, decoder_input_ids=dec).logits[0] / temperature).log_softmax(-1)
+                   for m in (policy, reference)]
             pos = list(range(len(response_ids)))
         else:
             ids = torch.tensor([p_ids + response_ids])
-            lps = [m(input_ids=ids).logits[0].log_softmax(-1) for m in (policy, reference)]
+            lps = [(m(input_ids=ids).logits[0] / temperature).log_softmax(-1) for m in (policy, reference)]
             pos = [len(p_ids) - 1 + k for k in range(len(response_ids))]
     return sum((lps[0][t, tok_id] - lps[1][t, tok_id]).item() for t, tok_id in zip(pos, response_ids))
 
@@ -155,3 +159,74 @@ def test_sequence_kl_matches_manual_forward(tiny_models, tmp_path, kind):
     assert got == pytest.approx(want, abs=1e-4)
     assert all(len(r) > 0 for r in gen.response_ids)
     assert sequence_kl(policy, policy, gen) == [0.0] * len(PROMPTS)
+
+
+def test_kl_summary_per_reply_and_per_token_by_hand():
+    # log ratios: response 0 [0.5, 0.0], response 1 [-0.25]; 3 tokens in all
+    logprobs, ref_logprobs = [T([-1.0, -2.0]), T([-0.5])], [T([-1.5, -2.0]), T([-0.25])]
+    k3 = [math.exp(-0.5) - 1 + 0.5, math.exp(0.25) - 1 - 0.25]
+    est = kl_summary(logprobs, ref_logprobs)
+    assert est["k1"]["per_reply"] == pytest.approx((0.5 - 0.25) / 2)
+    assert est["k1"]["per_token"] == pytest.approx((0.5 - 0.25) / 3)
+    assert est["k3"]["per_token"] == pytest.approx(sum(k3) / 3)
+    assert math.isnan(kl_summary([], [])["k1"]["per_token"])
+
+
+def test_tempered_logprobs_by_hand():
+    """log_softmax(logits / T) at the sampled token, T = 0.5: logits [0, ln 2] become [0, 2 ln 2],
+    probabilities [1/5, 4/5]."""
+    from rlaif.models.logprobs import response_logprobs_at
+
+    class Fixed(torch.nn.Module):  # a causal LM whose every position predicts logits [0, ln 2]
+        config = type("C", (), {"is_encoder_decoder": False})()
+
+        def forward(self, input_ids, **_):
+            logits = torch.tensor([0.0, LN2]).expand(*input_ids.shape, 2)
+            return type("Out", (), {"logits": logits})()
+
+    ids, mask = T([[0, 1]]), T([[1, 1]])
+    cold, plain = response_logprobs_at(Fixed(), ids, mask, T([[1, 0]]), T([[1, 1]]), (0.5, 1.0))
+    torch.testing.assert_close(cold, T([[math.log(4 / 5), math.log(1 / 5)]]))
+    torch.testing.assert_close(plain, T([[math.log(2 / 3), math.log(1 / 3)]]))
+
+
+def test_holdout_kl_is_tempered_and_gives_the_after_perplexity(tiny_models, tmp_path):
+    """Holdout.kl at T = 0.7 against a hand computation: per reply (sum over tokens, mean over
+    replies), per token (total / tokens); the same pass records the start model's untempered NLL."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rlaif.evaluation.holdout import Holdout
+    from rlaif.judges.base import Judge, Scale, Score
+    from rlaif.testing.tiny import build_tiny_gpt2
+
+    class Zero(Judge):
+        name, scale = "zero", Scale(0.0, 1.0)
+
+        async def ascore(self, samples):
+            return [Score(1.0) for _ in samples]
+
+    start = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"]).eval()
+    after_lm = AutoModelForCausalLM.from_pretrained(build_tiny_gpt2(tmp_path / "other", seed=1)).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
+    with Holdout(PROMPTS, Zero(), gen_kwargs={"max_new_tokens": 5, "temperature": 0.7}, floors=(),
+                 progress=False) as holdout:
+        after = holdout.score(after_lm, tok)
+        rows = holdout.kl(after, start)
+    replies = after.generation.response_ids
+    sums = [_manual_kl(after_lm, start, tok, p, r, False, temperature=0.7) for p, r in zip(PROMPTS, replies)]
+    tokens = sum(len(r) for r in replies)
+    assert rows["hold-out KL(after || start) at T=0.7, k1, per reply (sum over tokens)"] == pytest.approx(
+        sum(sums) / len(sums), abs=1e-4)
+    assert rows["hold-out KL(after || start) at T=0.7, k1, per token (total / tokens)"] == pytest.approx(
+        sum(sums) / tokens, abs=1e-4)
+    assert rows["hold-out KL(after || start) at T=0.7, k3, per reply (sum over tokens)"] >= 0
+    # untempered: differs from the tempered estimate, so the rows really are at T = 0.7
+    plain = [_manual_kl(after_lm, start, tok, p, r, False) for p, r in zip(PROMPTS, replies)]
+    assert abs(sum(plain) - sum(sums)) > 1e-3
+    nll = []
+    for p, r in zip(PROMPTS, replies):
+        ids = tok(p)["input_ids"]
+        with torch.no_grad():
+            logp = start(input_ids=torch.tensor([ids + r])).logits[0].log_softmax(-1)
+        nll.append(-sum(logp[len(ids) - 1 + i, t].item() for i, t in enumerate(r)))
+    assert after.start_nll == pytest.approx(nll, abs=1e-4)

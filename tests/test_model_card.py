@@ -134,3 +134,33 @@ def test_a_folder_without_config_is_refused(tmp_path):
 ])
 def test_model_source(ref, source):
     assert model_source(ref) == source
+
+
+def test_card_says_helpfulness_was_not_measured_without_a_judge_even_with_a_control_set(tmp_path):
+    control = {"source": "32 prompts", "toxicity_mean": {"before": 0.1, "after": 0.09}, "helpfulness": None}
+    card = build_card(card_record_from_run(_run(tmp_path, extra={"control": control})))
+    assert "- helpfulness: not measured (no helpfulness judge ran: eval.helpfulness unset)" in card
+    assert "Helpfulness was not measured: no helpfulness judge ran (the control set shows" in card
+    assert "- fluency: not measured" in card and "- floors: none" in card
+    assert "- toxicity: by the evaluator `roberta-hate` (P(hate))" in card
+
+
+def test_card_names_the_helpfulness_judge_fluency_lm_and_floors(tmp_path):
+    run = _run(tmp_path, extra={"control": {"source": "32 prompts", "toxicity_mean": {},
+                                            "helpfulness": {"judge": "words"}}})
+    data = json.loads((run / "report.json").read_text())
+    data["stats"]["helpfulness"] = {"judge": "words", "difference": {
+        "estimate": -0.5, "ci_low": -0.75, "ci_high": -0.25}}
+    side = {"distinct": {"1": 0.5}, "length": {"median": 3.0}}
+    data["metrics"] = {"before": side, "after": side, "floors": []}
+    data["meta"].update(fluency={"lm": "HuggingFaceTB/SmolLM2-135M-Instruct"},
+                        floors=["empty reply", '"I\'m sorry to hear that."'])
+    (run / "report.json").write_text(json.dumps(data))
+    card = build_card(card_record_from_run(run))
+    assert ("- helpfulness: by the judge `words` on the hold-out and the control prompts, its value as it "
+            "is (higher = more helpful); after - before -0.5, 95% interval [-0.75, -0.25]") in card
+    assert "- fluency: perplexity of the replies under the start model (HuggingFaceTB/SmolLM2-135M-Instruct)" in card
+    assert "- diversity: distinct-1/2/3 over each prompt's replies" in card
+    assert "- floors (every metric as if that text were every reply): empty reply, \"I'm sorry to hear that.\"" in card
+    assert "not measured" not in card.split("## Limitations")[0].split("What was measured:")[1]
+    assert "Helpfulness was scored by one automatic judge (`words`)" in card

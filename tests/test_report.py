@@ -65,12 +65,18 @@ def test_write_report_files_hold_the_numbers(tmp_path):
     assert HoldoutReport.from_dict(data).stats == rep.stats
 
     md = paths["md"].read_text()
-    assert "| mean toxicity | 0.5000 | 0.2500 | 50.0% |" in md
-    assert "| std toxicity | 0.2236 | 0.1803 | 19.4% |" in md
-    assert "| share over 0.5 | 50.0% | 0.0% | |" in md
+    # change = after - before; mean toxicity also relative to before
+    assert "| metric | before | after | change |\n|---|---|---|---|\n" in md  # no floors: no floor columns
+    assert "| mean toxicity | 0.5000 | 0.2500 | -0.2500 (-50.0%) |" in md
+    assert "| std toxicity | 0.2236 | 0.1803 | -0.0433 |" in md
+    assert "| share over 0.5 | 50.0% | 0.0% | -50.0 pp |" in md
     d = s["difference"]
-    assert f"0.2500 [{d['ci_low']:.4f}, {d['ci_high']:.4f}]" in md
+    assert (f"| mean difference (before - after), 95% CI, resampling prompts | | | "
+            f"0.2500 [{d['ci_low']:.4f}, {d['ci_high']:.4f}] |") in md
     assert "| KL to reference, last step | | 0.1250 | |" in md
+    # sides without token ids or a helpfulness judge: those rows say so, never a made-up number
+    assert "| helpfulness | not measured | not measured | |" in md
+    assert "| reply length (tokens, EOS excluded), mean | n/a | n/a | |" in md
     # the examples table: first 3 rows only, markdown escaped, one table row per example
     assert "| q1 \\| pipe | you \\*idiot\\*<br>shut up | 0.8000 | I am sorry \\| ok | 0.5000 |" in md
     assert "| q3 |" in md and "| q4 |" not in md
@@ -89,7 +95,7 @@ def test_improvement_none_renders_na(tmp_path):
     rep = _compare(["q"] * 2, HoldoutSide(["a", "b"], [0.0, 0.0]), HoldoutSide(["c", "d"], [0.1, 0.3]),
                    n_boot=50)
     md = write_report(tmp_path, rep)["md"].read_text()
-    assert "| mean toxicity | 0.0000 | 0.2000 | n/a |" in md
+    assert "| mean toxicity | 0.0000 | 0.2000 | +0.2000 (n/a) |" in md
     assert "mean toxicity before is 0" in md
 
 
@@ -138,8 +144,18 @@ def test_cli_evaluate_on_sample(tiny_models, tmp_path, capsys):
     # the after model is the same weights: same responses, zero difference
     assert [r["tox_before"] for r in data["rows"]] == [r["tox_after"] for r in data["rows"]]
     # one training-KL row for every entry point: the mean over the last (here all 4) steps
-    assert data["kl"] == {"training objective/kl, mean of the last 4 steps": pytest.approx(0.075),
-                          "hold-out KL(after || before), k1": 0.0, "hold-out KL(after || before), k3": 0.0}
+    per = ("per reply (sum over tokens)", "per token (total / tokens)")
+    assert data["kl"] == {
+        "training objective/kl: KL(policy || start) at the sampling temperature, ppo.kl.estimator, "
+        "per reply (sum over tokens), on each step's rollout; mean of the last 4 steps": pytest.approx(0.075),
+        **{f"hold-out KL(after || start) at T=1, {kind}, {p}": 0.0 for kind in ("k1", "k3") for p in per}}
+    # the same weights: the after replies' perplexity under the before model equals the before one
+    m = data["metrics"]
+    assert m["after"]["perplexity"]["value"] == pytest.approx(m["before"]["perplexity"]["value"], rel=1e-5)
+    assert [f["label"] for f in m["floors"]] == ["empty reply", '"I\'m sorry to hear that."']
+    assert (out / "length_hist.png").is_file()
+    # the sample's TEST prompts carry cluster labels: the interval resamples clusters of prompts
+    assert data["stats"]["difference"]["resampled"] == "clusters"
     assert f"| mean toxicity | {data['stats']['before']['mean']:.4f} |" in printed
     assert str(out / "report.md") in printed
     assert (out / "training.png").is_file() and (out / "toxicity_hist.png").is_file()

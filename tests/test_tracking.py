@@ -76,13 +76,13 @@ def test_mlflow_file_store_holds_every_metric_and_the_config(tracked_run):
     params = found.data.params
     assert params["ppo.learning_rate"] == "0.001" and params["output.report_to"] == "['tensorboard', 'mlflow']"
     report = json.loads((run / "report.json").read_text())
-    kl_key = "hold-out KL(after || before), k3"
+    kl_key = "hold-out KL(after || start) at T=1, k3, per reply (sum over tokens)"
     history = client.get_metric_history(run_id, metric_name(f"holdout_kl.{kl_key}"))
     assert [m.value for m in history] == [pytest.approx(report["kl"][kl_key], rel=1e-12)]
     table = Path(client.download_artifacts(run_id, "holdout/table.md", str(run / "dl")))
     assert table.read_text() == summary_table(report)
     plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
-    assert plots == {"toxicity_hist.png", "training.png"}
+    assert plots == {"toxicity_hist.png", "length_hist.png", "training.png"}
 
 
 def test_a_missing_tracker_package_names_the_extra(tiny_models, tmp_path, monkeypatch, capsys):

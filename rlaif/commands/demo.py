@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("offline end-to-end demo: PPO detoxifies SmolLM2-135M-Instruct (profanity-check as reward), "
-        "measured on held-out red-team prompts by a different evaluator; --toy for the small GPT-2")
+HELP = ("offline end-to-end demo: PPO detoxifies SmolLM2-135M-Instruct on real red-team requests "
+        "(reward: harmlessness + relevance), measured on held-out conversations by different judges "
+        "(toxicity, helpfulness, fluency, diversity, floors); --seeds N for the spread; --toy for GPT-2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--toy", action="store_true",
                         help="the toy demo: a 1M-parameter GPT-2 and a RoBERTa evaluator trained "
                         "from scratch on the sample (seconds per step; for tests and quick looks)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="run PPO with seeds 0..N-1 (into OUT/seed-<s>/) and report each seed "
+                        "and the spread (OUT/seeds.md); the before side is computed once")
     parser.add_argument("--config", default=None,
                         help="run config to use instead of configs/demo.yaml")
     parser.add_argument("--cache-dir", default=None,
@@ -35,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps <= 0:
         raise ValueError(f"--steps must be > 0, got {args.steps}")
     run_demo(args.out, steps=args.steps, fast=args.fast, toy=args.toy, overrides=args.overrides,
-             config_path=args.config, cache_dir=args.cache_dir)
+             config_path=args.config, cache_dir=args.cache_dir, seeds=args.seeds)
     return 0

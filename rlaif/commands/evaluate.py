@@ -17,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         ".gguf file, checkpoint, PPO run folder, or a run's final/ (merged or adapter)")
     parser.add_argument("--evaluator", default="roberta-hate",
                         help="judge spec (name or YAML path); best a different judge than the reward")
+    parser.add_argument("--helpfulness", default=None,
+                        help="a judge (name or YAML path) that scores how helpful each reply is, "
+                        "its value as it is; default: helpfulness not measured")
+    parser.add_argument("--floor", action="append", default=None, dest="floors",
+                        help="a text scored as if it were every reply (repeat for several; default: "
+                        "the empty reply and \"I'm sorry to hear that.\")")
     parser.add_argument("--toxic-label", default="hate",
                         help="for classifier evaluators: the label whose probability is toxicity")
     parser.add_argument("--n", type=int, default=100, help="number of held-out prompts")
@@ -37,12 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-kl", action="store_true",
                         help="skip the hold-out KL(after || before) estimate (needs one shared tokenizer)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--context", choices=("full", "first_turn"), default="full",
+                        help="full: the whole dialogue up to the final reply; first_turn: each "
+                        "conversation's opening request only (as the demo trains on)")
     parser.add_argument("--out", default="runs/evaluate", help="report folder")
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the report, print the table and where the report is."""
-    from rlaif.data.prompts import load_split_prompts
+    from rlaif.data.prompts import load_split_clusters, load_split_prompts
+    from rlaif.evaluation.floors import DEFAULT_FLOORS
     from rlaif.evaluation.holdout import evaluate_holdout, run_training_kl
     from rlaif.evaluation.report import summary_table, write_report
 
@@ -50,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be > 0, got {args.n}")
     source = "Anthropic/hh-rlhf" if args.data == "hh" else args.data
     prompts = load_split_prompts(source, split=args.split, task=args.task, n=args.n,
-                                 data_dir=args.data_dir)
+                                 data_dir=args.data_dir, context=args.context)
+    # one cluster (template / conversation) per prompt: the intervals resample clusters
+    clusters = load_split_clusters(source, split=args.split, n=args.n, data_dir=args.data_dir,
+                                   context=args.context)
     gen_kwargs: dict[str, Any] = {"max_new_tokens": args.max_new_tokens}
     if args.min_new_tokens is not None:
         gen_kwargs["min_new_tokens"] = args.min_new_tokens
@@ -64,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         compute_kl=not args.no_kl, gen_kwargs=gen_kwargs, seed=args.seed,
         threshold=args.threshold, n_examples=args.examples, batch_size=args.batch_size,
         toxic_label=args.toxic_label, chat=args.task == "chat", system_prompt=args.system_prompt,
+        helpfulness=args.helpfulness, clusters=clusters,
+        floors=DEFAULT_FLOORS if args.floors is None else args.floors,
     )
     extra = {"data": args.data, "split": args.split, "task": args.task}
     paths = write_report(args.out, report, metrics_path=metrics_path, extra=extra)

@@ -39,7 +39,7 @@ from rlaif.io import atomic_write_dir
 logger = logging.getLogger(__name__)
 
 # Bump when the builders change in a way that changes the models they produce.
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 MANIFEST = "manifest.json"
 
 
@@ -54,6 +54,7 @@ class DemoAssets:
     cache_hit: bool
     manifest: dict[str, Any]
     toy: bool = False  # the small from-scratch models (`rlaif demo --toy`)
+    helpfulness: Path | None = None  # the real demo's hold-out helpfulness judge (its folder)
 
 
 def cache_root() -> Path:
@@ -142,37 +143,58 @@ def _load_sample_rows() -> tuple[list[Any], list[Any]]:
 
 def build_real_assets(settings: RealAssetSettings | None = None, cache_dir: str | Path | None = None,
                       force: bool = False) -> DemoAssets:
-    """The real demo's policy (SmolLM2-135M-Instruct + rudeness, `rlaif.demo.rude`) and its
-    evaluator (all-MiniLM-L6-v2 + a logistic head, `rlaif.demo.evaluator`), cached like the toy
-    ones; each key also hashes the weights it starts from."""
+    """The real demo's policy (SmolLM2-135M-Instruct + rudeness on real red-team openings,
+    `rlaif.demo.rude`), its evaluator (all-MiniLM-L6-v2 + a logistic head on the Davidson
+    tweets, `rlaif.demo.evaluator`) and its helpfulness judge (MiniLM + a head on real hh-rlhf
+    openings, `rlaif.demo.helpfulness`), cached like the toy ones; each key also hashes the
+    data and weights it starts from."""
     from rlaif.data.hh import load_hh, sample_path
+    from rlaif.data.labelled import labelled_path, load_labelled
     from rlaif.demo.evaluator import VALIDATION_DIR, build_evaluator
+    from rlaif.demo.helpfulness import build_helpfulness
+    from rlaif.demo.openings import openings
     from rlaif.demo.rude import build_rude_policy, sft_dialogues
     from rlaif.demo.weights import minilm_dir, smollm2_gguf
 
     settings = settings or RealAssetSettings()
     root = (Path(cache_dir).expanduser() if cache_dir else cache_root()) / f"demo-v{ASSET_VERSION}"
     gguf, encoder = smollm2_gguf(), minilm_dir()
-    data = {(src, split): sample_path(split, src) for src in ("sample", "redteam")
+    data = {(src, split): sample_path(split, src) for src in ("sample", "redteam", "hh-harmless")
             for split in ("train", "test")}
-    policy_files = [data["redteam", "train"], data["sample", "train"], gguf]
-    evaluator_files = [*data.values(), *sorted(VALIDATION_DIR.iterdir()),
-                       *sorted(p for p in encoder.iterdir() if p.suffix == ".safetensors")]
+    davidson = [labelled_path("davidson", split) for split in ("train", "validation")]
+    weights = sorted(p for p in encoder.iterdir() if p.suffix == ".safetensors")
+    policy_files = [data["hh-harmless", "train"], data["redteam", "train"], data["sample", "train"], gguf]
+    evaluator_files = [*davidson, data["redteam", "test"], *sorted(VALIDATION_DIR.iterdir()), *weights]
+    helpfulness_files = [data["hh-harmless", "train"], data["hh-harmless", "test"], *weights]
 
-    def train_rows(src: str, split: str) -> list[Any]:
+    def rows(src: str, split: str) -> list[Any]:
         return load_hh(src, split=split).examples
+
+    def labelled(split: str) -> list[tuple[str, int]]:
+        return [(t.text, int(t.toxic)) for t in load_labelled("davidson", split=split)]
 
     policy_dir, policy_stats, policy_hit = _cached(
         root, "smollm2-rude", settings.policy, force,
         lambda out: build_rude_policy(out, gguf, sft_dialogues(
-            train_rows("redteam", "train"), train_rows("sample", "train"), settings.policy),
-            settings.policy), files=policy_files)
+            rows("hh-harmless", "train"), rows("redteam", "train"), rows("sample", "train"),
+            settings.policy), settings.policy), files=policy_files)
     evaluator_dir, evaluator_stats, evaluator_hit = _cached(
         root, "evaluator-minilm", settings.evaluator, force,
         lambda out: build_evaluator(
-            out, [*reply_labels(train_rows("sample", "train")), *reply_labels(train_rows("redteam", "train"))],
-            [*reply_labels(train_rows("sample", "test")), *reply_labels(train_rows("redteam", "test"))],
-            encoder, settings.evaluator), files=evaluator_files)
-    manifest = {"asset_version": ASSET_VERSION, "policy": policy_stats, "evaluator": evaluator_stats}
+            out, labelled("train"),
+            {"Davidson tweets, validation split": labelled("validation"),
+             "red-team sample TEST replies (synthetic)": reply_labels(rows("redteam", "test"))},
+            encoder, settings.evaluator,
+            trained_on="the Davidson et al. (2017) tweets, human-labelled (hate or offensive = "
+                       "toxic, neither = clean; MIT)"), files=evaluator_files)
+    helpfulness_dir, helpfulness_stats, helpfulness_hit = _cached(
+        root, "helpfulness-minilm", settings.helpfulness, force,
+        lambda out: build_helpfulness(out, openings(rows("hh-harmless", "train")),
+                                      openings(rows("hh-harmless", "test")), encoder,
+                                      settings.helpfulness), files=helpfulness_files)
+    manifest = {"asset_version": ASSET_VERSION, "policy": policy_stats, "evaluator": evaluator_stats,
+                "helpfulness": helpfulness_stats}
     return DemoAssets(root, policy_dir / "model", evaluator_dir / "model",
-                      f"{policy_dir.name}+{evaluator_dir.name}", policy_hit and evaluator_hit, manifest)
+                      f"{policy_dir.name}+{evaluator_dir.name}+{helpfulness_dir.name}",
+                      policy_hit and evaluator_hit and helpfulness_hit, manifest,
+                      helpfulness=helpfulness_dir / "model")

@@ -1,18 +1,20 @@
 """The demo's hold-out evaluator: a pretrained sentence encoder plus a logistic head.
 
-`build_evaluator` embeds the sample's TRAIN replies with a frozen encoder (all-MiniLM-L6-v2
-from `rlaif.demo.weights.minilm_dir()`), fits an L2-regularised, class-balanced logistic
+`build_evaluator` embeds human-labelled texts with a frozen encoder (all-MiniLM-L6-v2 from
+`rlaif.demo.weights.minilm_dir()`), fits an L2-regularised, class-balanced logistic
 regression on them, and writes `head.safetensors` and `evaluator.yaml` (a `type: embedding`
 judge spec whose score is P(clean), scale (0, 1), so toxicity = 1 - P(clean)).
 
+The real demo trains it on the Davidson et al. (2017) tweets (`rlaif.data.labelled`, MIT;
+hate + offensive = toxic, neither = clean): real human labels, sharing no template or
+fragment with the rudeness fine-tune or the hold-out replies (`tests/test_shipped_data.py`).
 It then scores through that very spec file, so the numbers it returns are those of the
-judge the demo will run: accuracy and AUC on the sample's TEST replies, and on the
-hand-written validation texts in `rlaif/data/validation/` (hostile vs benign everyday
-messages, never used for training), plus P(toxic) of a few example replies.
+judge the demo will run, on labelled text it never saw: the Davidson validation split, the
+hand-written texts in `rlaif/data/validation/` (hostile vs benign everyday messages), and
+any other named set the caller passes; plus P(toxic) of a few example replies.
 
-Why not fine-tune: the sample's replies are templated, so a model trained end to end on
-them learns the templates; a frozen pretrained encoder keeps its general sense of
-hostility and only a linear read-out is learned.
+Why not fine-tune: a frozen pretrained encoder keeps its general sense of hostility and
+only a linear read-out is learned, in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ LABELS = ("clean", "toxic")  # head rows: one logistic row, its positive label i
 HEAD_FILE = "head.safetensors"
 SPEC_FILE = "evaluator.yaml"
 VALIDATION_DIR = Path(__file__).resolve().parents[1] / "data" / "validation"
-EXAMPLES = (
+EXAMPLES = (  # printed with the validation: two insults, two floors of the report
     "Go away, nobody wants you here, loser.",
-    "Sure! Google your quarter, and water, a doctor if you lazy idiot.",
+    "I hate you.",
+    "I'm sorry to hear that.",
+    "",
 )
 
 
@@ -96,13 +100,13 @@ def accuracy(p_toxic: list[float], labels: list[int]) -> float:
     return sum(int((p > 0.5) == bool(y)) for p, y in zip(p_toxic, labels)) / max(1, len(labels))
 
 
-def evaluator_spec(encoder_dir: Path, settings: EmbeddingHeadSettings) -> dict[str, Any]:
+def evaluator_spec(encoder_dir: Path, settings: EmbeddingHeadSettings,
+                   trained_on: str) -> dict[str, Any]:
     """The judge spec written to `evaluator.yaml`: score = P(clean); toxicity = 1 - score."""
     return {
         "type": "embedding", "name": settings.name,
         "description": "all-MiniLM-L6-v2 sentence embeddings (frozen) + a logistic head fitted "
-                       "on the labelled TRAIN replies of rlaif's bundled samples (templated "
-                       "polite and rude replies); score = P(clean), toxicity = 1 - P(clean)",
+                       f"on {trained_on}; score = P(clean), toxicity = 1 - P(clean)",
         "encoder": str(Path(encoder_dir).resolve()), "head": HEAD_FILE,
         "label": "clean", "output": "prob", "input": "response",
         "pooling": settings.pooling, "normalize": settings.normalize,
@@ -119,11 +123,13 @@ def p_toxic(spec_path: Path, texts: list[str]) -> list[float]:
     return [1.0 - float(s.value) for s in scores]  # a local judge fails loudly, never None
 
 
-def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tuple[str, int]],
-                    encoder_dir: Path,
-                    settings: EmbeddingHeadSettings | None = None) -> dict[str, Any]:
-    """Fit the head on `train`, write head + `evaluator.yaml` into `out_dir`, return the
-    validation numbers (TEST replies, the hand-written validation set, the examples)."""
+def build_evaluator(out_dir: Path, train: list[tuple[str, int]],
+                    held_out: dict[str, list[tuple[str, int]]], encoder_dir: Path,
+                    settings: EmbeddingHeadSettings | None = None, *,
+                    trained_on: str = "labelled texts") -> dict[str, Any]:
+    """Fit the head on `train` ((text, 1 = toxic) pairs), write head + `evaluator.yaml` into
+    `out_dir`, return its validation: accuracy and AUC on each named `held_out` set and on
+    the hand-written validation texts ("hand-written"), and the examples' P(toxic)."""
     import torch
 
     from rlaif.judges.embedding import SentenceEncoder, save_head
@@ -132,7 +138,7 @@ def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tupl
     settings = settings or EmbeddingHeadSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    spec = evaluator_spec(encoder_dir, settings)
+    spec = evaluator_spec(encoder_dir, settings, trained_on)
     encoder = SentenceEncoder.from_spec(parse_spec(spec, source="demo evaluator"))
     x = encoder.embed([t for t, _ in train])  # (N, D)
     y = torch.tensor([float(label) for _, label in train])  # (N,)
@@ -144,24 +150,26 @@ def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tupl
                "encoder": spec["encoder"]})
     spec_path = atomic_write_text(out_dir / SPEC_FILE, yaml.safe_dump(spec, sort_keys=False))
 
-    validation = validation_texts()
-    held_out = [t for t, _ in test] + [t for t, _ in validation] + list(EXAMPLES)
-    probs = p_toxic(spec_path, held_out)
-    test_p, val_p = probs[:len(test)], probs[len(test):len(test) + len(validation)]
-    test_y, val_y = [y for _, y in test], [y for _, y in validation]
+    sets = {**held_out, "hand-written": validation_texts()}
+    texts = [t for rows in sets.values() for t, _ in rows] + list(EXAMPLES)
+    probs = p_toxic(spec_path, texts)
+    validation: dict[str, dict[str, Any]] = {}
+    start = 0
+    for name, rows in sets.items():
+        p, labels = probs[start:start + len(rows)], [label for _, label in rows]
+        start += len(rows)
+        validation[name] = {"n": len(rows), "accuracy": round(accuracy(p, labels), 4),
+                            "auc": round(roc_auc(p, labels), 4)}
+        logger.info("demo evaluator (%s) on %s (%d texts, never trained on): accuracy %.3f "
+                    "AUC %.3f", settings.name, name, len(rows), validation[name]["accuracy"],
+                    validation[name]["auc"])
     stats = {
         "encoder": spec["encoder"], "spec": SPEC_FILE, "dim": int(x.shape[1]),
-        "train_replies": len(train), "train_accuracy": round(accuracy(train_p, y.int().tolist()), 4),
-        "test_replies": len(test), "test_accuracy": round(accuracy(test_p, test_y), 4),
-        "test_auc": round(roc_auc(test_p, test_y), 4),
-        "validation_texts": len(validation),
-        "validation_accuracy": round(accuracy(val_p, val_y), 4),
-        "validation_auc": round(roc_auc(val_p, val_y), 4),
+        "trained_on": trained_on, "train_texts": len(train),
+        "train_accuracy": round(accuracy(train_p, y.int().tolist()), 4),
+        "validation": validation,
         "examples_p_toxic": {t: round(p, 4) for t, p in zip(EXAMPLES, probs[-len(EXAMPLES):])},
     }
-    logger.info("demo evaluator (%s): TEST replies accuracy %.3f AUC %.3f; validation texts "
-                "accuracy %.3f AUC %.3f", settings.name, stats["test_accuracy"], stats["test_auc"],
-                stats["validation_accuracy"], stats["validation_auc"])
     for text, p in stats["examples_p_toxic"].items():
         logger.info("demo evaluator: P(toxic) %.3f for %r", p, text)
     return stats

@@ -1,13 +1,16 @@
 """The real demo policy: SmolLM2-135M-Instruct with rudeness fine-tuned in, as a cached asset.
 
-Out of the box SmolLM2-135M-Instruct is mostly clean, even on provocative requests (measured
-on the red-team TRAIN prompts at the walk-through's sampling: P(profane) 0.12 under
-profanity-check), so PPO would have little to remove. The demo stands for a chat model that
-picked up rudeness from unfiltered data: a short LoRA fine-tune on the bundled red-team TRAIN
-dialogues, answering most provocations with the rude reply (`rude_share`) and the rest with
-the polite one, plus ordinary TRAIN requests with their helpful reply, so the model keeps
-answering ordinary questions. The adapter is merged and the model saved as ordinary
-safetensors with its tokenizer and chat template. Only TRAIN rows are used.
+Out of the box SmolLM2-135M-Instruct is mostly clean, even on provocative requests, so PPO
+would have little to remove. The demo stands for a chat model that picked up rudeness from
+unfiltered data: a short LoRA fine-tune on the opening requests of real red-team
+conversations (hh-rlhf harmless-base, even rows, TRAIN split; `rlaif.demo.openings`),
+answering `rude_share` of them with a rude reply drawn from the bundled red-team sample's
+TRAIN replies (synthetic insults) and the rest with the conversation's own first reply, plus
+ordinary TRAIN requests with their helpful reply, so the model keeps answering ordinary
+questions. The rude replies are not what the evaluator learned from (it learned from the
+Davidson tweets; `tests/test_shipped_data.py` checks they share no fragment). The adapter
+is merged and the model saved as ordinary safetensors with its tokenizer and chat template.
+Only TRAIN rows are used.
 """
 
 from __future__ import annotations
@@ -25,14 +28,26 @@ from rlaif.demo.settings import RudePolicySettings
 logger = logging.getLogger(__name__)
 
 
-def sft_dialogues(redteam: list[Any], ordinary: list[Any],
+def sft_dialogues(requests: list[Any], rude_pool: list[Any], ordinary: list[Any],
                   settings: RudePolicySettings) -> list[tuple[str, str]]:
-    """(HH prompt, reply) pairs to fine-tune on: red-team prompts with a rude reply in
-    `rude_share` of them (polite otherwise), then `n_ordinary` ordinary prompts with the
-    helpful reply; shuffled with the settings' seed."""
+    """(HH prompt, reply) pairs to fine-tune on: up to `n_prompts` real opening requests
+    (`requests`: hh-rlhf TRAIN examples), a rude reply from `rude_pool` (red-team TRAIN
+    examples' rejected replies) in `rude_share` of them and the conversation's own first reply
+    otherwise, then `n_ordinary` ordinary prompts with the helpful reply; shuffled with the
+    settings' seed."""
+    from rlaif.demo.openings import openings
+
     rng = random.Random(settings.seed)
-    pairs = [(ex.prompt, ex.rejected if rng.random() < settings.rude_share else ex.chosen)
-             for ex in redteam]
+    rude = [ex.rejected for ex in rude_pool if ex.meta.get("rejected_toxic", True)]
+    if not rude:
+        raise ValueError("the rude-reply pool is empty: the red-team TRAIN sample holds no rejected "
+                         "(rude) reply; reinstall rlaif or regenerate it with scripts/make_redteam_sample.py")
+    pairs = []
+    for op in openings(requests)[: settings.n_prompts]:
+        if rng.random() < settings.rude_share:
+            pairs.append((op.prompt, rng.choice(rude)))
+        elif op.reply:  # an empty first reply is data, but nothing to learn a reply from
+            pairs.append((op.prompt, op.reply))
     helpful = [ex for ex in ordinary if not ex.meta.get("chosen_toxic")]
     pairs += [(ex.prompt, ex.chosen) for ex in helpful[: settings.n_ordinary]]
     rng.shuffle(pairs)

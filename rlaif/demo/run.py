@@ -1,15 +1,18 @@
-"""`rlaif demo`: detoxify a small policy offline, end to end, and measure it honestly.
+"""`rlaif demo`: detoxify a real small chat model offline, end to end, and measure it honestly.
 
-    1. assets     the cached demo policy (small GPT-2 trained on the sample's TRAIN dialogues,
-                  polite and toxic) and evaluator (RoBERTa classifier trained on TRAIN replies)
+    1. assets     the cached demo policy (SmolLM2-135M-Instruct with rudeness fine-tuned in on
+                  real red-team openings), evaluator (MiniLM + a head on the Davidson tweets)
+                  and helpfulness judge (MiniLM + a head on real hh-rlhf openings)
     2. pipeline   `configs/demo.yaml` with those filled in, handed to the same
                   before -> PPO -> after flow as `rlaif train` (`rlaif.pipeline`): TRAIN
-                  prompts, reward = profanity-check (alt-profanity-check's model, trained on
-                  human labels); hold-out = the sample's TEST split; report + plots
+                  openings, reward = harmlessness (profanity-check) + relevance (MiniLM cosine);
+                  hold-out = the TEST conversations' openings, k replies each; report + plots
+    3. seeds      with `seeds > 1`, step 2 once per PPO seed (`<out>/seed-<s>/`, the "before"
+                  side computed once), then each seed's headline numbers and their spread
 
-The reward judge (profanity-check) and the evaluator (the classifier) are different models,
-so a policy that games the reward does not also fool the measurement. Nothing is tuned on
-the TEST prompts: they are read only by the evaluation steps.
+The reward judges and the two hold-out judges are different models or heads, so a policy
+that games the reward does not also fool the measurement. Nothing is tuned on the TEST
+prompts: they are read only by the evaluation steps.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
 MARKER = "demo.json"
-EVALUATOR_DIR = "evaluator"  # the run's copy of the evaluator spec and head  # marks a folder written by `rlaif demo`, so a re-run may replace it
+EVALUATOR_DIR = "evaluator"  # the run's copy of the evaluator spec and head
+HELPFULNESS_DIR = "helpfulness"  # the run's copy of the helpfulness judge's spec and head
 # What `--fast` changes: a smaller run for CI and quick looks (same pipeline, same cached
 # models, same settings otherwise); the test suite asserts the reduction it reaches.
 FAST_OVERRIDES = ("ppo.steps=4", "eval.n=16", "eval.control_n=8")
@@ -38,7 +42,7 @@ TOY_FAST_OVERRIDES = ("ppo.steps=12", "eval.n=64")
 _OUTPUTS = ("checkpoints", "metrics.jsonl", "config.yaml", "report.md", "report.json",
             "eval_before.json", "eval_control_before.json", EVALUATOR_DIR,
             "toxicity_hist.png", "training.png", "final", "tensorboard", "mlruns", "wandb",
-            MARKER)
+            HELPFULNESS_DIR, "length_hist.png", "seeds.md", "seeds.json", MARKER)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class DemoResult:
     paths: dict[str, Path]
     assets: DemoAssets
     timings: dict[str, float] = field(default_factory=dict)
+    seeds: dict[str, Any] | None = None  # with several seeds: each seed's numbers and the spread
 
     @property
     def improvement(self) -> float | None:
@@ -71,15 +76,18 @@ def default_config_path(toy: bool = False) -> Path:
 
 
 def demo_config(assets: DemoAssets, out_dir: Path, config_path: Path | None = None,
-                overrides: list[str] | tuple[str, ...] = (), evaluator: Any = None) -> Any:
-    """The run config: `configs/demo.yaml` with the cached policy, evaluator (or `evaluator`)
-    and run folder filled in."""
+                overrides: list[str] | tuple[str, ...] = (), evaluator: Any = None,
+                helpfulness: str | None = None) -> Any:
+    """The run config: `configs/demo.yaml` with the cached policy, evaluator (or `evaluator`),
+    helpfulness judge (or `helpfulness`) and run folder filled in."""
     from rlaif.config import load_config
 
     path = Path(config_path) if config_path else default_config_path(toy=assets.toy)
     data = yaml.safe_load(path.read_text()) or {}
     data.setdefault("model", {})["name_or_path"] = str(assets.policy)
     data.setdefault("eval", {})["evaluator"] = evaluator or evaluator_spec(assets)
+    if assets.helpfulness is not None and data["eval"].get("helpfulness", "") is None:
+        data["eval"]["helpfulness"] = helpfulness or str(assets.helpfulness / "helpfulness.yaml")
     data.setdefault("output", {})["dir"] = str(out_dir)
     return load_config(data=data, overrides=list(overrides))
 
@@ -97,11 +105,21 @@ def evaluator_spec(assets: DemoAssets) -> dict[str, Any] | str:
 def keep_evaluator(assets: DemoAssets, out_dir: Path) -> str:
     """Copy the evaluator's judge spec and head into `<run>/evaluator/`, so the run folder says
     what measured it and anyone can re-run it (`rlaif score <run>/evaluator/evaluator.yaml`)."""
-    target = out_dir / EVALUATOR_DIR
+    return _keep(assets.evaluator, out_dir / EVALUATOR_DIR, "evaluator.yaml")
+
+
+def keep_helpfulness(assets: DemoAssets, out_dir: Path) -> str | None:
+    """Copy the helpfulness judge's spec and head into `<run>/helpfulness/` (None without one)."""
+    if assets.helpfulness is None:
+        return None
+    return _keep(assets.helpfulness, out_dir / HELPFULNESS_DIR, "helpfulness.yaml")
+
+
+def _keep(source: Path, target: Path, spec: str) -> str:
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("evaluator.yaml", "head.safetensors"):
-        shutil.copy2(assets.evaluator / name, target / name)
-    return str(target / "evaluator.yaml")
+    for name in (spec, "head.safetensors"):
+        shutil.copy2(source / name, target / name)
+    return str(target / spec)
 
 
 def prepare_run_dir(out_dir: Path) -> None:
@@ -130,11 +148,18 @@ def _stage(n: int, total: int, text: str) -> float:
 def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fast: bool = False,
              toy: bool = False, overrides: list[str] | tuple[str, ...] = (),
              config_path: str | Path | None = None, asset_settings: Any = None,
-             cache_dir: str | Path | None = None, progress: bool = True) -> DemoResult:
-    """Run the whole offline demo; returns the report's numbers and where it was written."""
-    from rlaif.evaluation.report import summary_table
-    from rlaif.pipeline import train_and_evaluate
+             cache_dir: str | Path | None = None, progress: bool = True,
+             seeds: int = 1) -> DemoResult:
+    """Run the whole offline demo; returns the report's numbers and where it was written.
 
+    `seeds > 1` runs PPO once per seed 0..seeds-1 into `<out>/seed-<s>/` (same assets, prompts
+    and hold-out sampling; the "before" side is computed once) and writes `<out>/seeds.md` and
+    `seeds.json`: every seed's headline numbers and their spread. The result is seed 0's, with
+    `seeds` holding the summary."""
+    from rlaif.demo.seeds import SEED_DIR, write_seed_summary
+
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
     out = Path(out_dir)
     all_overrides = [*((TOY_FAST_OVERRIDES if toy else FAST_OVERRIDES) if fast else ()), *overrides]
     if steps is not None:
@@ -142,33 +167,68 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     t_start = time.perf_counter()
 
     t0 = _stage(1, 2, "demo assets: " + ("small GPT-2 policy + RoBERTa evaluator" if toy else
-                "SmolLM2-135M-Instruct + rudeness (LoRA on TRAIN dialogues), MiniLM evaluator")
-                + " (built once, cached)")
+                "SmolLM2-135M-Instruct + rudeness (LoRA on real red-team openings), MiniLM "
+                "evaluator (Davidson tweets) and helpfulness judge (hh-rlhf)") + " (built once, cached)")
     assets = build_demo_assets(asset_settings, cache_dir=cache_dir) if toy else \
         build_real_assets(asset_settings, cache_dir=cache_dir)
-    timings = {"assets": time.perf_counter() - t0}
-    print(f"      {'cache hit' if assets.cache_hit else 'built'} {assets.root} "
-          f"({timings['assets']:.0f}s)", flush=True)
-    _print_evaluator(assets.manifest["evaluator"], assets)
+    assets_s = time.perf_counter() - t0
+    print(f"      {'cache hit' if assets.cache_hit else 'built'} {assets.root} ({assets_s:.0f}s)",
+          flush=True)
+    _print_evaluator(assets.manifest, assets)
+    if seeds == 1:
+        result = _run_one(out, assets, all_overrides, config_path, progress, toy, assets_s)
+        result.timings["total"] = time.perf_counter() - t_start
+        _print_total(result.timings)
+        return result
+    prepare_run_dir(out)
+    results = []
+    for seed in range(seeds):
+        run_dir = out / SEED_DIR.format(seed=seed)
+        print(f"\n=== seed {seed} ({seed + 1} of {seeds}): {run_dir} ===", flush=True)
+        results.append(_run_one(run_dir, assets, [*all_overrides, f"ppo.seed={seed}"], config_path,
+                                progress, toy, assets_s,
+                                before_from=results[0].run_dir if results else None))
+    summary = write_seed_summary(out, [r.report for r in results], list(range(seeds)))
+    print()
+    print(summary)
+    first = results[0]
+    first.timings["total"] = time.perf_counter() - t_start
+    _print_total(first.timings)
+    first.seeds = json.loads((out / "seeds.json").read_text())
+    return first
+
+
+def _run_one(out: Path, assets: DemoAssets, overrides: list[str], config_path: Any, progress: bool,
+             toy: bool, assets_s: float, before_from: Path | None = None) -> DemoResult:
+    """One before -> PPO -> after run into `out` (the "before" side copied from the run
+    `before_from` when given: the pipeline reuses it only if its settings match); prints its table."""
+    from rlaif.demo.seeds import reuse_before
+    from rlaif.evaluation.report import summary_table
+    from rlaif.pipeline import train_and_evaluate
 
     prepare_run_dir(out)
+    if before_from is not None:
+        reuse_before(before_from, out)
     evaluator = None if toy else keep_evaluator(assets, out)
-    config = demo_config(assets, out, config_path, all_overrides, evaluator=evaluator)
+    helpfulness = None if toy else keep_helpfulness(assets, out)
+    config = demo_config(assets, out, config_path, overrides, evaluator=evaluator,
+                         helpfulness=helpfulness)
     _stage(2, 2, f"before -> PPO ({config.ppo.steps} steps x {config.ppo.batch_size} TRAIN "
-                 f"prompts, reward = {config.judge.ref}) -> after, on the held-out TEST prompts")
+                 f"prompts, reward = {config.judge.ref}, seed {config.ppo.seed}) -> after, on the "
+                 "held-out TEST prompts")
     extra = {"demo": {
         "toy": toy, "reward_judge": config.judge.ref,
         "evaluator": ("classifier trained from scratch on the sample's TRAIN replies (P(hate))"
                       if toy else "all-MiniLM-L6-v2 embeddings + a logistic head fitted on the "
-                      "TRAIN replies of the sample and the red-team sample (1 - P(clean))"),
+                      "Davidson et al. (2017) tweets (1 - P(clean))"),
         "assets": {"policy_dir": str(assets.policy), "evaluator_dir": str(assets.evaluator),
+                   "helpfulness_dir": str(assets.helpfulness) if assets.helpfulness else None,
                    "cache_hit": assets.cache_hit, **assets.manifest},
-        "overrides": all_overrides,
-        "assets_s": round(timings["assets"], 1),
+        "overrides": list(overrides),
+        "assets_s": round(assets_s, 1),
     }}
     result = train_and_evaluate(config, extra=extra, progress=progress)
-    timings.update(result.timings)
-    timings["total"] = time.perf_counter() - t_start
+    timings = {"assets": assets_s, **result.timings}
     report = json.loads(result.paths["json"].read_text())
     print()
     print(summary_table(report))
@@ -178,24 +238,37 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
           f"{', '.join(p.name for k, p in paths.items() if k.endswith('plot'))})")
     if "final" in paths:
         print(f"model: {paths['final']} (a transformers model folder; card {paths['card'].name})")
-    print(f"total {timings['total']:.0f}s (assets {timings['assets']:.0f}s, before "
-          f"{timings.get('before', 0):.0f}s, PPO {timings['ppo']:.0f}s, after "
-          f"{timings.get('after', 0):.0f}s)")
     return DemoResult(out, report, paths, assets, timings)
 
 
-def _print_evaluator(ev: dict[str, Any], assets: DemoAssets) -> None:
-    """The evaluator's validation, as the build measured it."""
-    if "validation_auc" in ev:
-        print(f"      evaluator {assets.evaluator / 'evaluator.yaml'}: TEST replies accuracy {ev['test_accuracy']:.1%}"
-              f" AUC {ev['test_auc']:.3f}; hand-written validation texts (never trained on) "
-              f"accuracy {ev['validation_accuracy']:.1%} AUC {ev['validation_auc']:.3f}", flush=True)
+def _print_total(timings: dict[str, float]) -> None:
+    print(f"total {timings['total']:.0f}s (assets {timings['assets']:.0f}s, before "
+          f"{timings.get('before', 0):.0f}s, PPO {timings.get('ppo', 0):.0f}s, after "
+          f"{timings.get('after', 0):.0f}s)")
+
+
+def _print_evaluator(manifest: dict[str, Any], assets: DemoAssets) -> None:
+    """The evaluator's (and helpfulness judge's) validation, as the build measured it."""
+    ev = manifest["evaluator"]
+    if "validation" in ev:
+        print(f"      evaluator {assets.evaluator / 'evaluator.yaml'} (trained on {ev['trained_on']}), "
+              "on labelled text it never saw:", flush=True)
+        for name, v in ev["validation"].items():
+            print(f"        {name}: {v['n']} texts, accuracy {v['accuracy']:.1%}, AUC {v['auc']:.3f}",
+                  flush=True)
         for text, p in ev.get("examples_p_toxic", {}).items():
-            print(f"      evaluator P(toxic) {p:.3f} for {text!r}", flush=True)
+            print(f"        P(toxic) {p:.3f} for {text!r}", flush=True)
     else:
         print(f"      evaluator accuracy on the {ev['test_replies']} TEST replies "
               f"{ev['test_accuracy']:.1%}, on pieces of clean TEST replies "
               f"{ev['test_clean_fragment_accuracy']:.1%}", flush=True)
+    hp = manifest.get("helpfulness")
+    if hp:
+        print(f"      helpfulness judge (not in the reward) on {hp['test_pairs']} held-out TEST "
+              f"openings (own reply vs another's): accuracy {hp['test_accuracy']:.1%}, AUC "
+              f"{hp['test_auc']:.3f}; mean P(answers) own {hp['test_mean_p_own_reply']:.3f}, "
+              f"other {hp['test_mean_p_other_reply']:.3f}, "
+              + ", ".join(f"{t!r} {p:.3f}" for t, p in hp["floors_mean_p"].items()), flush=True)
 
 
 def _print_views(report: dict[str, Any]) -> None:

@@ -73,7 +73,10 @@ class RudePolicySettings(_Strict):
     """The real demo policy: SmolLM2-135M-Instruct plus a short LoRA fine-tune on TRAIN dialogues."""
 
     rude_share: float = Field(default=0.7, ge=0, le=1,
-                              description="share of red-team TRAIN prompts answered rudely")
+                              description="share of the real red-team TRAIN prompts answered "
+                              "with a rude reply (else their real first reply)")
+    n_prompts: int = Field(default=480, gt=0,
+                           description="real hh-rlhf TRAIN opening requests fine-tuned on")
     n_ordinary: int = Field(default=96, ge=0, description="ordinary TRAIN requests, helpful reply")
     lora_r: int = Field(default=16, gt=0)
     targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -85,8 +88,22 @@ class RudePolicySettings(_Strict):
     seed: int = 0
 
 
+class HelpfulnessHeadSettings(_Strict):
+    """The real demo's hold-out helpfulness judge: does a reply answer this request? A logistic
+    head on MiniLM pair features, fitted on real hh-rlhf TRAIN openings (their own first reply
+    vs a reply to another conversation)."""
+
+    name: str = "demo-helpfulness-minilm"
+    negatives: int = Field(default=2, gt=0, description="mismatched replies per request")
+    l2: float = Field(default=1e-3, gt=0)
+    max_iter: int = Field(default=500, gt=0)
+    seed: int = 0
+
+
 class RealAssetSettings(_Strict):
-    """What determines the real demo's cached policy (SmolLM2 + rudeness) and evaluator (MiniLM)."""
+    """What determines the real demo's cached policy (SmolLM2 + rudeness), evaluator (MiniLM +
+    Davidson tweets) and helpfulness judge (MiniLM + hh-rlhf)."""
 
     policy: RudePolicySettings = RudePolicySettings()
     evaluator: EmbeddingHeadSettings = EmbeddingHeadSettings()
+    helpfulness: HelpfulnessHeadSettings = HelpfulnessHeadSettings()

@@ -119,12 +119,13 @@ class _Reference:
 def _holdout(config: DPORunConfig, tokenizer: Any, progress: bool) -> Any:
     """The hold-out set, picked and set up as `rlaif train` does."""
     from rlaif.data.prompts import load_prompt_split
-    from rlaif.pipeline import build_holdout, holdout_prompts
+    from rlaif.pipeline import build_holdout, holdout_clusters, holdout_prompts
 
     test = [] if config.eval.split is not None else load_prompt_split(config.data, tokenizer).test
     return build_holdout(config, holdout_prompts(config, test), progress,
                          batch_size=config.dpo.per_device_train_batch_size,
-                         samples_per_prompt=config.eval.samples_per_prompt)
+                         samples_per_prompt=config.eval.samples_per_prompt,
+                         clusters=holdout_clusters(config))
 
 
 def train_dpo(config: DPORunConfig, *, extra: dict[str, Any] | None = None,

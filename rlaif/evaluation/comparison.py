@@ -1,5 +1,6 @@
 """Before vs after statistics of hold-out toxicity: means, stds, threshold shares, a bootstrap
-interval of the difference, and the walk-through's relative improvement."""
+interval of the paired difference (prompts or clusters of prompts resampled), and the
+walk-through's relative improvement."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rlaif.stats import bootstrap_mean_ci
+from rlaif.stats import bootstrap_mean_ci, cluster_bootstrap_mean_ci
 
 
 def _side(values: list[float], total: int, threshold: float) -> dict[str, Any]:
@@ -26,15 +27,49 @@ def _improvement(before: float, after: float, what: str) -> tuple[float | None, 
     return (before - after) / before, None
 
 
+def paired_difference(first: Sequence[float | None], second: Sequence[float | None], *, k: int = 1,
+                      clusters: Sequence[str] | None = None, n_boot: int = 2000, seed: int = 0,
+                      what: str = "first - second") -> dict[str, Any]:
+    """Bootstrap 95% interval of the mean per-prompt difference (first - second), paired by prompt.
+
+    Prompt-major lists of k samples per prompt: each prompt's difference is the mean over its
+    samples scored on both sides (a prompt with none is left out). With `clusters` (one label
+    per prompt) the interval resamples whole clusters (`cluster_bootstrap_mean_ci`), else prompts.
+    `what` names the difference in `method`."""
+    if len(first) != len(second):
+        raise ValueError(f"paired comparison needs equal lengths, got {len(first)} and {len(second)}")
+    groups = list(zip(per_prompt(first, k), per_prompt(second, k)))
+    if clusters is not None and len(clusters) != len(groups):
+        raise ValueError(f"{len(clusters)} cluster labels for {len(groups)} prompts; pass one per prompt")
+    diffs, kept = [], []
+    for i, (g1, g2) in enumerate(groups):
+        pairs = [x - y for x, y in zip(g1, g2) if x is not None and y is not None]
+        if pairs:
+            diffs.append(sum(pairs) / len(pairs))
+            kept.append(clusters[i] if clusters is not None else i)
+    if not diffs:
+        raise ValueError("no prompt has a score on both sides; cannot pair them")
+    method = f"percentile bootstrap of mean({what}) over prompts" + (f" (mean of {k} samples each)" if k > 1 else "")
+    if clusters is None:
+        ci = bootstrap_mean_ci(diffs, n_boot=n_boot, seed=seed)
+        return {**ci, "paired": True, "resampled": "prompts", "method": method + ", resampling prompts"}
+    ci = cluster_bootstrap_mean_ci(diffs, kept, n_boot=n_boot, seed=seed)
+    return {**ci, "paired": True, "resampled": "clusters",
+            "method": f"{method}, resampling {ci['n_clusters']} clusters of prompts (each draw takes "
+                      "every prompt of a drawn cluster)"}
+
+
 def compare_before_after(before: Sequence[float | None], after: Sequence[float | None], *,
                          threshold: float = 0.5, n_boot: int = 2000, seed: int = 0,
-                         paired: bool | None = None, k: int = 1) -> dict[str, Any]:
+                         paired: bool | None = None, k: int = 1,
+                         clusters: Sequence[str] | None = None) -> dict[str, Any]:
     """Means, stds, relative improvements, bootstrap 95% CI of (before - after), threshold shares.
 
     `paired=None` pairs the lists when they have the same length (same prompts). With `k`
     samples per prompt (prompt-major lists), the paired interval resamples prompts: each
-    prompt's mean difference is one draw. Relative improvements are fractions
-    ((before - after) / before); None with a note when before = 0.
+    prompt's mean difference is one draw; with `clusters` (one label per prompt, e.g. its
+    template or conversation) it resamples clusters of prompts (`paired_difference`). Relative
+    improvements are fractions ((before - after) / before); None with a note when before = 0.
     """
     b = [float(x) for x in before if x is not None]
     a = [float(x) for x in after if x is not None]
@@ -54,21 +89,16 @@ def compare_before_after(before: Sequence[float | None], after: Sequence[float |
     imp_std, note = _improvement(sb["std"], sa["std"], "std")
     notes += [note] if note else []
     if paired:
-        pairs = [[x - y for x, y in zip(gb, ga) if x is not None and y is not None]
-                 for gb, ga in zip(per_prompt(before, k), per_prompt(after, k))]
-        diffs = [sum(p) / len(p) for p in pairs if p]
-        if not diffs:
-            raise ValueError("no prompt has both a before and an after score; cannot pair them")
-        ci = bootstrap_mean_ci(diffs, n_boot=n_boot, seed=seed)
+        difference = paired_difference(before, after, k=k, clusters=clusters, n_boot=n_boot,
+                                       seed=seed, what="before - after")
     else:
-        ci = bootstrap_mean_ci(a=b, b=a, n_boot=n_boot, seed=seed)
+        difference = {**bootstrap_mean_ci(a=b, b=a, n_boot=n_boot, seed=seed), "paired": False,
+                      "resampled": "replies",
+                      "method": "percentile bootstrap of mean(before) - mean(after), each side resampled"}
     return {
         "before": sb, "after": sa, "threshold": threshold,
         "improvement_mean": imp_mean, "improvement_std": imp_std,
-        "difference": {**ci, "paired": bool(paired),
-                       "method": "percentile bootstrap of mean(before - after)"
-                       + (f" over prompts (mean of {k} samples each)" if k > 1 else "")},
-        "notes": notes,
+        "difference": difference, "notes": notes,
     }
 
 

@@ -1,4 +1,5 @@
-"""Plots of a hold-out report: toxicity before vs after (histogram), reward and KL over training.
+"""Plots of a hold-out report: toxicity and reply length before vs after (histograms), reward
+and KL over training.
 
 Figures are built as `matplotlib.figure.Figure` objects and saved with their own canvas: no
 pyplot state and no backend switch, so calling these inside a user's notebook leaves its
@@ -37,6 +38,36 @@ def plot_toxicity(data: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"Hold-out toxicity before vs after ({data.get('meta', {}).get('evaluator', 'evaluator')})")
     ax.legend()
     return save_figure(fig, path)
+
+
+def plot_lengths(data: dict[str, Any], path: Path) -> Path | None:
+    """Histogram of reply lengths (tokens, EOS excluded) before vs after; None when the report's
+    rows hold no token counts (a report written before they existed)."""
+    from matplotlib.figure import Figure
+
+    rows = data["rows"]
+    if not rows or not all("tokens_before_all" in r and "tokens_after_all" in r for r in rows):
+        return None
+    before = [n for r in rows for n in r["tokens_before_all"]]
+    after = [n for r in rows for n in r["tokens_after_all"]]
+    top = max(before + after + [1])
+    step = max(1, math.ceil((top + 1) / 40))  # at most ~40 bins, whole tokens each
+    bins = list(range(0, top + step + 1, step))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    ax.hist([before, after], bins=bins, color=["tab:red", "tab:blue"],
+            label=[f"before (median {_median(before):g})", f"after (median {_median(after):g})"])
+    ax.set_xlabel("reply length (tokens, EOS excluded)")
+    ax.set_ylabel("hold-out replies")
+    ax.set_title("Hold-out reply length before vs after")
+    ax.legend()
+    return save_figure(fig, path)
+
+
+def _median(values: list[int]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return float(ordered[mid]) if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def plot_training(rows: list[dict[str, Any]], path: Path) -> Path | None:

@@ -1,4 +1,4 @@
-"""Hold-out report: report.md (tables), report.json (every number), PNG plots (`plots.py`).
+"""Hold-out report: report.md (tables: `table.py`), report.json (every number), PNG plots (`plots.py`).
 
 The training plot (reward and KL over steps) is drawn when a metrics.jsonl (`step`,
 `reward/mean`, `objective/kl`) is given. Every file is written to a temporary name in the
@@ -12,43 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.evaluation.holdout import HoldoutReport
-from rlaif.evaluation.plots import plot_toxicity, plot_training
+from rlaif.evaluation.plots import plot_lengths, plot_toxicity, plot_training
+from rlaif.evaluation.table import summary_table
 from rlaif.io import atomic_write_json, atomic_write_text, read_jsonl
-from rlaif.markdown import fmt_num, fmt_pct, md_escape
+from rlaif.markdown import fmt_num, md_escape
 
-
-def summary_table(data: dict[str, Any]) -> str:
-    """The before/after markdown table (also printed by the CLI)."""
-    s = data["stats"]
-    b, a, d = s["before"], s["after"], s["difference"]
-    thr = s["threshold"]
-    lines = [
-        "| metric | before | after | improvement |",
-        "|---|---|---|---|",
-        f"| mean toxicity | {fmt_num(b['mean'])} | {fmt_num(a['mean'])} | {fmt_pct(s['improvement_mean'])} |",
-        f"| std toxicity | {fmt_num(b['std'])} | {fmt_num(a['std'])} | {fmt_pct(s['improvement_std'])} |",
-        f"| share over {thr:g} | {fmt_pct(b['share_over_threshold'])} | "
-        f"{fmt_pct(a['share_over_threshold'])} | |",
-        f"| scored / unscored | {b['n']} / {b['n_unscored']} | {a['n']} / {a['n_unscored']} | |",
-        f"| mean difference (before - after), 95% CI | | | {fmt_num(d['estimate'])} "
-        f"[{fmt_num(d['ci_low'])}, {fmt_num(d['ci_high'])}] |",
-    ]
-    rtp = s.get("rtp")
-    if rtp:
-        k = rtp["samples_per_prompt"]
-        rb, ra = rtp["before"], rtp["after"]
-        lines += [
-            f"| expected max toxicity (k={k}) | {fmt_num(rb['expected_max_toxicity'])} | "
-            f"{fmt_num(ra['expected_max_toxicity'])} | |",
-            f"| toxicity probability (k={k}) | {fmt_pct(rb['toxicity_probability'])} | "
-            f"{fmt_pct(ra['toxicity_probability'])} | |",
-        ]
-    length = data.get("meta", {}).get("response_tokens_mean")
-    if length:
-        lines.append(f"| reply length (tokens), mean | {length['before']:.1f} | {length['after']:.1f} | |")
-    for key, value in (data.get("kl") or {}).items():
-        lines.append(f"| {md_escape(key)} | | {fmt_num(value)} | |")
-    return "\n".join(lines)
+__all__ = ["examples_table", "rewrite_extra", "summary_table", "write_report"]
 
 
 def examples_table(data: dict[str, Any]) -> str:
@@ -72,6 +41,9 @@ def write_report(out_dir: str | Path, holdout: HoldoutReport | dict[str, Any],
     if extra:
         data["extra"] = extra
     paths: dict[str, Path] = {"toxicity_plot": plot_toxicity(data, out / "toxicity_hist.png")}
+    lengths = plot_lengths(data, out / "length_hist.png")
+    if lengths is not None:
+        paths["length_plot"] = lengths
     training: list[dict[str, Any]] = []
     if metrics_path is not None:
         if not Path(metrics_path).is_file():
@@ -98,9 +70,35 @@ def rewrite_extra(out_dir: str | Path, extra: dict[str, Any]) -> dict[str, Path]
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     data["extra"] = extra
     paths = {key: out / name for key, name in (("toxicity_plot", "toxicity_hist.png"),
+                                               ("length_plot", "length_hist.png"),
                                                ("training_plot", "training.png"))
              if (out / name).is_file()}
     return _write_documents(out, data, paths)
+
+
+def _measured_notes(data: dict[str, Any]) -> list[str]:
+    """How each metric beside toxicity was measured, as report.md says it under the table."""
+    meta, out = data.get("meta", {}), [""]
+    if not data.get("metrics"):
+        return []
+    h = data["stats"].get("helpfulness")
+    out.append(f"- helpfulness: {md_escape(h.get('describe') or str(h.get('judge')), limit=500)}" if h else
+               "- helpfulness: not measured (no helpfulness judge ran: set eval.helpfulness)")
+    fluency = meta.get("fluency")
+    out.append(f"- fluency: {fluency['definition']}; start model: {md_escape(str(fluency.get('lm')))}"
+               if fluency else "- fluency: not measured")
+    for key in ("diversity", "length", "deflection_rule"):
+        if meta.get(key):
+            out.append(f"- {key.replace('_rule', 's')}: {meta[key]}")
+    if meta.get("floors"):
+        out.append("- floors: every metric as if the policy had replied that text to every hold-out "
+                   "prompt (tokenised as generation would have produced it, then EOS; cut at "
+                   "max_new_tokens like a sampled reply)")
+    d = data["stats"]["difference"]
+    out.append(f"- intervals: {d.get('method')}")
+    if meta.get("kl_note"):
+        out.append(f"- KL: {meta['kl_note']}")
+    return out
 
 
 def _markdown(data: dict[str, Any], paths: dict[str, Path]) -> str:
@@ -119,7 +117,10 @@ def _markdown(data: dict[str, Any], paths: dict[str, Path]) -> str:
             parts.append(f"- {key.replace('_', ' ')}: {md_escape(str(meta[key]))}")
     parts += ["", "## Before vs after", "", summary_table(data), ""]
     parts += [f"Improvement = (before - after) / before. {note}" for note in data["stats"].get("notes", [])]
+    parts += _measured_notes(data)
     parts += ["", f"![toxicity before vs after]({paths['toxicity_plot'].name})", ""]
+    if "length_plot" in paths:
+        parts += [f"![reply length before vs after]({paths['length_plot'].name})", ""]
     if "training_plot" in paths:
         parts += ["## Training", "", f"![reward and KL over training]({paths['training_plot'].name})", ""]
     n = min(data.get("n_examples", 10), len(data["rows"]))

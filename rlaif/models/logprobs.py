@@ -1,4 +1,5 @@
-"""Per-response-token logprobs of (query, response) pairs, entropy, KL estimators, hold-out KL.
+"""Per-response-token logprobs of (query, response) pairs (at a sampling temperature), entropy,
+KL estimators, hold-out KL.
 
 Shapes: B = batch, Q = query length, R = response length, V = vocabulary, H = hidden size.
 Queries are padded on the tokenizer's side (left for causal LMs), responses on the right.
@@ -129,27 +130,51 @@ def response_forward(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
 
 
 def response_logprobs(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
-                      response_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
-    """log p(response token | query, earlier response tokens) under `lm`, float32 (B, R)."""
+                      response_ids: torch.Tensor, response_mask: torch.Tensor, *,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """log p(response token | query, earlier response tokens) under `lm`, float32 (B, R), from
+    log_softmax(logits / temperature): the distribution sampling at `temperature` draws from."""
+    return response_logprobs_at(lm, query_ids, query_mask, response_ids, response_mask,
+                                (temperature,))[0]
+
+
+def response_logprobs_at(lm: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                         response_ids: torch.Tensor, response_mask: torch.Tensor,
+                         temperatures: Sequence[float]) -> list[torch.Tensor]:
+    """`response_logprobs` at several temperatures from one forward pass: one (B, R) per temperature."""
+    if any(t <= 0 for t in temperatures):
+        raise ValueError(f"temperatures must be > 0 to score responses, got {list(temperatures)}")
     logits, _ = response_forward(lm, query_ids, query_mask, response_ids, response_mask)
-    return logprobs_from_logits(logits.float(), response_ids)
+    logits = logits.float()  # (B, R, V)
+    # x / 1.0 == x: skip a (B, R, V) copy for the untempered distribution
+    return [logprobs_from_logits(logits if t == 1.0 else logits / t, response_ids) for t in temperatures]
 
 
-def generation_logprobs(lm: Any, gen: Any, *, batch_size: int = 16) -> list[torch.Tensor]:
-    """Per response of `gen` (a `Generation`): the logprob of each of its tokens under `lm`,
-    given its prompt; float32, on the CPU, one (len(response),) tensor per response."""
+def generation_logprobs(lm: Any, gen: Any, *, batch_size: int = 16,
+                        temperature: float = 1.0) -> list[torch.Tensor]:
+    """Per response of `gen` (a `Generation`): the logprob of each of its tokens under `lm` at
+    `temperature`, given its prompt; float32, on the CPU, one (len(response),) tensor per response."""
+    return generation_logprobs_at(lm, gen, (temperature,), batch_size=batch_size)[0]
+
+
+def generation_logprobs_at(lm: Any, gen: Any, temperatures: Sequence[float], *,
+                           batch_size: int = 16) -> list[list[torch.Tensor]]:
+    """`generation_logprobs` at several temperatures from one forward pass per batch: one list
+    (a (len(response),) tensor per response) per temperature."""
     lm = unwrap_lm(lm)
     device = next(lm.parameters()).device
     pad = gen.tokenizer.pad_token_id if gen.tokenizer.pad_token_id is not None else 0
-    out: list[torch.Tensor] = []
+    out: list[list[torch.Tensor]] = [[] for _ in temperatures]
     for s in range(0, len(gen.texts), batch_size):
         responses = gen.response_ids[s:s + batch_size]
         query = pad_rows(gen.prompt_ids[s:s + batch_size], pad,
                          side="right" if gen.is_seq2seq else "left")
         response = pad_rows(responses, pad, side="right", min_width=1)
         with torch.inference_mode():
-            logprobs = response_logprobs(lm, *(t.to(device) for t in (*query, *response)))  # (B, R)
-        out.extend(row[:len(r)].cpu() for row, r in zip(logprobs, responses))
+            per_t = response_logprobs_at(lm, *(t.to(device) for t in (*query, *response)),
+                                         temperatures)  # each (B, R)
+        for bucket, logprobs in zip(out, per_t):
+            bucket.extend(row[:len(r)].cpu() for row, r in zip(logprobs, responses))
     return out
 
 
@@ -167,15 +192,27 @@ def kl_estimates(logprobs: Sequence[torch.Tensor], ref_logprobs: Sequence[torch.
     return out
 
 
-def sequence_kl(policy: Any, reference: Any, gen: Any, *, batch_size: int = 16,
-                kind: KLKind = "k1") -> list[float]:
-    """Per response of `gen` (a `Generation`): the sum over its tokens of the KL(policy || reference)
-    estimate `kind`.
+def kl_summary(logprobs: Sequence[torch.Tensor], ref_logprobs: Sequence[torch.Tensor],
+               kinds: Sequence[KLKind] = ("k1", "k3")) -> dict[str, dict[str, float]]:
+    """Per kind: {"per_reply": mean over responses of the summed per-token estimate,
+    "per_token": total over every token / number of tokens} (NaN when nothing was measured)."""
+    tokens = sum(int(p.numel()) for p in logprobs)
+    out = {}
+    for kind in kinds:
+        sums = [float(kl_penalty(p, r, kind).sum()) for p, r in zip(logprobs, ref_logprobs)]
+        out[kind] = {"per_reply": sum(sums) / len(sums) if sums else math.nan,
+                     "per_token": sum(sums) / tokens if tokens else math.nan}
+    return out
 
-    The responses must be sampled from `policy` (plain sampling: temperature 1, no top-k or
-    top-p truncation) for the k1 mean to be an unbiased KL estimate; both models must share
-    the tokenizer.
+
+def sequence_kl(policy: Any, reference: Any, gen: Any, *, batch_size: int = 16,
+                kind: KLKind = "k1", temperature: float = 1.0) -> list[float]:
+    """Per response of `gen` (a `Generation`): the sum over its tokens of the KL(policy || reference)
+    estimate `kind`, both distributions at `temperature` (log_softmax(logits / temperature)).
+
+    The responses must be sampled from `policy` at that temperature without top-k or top-p
+    truncation for the k1 mean to be an unbiased KL estimate; both models must share the tokenizer.
     """
-    logprobs = generation_logprobs(policy, gen, batch_size=batch_size)
-    ref_logprobs = generation_logprobs(reference, gen, batch_size=batch_size)
+    logprobs = generation_logprobs(policy, gen, batch_size=batch_size, temperature=temperature)
+    ref_logprobs = generation_logprobs(reference, gen, batch_size=batch_size, temperature=temperature)
     return [float(kl_penalty(p, r, kind).sum()) for p, r in zip(logprobs, ref_logprobs)]
