@@ -140,7 +140,7 @@ def test_real_demo_at_reduced_size(tmp_path: Path) -> None:
     report = result.report
     stats = report["stats"]
     for side in ("before", "after"):
-        assert stats[side]["n"] == 4 and math.isfinite(stats[side]["mean"])
+        assert stats[side]["n"] == 4 * 4 and math.isfinite(stats[side]["mean"])  # 4 prompts x k=4
         assert 0 <= stats["rtp"][side]["expected_max_toxicity"] <= 1
     # the training row + hold-out k1 and k3, per reply and per token
     assert all(math.isfinite(v) for v in report["kl"].values()) and len(report["kl"]) == 5

@@ -65,7 +65,10 @@ class EmbeddingHeadSettings(_Strict):
     normalize: bool = True
     max_length: int = Field(default=256, gt=8, description="tokens; sentence-transformers' 256")
     batch_size: int = Field(default=64, gt=0)
-    l2: float = Field(default=1e-3, gt=0, description="penalty l2/2 * |w|^2 on the mean loss")
+    # Chosen on the Davidson validation split (never on hold-out prompts or the hand-written
+    # texts): of l2 in 1e-2, 1e-3, 1e-4, 1e-5 (AUC 0.937, 0.952, 0.962, 0.964) the most
+    # regularised within 0.005 of the best AUC, so the head does not learn tweet style.
+    l2: float = Field(default=1e-4, gt=0, description="penalty l2/2 * |w|^2 on the mean loss")
     max_iter: int = Field(default=500, gt=0, description="L-BFGS iterations")
 
 
