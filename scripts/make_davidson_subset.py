@@ -28,11 +28,13 @@ import hashlib
 import io
 import json
 import random
-import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from source_file import read_source as read_source_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "rlaif" / "data" / "labelled"
@@ -52,18 +54,10 @@ CITATION = ("Thomas Davidson, Dana Warmsley, Michael Macy and Ingmar Weber. 2017
 
 
 def read_source(path: Path) -> bytes:
-    """The bytes of labeled_data.csv from the file, a working-tree clone or a bare git clone."""
-    if path.is_file():
-        return path.read_bytes()
-    if (path / SOURCE_FILE).is_file():
-        return (path / SOURCE_FILE).read_bytes()
-    if path.is_dir():
-        done = subprocess.run(["git", "-C", str(path), "show", f"HEAD:{SOURCE_FILE}"],
-                              capture_output=True)
-        if done.returncode == 0:
-            return done.stdout
-    sys.exit(f"{path}: neither {SOURCE_FILE} nor a clone of {SOURCE_URL} holding it. Fix: "
-             f"`git clone {SOURCE_URL}` and pass the clone or its {SOURCE_FILE}")
+    """The bytes of the source file from the file, a working-tree clone or a bare git clone."""
+    return read_source_file(path, SOURCE_FILE, SOURCE_URL,
+                            f"`git clone {SOURCE_URL}` "
+                            f"and pass the clone or its {SOURCE_FILE}")
 
 
 def parse(data: bytes) -> list[dict]:

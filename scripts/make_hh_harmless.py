@@ -27,10 +27,12 @@ import argparse
 import gzip
 import hashlib
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from source_file import read_source as read_source_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
@@ -62,19 +64,10 @@ def split_of(key: str) -> str:
 
 
 def read_source(path: Path) -> bytes:
-    """The bytes of test.jsonl.gz from the file, a working-tree clone or a bare git clone."""
-    if path.is_file():
-        return path.read_bytes()
-    if (path / SOURCE_FILE).is_file():
-        return (path / SOURCE_FILE).read_bytes()
-    if path.is_dir():
-        done = subprocess.run(["git", "-C", str(path), "show", f"HEAD:{SOURCE_FILE}"],
-                              capture_output=True)
-        if done.returncode == 0:
-            return done.stdout
-    sys.exit(f"{path}: neither the file {SOURCE_FILE} nor a clone of {SOURCE_URL} holding it. "
-             f"Fix: pass the downloaded file, e.g. `git clone {SOURCE_URL}` then "
-             f"`python {Path(__file__).name} hh-rlhf/{SOURCE_FILE}`")
+    """The bytes of the source file from the file, a working-tree clone or a bare git clone."""
+    return read_source_file(path, SOURCE_FILE, SOURCE_URL,
+                            f"pass the downloaded file, e.g. `git clone {SOURCE_URL}` then "
+                            f"`python {Path(__file__).name} hh-rlhf/{SOURCE_FILE}`")
 
 
 def even_rows(data: bytes) -> list[tuple[int, dict]]:
