@@ -174,3 +174,12 @@ def test_rewrite_extra_replaces_the_extra_block_and_leaves_the_plots(tmp_path):
     md = paths["md"].read_text()
     assert '"total": 2.5' in md and "](toxicity_hist.png)" in md and "](training.png)" in md
     assert {k: first[k].stat().st_mtime_ns for k in plots} == plots
+
+
+def test_reward_view_row_says_what_it_measures() -> None:
+    """A classifier reward's view is a toxicity; any other judge's is its shortfall, not a toxicity."""
+    from rlaif.evaluation.table import reward_view_kind
+
+    assert reward_view_kind({"toxicity": "roberta-hate: P(hate) from the classifier's softmax"}) == "toxicity"
+    assert reward_view_kind({"toxicity": "demo-reward: (1.0 - score) / (1.0 - -1.0), higher score = "
+                                         "less toxic"}) == "shortfall (high - reward) / (high - low)"

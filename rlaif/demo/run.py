@@ -214,8 +214,9 @@ def _run_one(out: Path, assets: DemoAssets, overrides: list[str], config_path: A
     config = demo_config(assets, out, config_path, overrides, evaluator=evaluator,
                          helpfulness=helpfulness)
     _stage(2, 2, f"before -> PPO ({config.ppo.steps} steps x {config.ppo.batch_size} TRAIN "
-                 f"prompts, reward = {config.judge.ref}, seed {config.ppo.seed}) -> after, on the "
-                 "held-out TEST prompts")
+                 f"prompts, reward = {config.judge.ref}, seed {config.ppo.seed}) -> after, on "
+                 + (f"the held-out {config.eval.split.upper()} prompts" if config.eval.split else
+                    f"{config.data.test_size} prompts held out of the TRAIN split"))
     extra = {"demo": {
         "toy": toy, "reward_judge": config.judge.ref,
         "evaluator": ("classifier trained from scratch on the sample's TRAIN replies (P(hate))"
@@ -276,7 +277,10 @@ def _print_views(report: dict[str, Any]) -> None:
     extra = report.get("extra", {})
     view = extra.get("reward_judge")
     if view:
-        print(f"\nreward judge ({view['judge']}) toxicity: before {_fmt(view['toxicity_mean_before'])}, "
+        from rlaif.evaluation.table import reward_view_kind
+
+        print(f"\nreward judge ({view['judge']}) {reward_view_kind(view)}: before "
+              f"{_fmt(view['toxicity_mean_before'])}, "
               f"after {_fmt(view['toxicity_mean_after'])} (the evaluator is a different model)")
     control = extra.get("control")
     if control:

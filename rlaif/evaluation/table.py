@@ -102,7 +102,7 @@ def summary_table(data: dict[str, Any]) -> str:
     view = (data.get("extra") or {}).get("reward_judge")
     if view:
         by_floor = view.get("floors") or {}
-        row(f"reward judge ({md_escape(str(view.get('judge')))}) toxicity, mean",
+        row(f"reward judge ({md_escape(str(view.get('judge')))}) {reward_view_kind(view)}, mean",
             fmt_num(view.get("toxicity_mean_before")), fmt_num(view.get("toxicity_mean_after")),
             _diff(view.get("toxicity_mean_before"), view.get("toxicity_mean_after")),
             floor_row(lambda f: by_floor.get(f["text"]), fmt_num))
@@ -147,3 +147,10 @@ def _quality_rows(mb: dict[str, Any], ma: dict[str, Any], row: Any, floor_row: A
     row("perplexity under the start model (untempered, EOS included)", fmt_num(pb, ".2f"),
         fmt_num(pa, ".2f"), _diff(pb, pa, "+.2f"),
         floor_row(lambda f: _get(f, "perplexity", "value"), lambda x: fmt_num(x, ".2f")))
+
+
+def reward_view_kind(view: dict[str, Any]) -> str:
+    """What the reward judge's view measures: a classifier's toxicity, or for any other judge
+    its shortfall (high - reward) / (high - low), which is not a toxicity (an ensemble's
+    relevance member counts in it too)."""
+    return "toxicity" if "P(" in str(view.get("toxicity", "")) else "shortfall (high - reward) / (high - low)"
