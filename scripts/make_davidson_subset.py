@@ -34,7 +34,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from source_file import read_source as read_source_file  # noqa: E402
+from source_file import checked_source  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 OUT_DIR = REPO / "rlaif" / "data" / "labelled"
@@ -53,11 +53,7 @@ CITATION = ("Thomas Davidson, Dana Warmsley, Michael Macy and Ingmar Weber. 2017
             "International AAAI Conference on Web and Social Media (ICWSM '17), pp. 512-515.")
 
 
-def read_source(path: Path) -> bytes:
-    """The bytes of the source file from the file, a working-tree clone or a bare git clone."""
-    return read_source_file(path, SOURCE_FILE, SOURCE_URL,
-                            f"`git clone {SOURCE_URL}` "
-                            f"and pass the clone or its {SOURCE_FILE}")
+SOURCE_FIX = f"`git clone {SOURCE_URL}` and pass the clone or its {SOURCE_FILE}"
 
 
 def parse(data: bytes) -> list[dict]:
@@ -100,13 +96,8 @@ def main() -> None:
                         help=f"{SOURCE_FILE} or a clone of {SOURCE_URL}")
     args = parser.parse_args()
     start = time.perf_counter()
-    data = read_source(args.path.expanduser())
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SOURCE_SHA256:
-        sys.exit(f"{args.path}: sha256 {digest} is not the expected {SOURCE_SHA256} of "
-                 f"{SOURCE_URL} {SOURCE_FILE}. Fix: take the file from that repository again; if "
-                 "upstream changed it on purpose, review it, then update SOURCE_SHA256 and "
-                 "SOURCE_ROWS here and rebuild")
+    data, digest = checked_source(args.path.expanduser(), SOURCE_FILE, SOURCE_URL, SOURCE_SHA256,
+                                  SOURCE_FIX, "take the file from that repository again.")
     rows = parse(data)
     chosen = select(rows)
     splits = {"train": [r for r in chosen if split_of(r["row"]) == "train"],

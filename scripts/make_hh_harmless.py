@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from source_file import read_source as read_source_file  # noqa: E402
+from source_file import checked_source  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO)]
@@ -63,11 +63,8 @@ def split_of(key: str) -> str:
     return "test" if bucket % 100 < TEST_PERCENT else "train"
 
 
-def read_source(path: Path) -> bytes:
-    """The bytes of the source file from the file, a working-tree clone or a bare git clone."""
-    return read_source_file(path, SOURCE_FILE, SOURCE_URL,
-                            f"pass the downloaded file, e.g. `git clone {SOURCE_URL}` then "
-                            f"`python {Path(__file__).name} hh-rlhf/{SOURCE_FILE}`")
+SOURCE_FIX = (f"pass the downloaded file, e.g. `git clone {SOURCE_URL}` then "
+              f"`python {Path(__file__).name} hh-rlhf/{SOURCE_FILE}`")
 
 
 def even_rows(data: bytes) -> list[tuple[int, dict]]:
@@ -94,14 +91,10 @@ def main() -> None:
     parser.add_argument("path", type=Path, help=f"{SOURCE_FILE} or a clone of {SOURCE_URL}")
     args = parser.parse_args()
     start = time.perf_counter()
-    data = read_source(args.path.expanduser())
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != SOURCE_SHA256:
-        sys.exit(f"{args.path}: sha256 {digest} is not the expected {SOURCE_SHA256} of "
-                 f"{SOURCE_URL} {SOURCE_FILE}. Fix: download the file again from that repository "
-                 "(it is a Git LFS file: `git lfs pull` in a clone, or take it from the "
-                 "hub). If upstream changed it on purpose, review the new rows, then update "
-                 "SOURCE_SHA256 and SOURCE_ROWS here and rebuild")
+    data, digest = checked_source(
+        args.path.expanduser(), SOURCE_FILE, SOURCE_URL, SOURCE_SHA256, SOURCE_FIX,
+        "download the file again from that repository (it is a Git LFS file: `git lfs pull` in "
+        "a clone, or take it from the hub).")
     splits = build(data)
     manifest: dict = {
         "name": "hh-harmless",

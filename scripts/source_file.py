@@ -23,3 +23,18 @@ def read_source(path: Path, source_file: str, source_url: str, fix: str) -> byte
             return done.stdout
     sys.exit(f"{path}: neither the file {source_file} nor a clone of {source_url} holding it. "
              f"Fix: {fix}")
+
+
+def checked_source(path: Path, source_file: str, source_url: str, sha256: str, fix: str,
+                   download_fix: str) -> tuple[bytes, str]:
+    """(bytes, sha256) of the source file (`read_source`), exiting when the sha256 is not the
+    expected one: `download_fix` says how to take the file again."""
+    import hashlib
+
+    data = read_source(path, source_file, source_url, fix)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        sys.exit(f"{path}: sha256 {digest} is not the expected {sha256} of {source_url} "
+                 f"{source_file}. Fix: {download_fix} If upstream changed it on purpose, review "
+                 "the new rows, then update SOURCE_SHA256 and SOURCE_ROWS here and rebuild")
+    return data, digest
