@@ -148,6 +148,20 @@ class LinearHead:
     labels: tuple[str, ...]
     meta: dict[str, str] = field(default_factory=dict)
 
+    def label_index(self, label: str | int, judge: str, where: str) -> int:
+        """The row of `label` (a head label or an index); JudgeError naming the spec field and
+        the labels of the head file `where` otherwise."""
+        names = ", ".join(self.labels)
+        if isinstance(label, int):
+            if not 0 <= label < len(self.labels):
+                raise JudgeError(f"judge {judge!r} (spec field `label`): index {label} is out "
+                                 f"of range for head labels {names}; use 0..{len(self.labels) - 1}")
+            return label
+        if label not in self.labels:
+            raise JudgeError(f"judge {judge!r} (spec field `label`): {label!r} is not a label "
+                             f"of head {where}: {names}. Use one of those or an index.")
+        return self.labels.index(label)
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C) logits of (N, D) vectors."""
         return x.float() @ self.weight.T + self.bias
@@ -231,7 +245,7 @@ class EmbeddingJudge(LocalModelJudge):
         self.scale = Scale(*(spec.scale or DEFAULT_SCALES[spec.output]))
         self.head = load_head(Path(spec.head).expanduser(), self.name)
         self._check_head_meta()
-        self._index = self._resolve_label()
+        self._index = self.head.label_index(self.spec.label, self.name, self.spec.head)
         self.encoder = SentenceEncoder.from_spec(spec)
 
     def _check_head_meta(self) -> None:
@@ -242,19 +256,6 @@ class EmbeddingJudge(LocalModelJudge):
                     f"judge {self.name!r}: head {spec.head} was fitted on vectors made with "
                     f"{key}={meta[key]}, but the spec sets {key}: {value}; set {key}: "
                     f"{meta[key]} in the spec (or refit the head)")
-
-    def _resolve_label(self) -> int:
-        label, labels = self.spec.label, self.head.labels
-        names = ", ".join(labels)
-        if isinstance(label, int):
-            if not 0 <= label < len(labels):
-                raise JudgeError(f"judge {self.name!r} (spec field `label`): index {label} is out "
-                                 f"of range for head labels {names}; use 0..{len(labels) - 1}")
-            return label
-        if label not in labels:
-            raise JudgeError(f"judge {self.name!r} (spec field `label`): {label!r} is not a label "
-                             f"of head {self.spec.head}: {names}. Use one of those or an index.")
-        return labels.index(label)
 
     def _score_sync(self, samples: Sequence[Sample]) -> list[Score]:
         texts, pairs = sample_texts(samples, self.spec.input)

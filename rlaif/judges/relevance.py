@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 from rlaif.data.hh import ASSISTANT_MARKER, HHFormatError, parse_transcript
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.embedding import SentenceEncoder, load_head
+from rlaif.judges.embedding import LinearHead, SentenceEncoder, load_head
 from rlaif.judges.local_model import LocalModelJudge
 from rlaif.judges.spec import RelevanceSpec
 
@@ -123,24 +123,15 @@ class RelevanceJudge(LocalModelJudge):
         self.head = load_head(Path(spec.head).expanduser(), self.name) if spec.head else None
         default = HEAD_SCALES[spec.output] if self.head is not None else DEFAULT_SCALE
         self.scale = Scale(*(spec.scale or default))
-        self._index = self._resolve_label() if self.head is not None else None
+        self._index = self._resolve_label(self.head) if self.head is not None else None
         self.encoder = SentenceEncoder.from_spec(spec)
 
-    def _resolve_label(self) -> int:
-        head = self.head
-        if head is None:
-            raise JudgeError(f"judge {self.name!r}: no head to take a label from")
-        label, labels = self.spec.label, head.labels
+    def _resolve_label(self, head: LinearHead) -> int:
         if head.meta.get("features", PAIR_FEATURES) != PAIR_FEATURES:
             raise JudgeError(f"judge {self.name!r}: head {self.spec.head} was fitted on "
                              f"{head.meta['features']!r} features, this judge makes "
                              f"{PAIR_FEATURES!r}; refit the head (rlaif.demo.helpfulness)")
-        if isinstance(label, int) and 0 <= label < len(labels):
-            return label
-        if isinstance(label, str) and label in labels:
-            return labels.index(label)
-        raise JudgeError(f"judge {self.name!r} (spec field `label`): {label!r} is not a label or "
-                         f"index of head {self.spec.head}: {', '.join(labels)}")
+        return head.label_index(self.spec.label, self.name, str(self.spec.head))
 
     def _score_sync(self, samples: Sequence[Sample]) -> list[Score]:
         import torch
