@@ -5,7 +5,7 @@ rendered through the chat template by rlaif), batch, minibatch, sampling and res
 as the TRL sides. The reward is either the shared seeded reward model (a classifier judge on
 prompt + response, its single logit) or a named judge (`--judge profanity-check`).
 
-Timing comes from the trainer's own step metrics (time/generate, time/judge, time/update).
+Timing comes from the trainer's own step metrics (time/generate, time/reward, and the rest of the step).
 For the MFU figure, `_update` (the PPO epochs only, not the rollout forwards) is timed on
 every step, and on the first (warm-up) step its floating-point operations are counted with
 `torch.utils.flop_counter.FlopCounterMode` (every matmul and attention kernel the forward and
@@ -91,7 +91,7 @@ def main() -> None:
 
     baseline = rss_mb()
     prompts = json.loads(Path(args.prompts).read_text())
-    trainer = PPOTrainer(run_config(args, tempfile.mkdtemp(prefix="peers-rlaif-")), prompts,
+    trainer = PPOTrainer.build(run_config(args, tempfile.mkdtemp(prefix="peers-rlaif-")), prompts,
                          judge=build_judge(args))
     update_times: list[float] = []
     flops: dict[str, float] = {}
@@ -122,8 +122,8 @@ def main() -> None:
         sync()
         seconds = time.perf_counter() - t0
         tokens = round(m["response/length"] * args.batch)
-        emit({"step": seconds, "generate": m["time/generate"], "reward": m["time/judge"],
-              "update": seconds - m["time/generate"] - m["time/judge"], "samples": args.batch,
+        emit({"step": seconds, "generate": m["time/generate"], "reward": m["time/reward"],
+              "update": seconds - m["time/generate"] - m["time/reward"], "samples": args.batch,
               "tokens": tokens, "reward_mean": m["reward/mean"], "kl": m["objective/kl"],
               "ppo_update": update_times[-1] if update_times else None, "flops": dict(flops),
               "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})

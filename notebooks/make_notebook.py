@@ -118,7 +118,7 @@ pd.DataFrame(judge_scores, index=texts)"""),
 ## 6. Before -> PPO -> after
 
 One call runs the whole walk-through, the same flow as `rlaif train` and `rlaif demo`
-(`rlaif.pipeline`): the start policy answers the held-out TEST prompts and the evaluator
+(`rlaif.runs.lifecycle`): the start policy answers the held-out TEST prompts and the evaluator
 scores them; PPO trains on the TRAIN prompts (batched generation, per-token KL penalty to the
 reference, GAE, clipped losses; metrics per step in `metrics.jsonl`, checkpoints in
 `checkpoints/`); then the trained policy answers the same prompts with the same seed and
@@ -132,12 +132,12 @@ a classifier, `(high - score) / (high - low)` for any other judge."""),
 import json
 
 from rlaif.config import load_config
-from rlaif.pipeline import train_and_evaluate
+from rlaif.runs.lifecycle import train_ppo
 
 config = load_config(CONFIG, overrides=[
     *setup.ppo_overrides, "eval.enabled=true", "eval.split=test", f"eval.n={N_EVAL}",
     f"eval.evaluator={json.dumps(setup.evaluator)}"])
-run = train_and_evaluate(config, progress=False)
+run = train_ppo(config, progress=False)
 result = run.train
 pd.DataFrame(result.history)[["step", "reward/mean", "objective/kl", "objective/entropy", "time/step"]]"""),
     ("md", "## 7. Before / after on the hold-out set"),
@@ -158,7 +158,7 @@ How well does each judge agree with the human preference in HH (chosen better th
 rejected), and with each other? Preference accuracy counts ties apart; the Spearman matrix
 compares the judges' rankings."""),
     ("code", """\
-from rlaif.compare import compare_judges
+from rlaif.workbench.judge_comparison import compare_judges
 
 comparison = compare_judges(judges, test.examples[:N_COMPARE])
 display(Markdown(comparison.table()))

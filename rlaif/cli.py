@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 VERBS = ("demo", "train", "evaluate", "score", "compare", "judges", "export", "label", "dpo",
-         "compare-runs")
+         "compare-runs", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in VERBS:
-        try:
-            module = importlib.import_module(f"rlaif.commands.{verb.replace('-', '_')}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"rlaif.commands.{verb.replace('-', '_')}":
-                raise
-            continue  # verb not built yet
+        module = importlib.import_module(f"rlaif.commands.{verb.replace('-', '_')}")
         p = sub.add_parser(verb, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         p.set_defaults(_module=module)
@@ -41,7 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args, extra = parser.parse_known_args(list(argv) if argv is not None else None)
+    if extra:  # KEY=VALUE overrides given after an option (`--out DIR ppo.steps=4`) still count
+        if isinstance(getattr(args, "overrides", None), list) and all(
+                "=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

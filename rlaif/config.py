@@ -8,10 +8,13 @@
     eval:       hold-out evaluation settings (carried for `rlaif.evaluation`)
     output:     run folder, checkpoint and log cadence
     accelerate: device, mixed precision, DeepSpeed config passthrough
+    resume, overwrite, allow_changes: an output folder that already holds a run is continued
+                (resume), started over (overwrite), or continued with changed settings
 
-Every model forbids unknown keys; `load_config` reports an unknown key by its dotted name with
-the valid keys beside it (`rlaif.config_loading`, shared with `rlaif dpo`'s config). Cross-field
-rules raise ValueError with the value, the rule and a fix.
+Every model forbids unknown keys and infinite or NaN numbers (`ConfigSection`); `load_config`
+reports an unknown key by its dotted name with the valid keys beside it (`rlaif.config_loading`,
+shared with `rlaif dpo`'s config), and a key given twice in the YAML file. Cross-field rules
+raise ValueError with the value, the rule and a fix.
 """
 
 from __future__ import annotations
@@ -20,28 +23,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from rlaif.config_loading import (
+    ConfigSection,
     config_relative_path,
     read_config_mapping,
     validate_config,
 )
 from rlaif.io import atomic_write_text
+from rlaif.runs.folder import CONFIG_FILE
 from rlaif.secrets import redact_mapping
 
-CONFIG_FILENAME = "config.yaml"
+# The run-folder settings every trainer's config has (RunConfig, rlaif.dpo.config.DPORunConfig).
+RESUME_HELP = "true: the run folder's latest checkpoint; or a checkpoint path"
+ALLOW_CHANGES_HELP = ("resume even though settings that change the math differ from the run's "
+                      "config.yaml (recorded in config_changes.jsonl)")
+OVERWRITE_HELP = "start over in an output folder that already holds a run (its files are replaced)"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = ConfigSection
 
 
-class LoraSettings(BaseModel):
+class LoraSettings(ConfigSection):
     """LoRA adapter settings (peft `LoraConfig`); `target_modules` None = default per architecture
-    (`rlaif.ppo.lora.default_lora_targets`)."""
-
-    model_config = ConfigDict(extra="forbid")
+    (`rlaif.models.lora.default_lora_targets`)."""
 
     r: int = Field(16, gt=0)
     alpha: float = Field(32, gt=0)
@@ -288,12 +294,9 @@ class RunConfig(_Section):
     eval: EvalConfig = EvalConfig()
     output: OutputConfig = OutputConfig()
     accelerate: AccelerateConfig = AccelerateConfig()
-    resume: bool | str = Field(
-        default=False, description="true: the run folder's latest checkpoint; or a checkpoint path"
-    )
-    allow_changes: bool = Field(
-        default=False, description="resume even though settings that change the math differ from "
-        "the run's config.yaml (recorded in config_changes.jsonl)")
+    resume: bool | str = Field(default=False, description=RESUME_HELP)
+    overwrite: bool = Field(default=False, description=OVERWRITE_HELP)
+    allow_changes: bool = Field(default=False, description=ALLOW_CHANGES_HELP)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -334,4 +337,4 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 def save_config(config: RunConfig, run_dir: str | Path) -> Path:
     """Write the config used to `<run_dir>/config.yaml` (atomically, secrets redacted)."""
     text = yaml.safe_dump(redact_mapping(config.model_dump(mode="json")), sort_keys=False)
-    return atomic_write_text(Path(run_dir) / CONFIG_FILENAME, text)
+    return atomic_write_text(Path(run_dir) / CONFIG_FILE, text)

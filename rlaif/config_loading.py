@@ -1,7 +1,10 @@
 """Loading any run config (`rlaif train`'s RunConfig, `rlaif dpo`'s DPORunConfig) from YAML:
 
+    ConfigSection                                 the base of every config section: unknown keys
+                                                  and non-finite numbers (.inf, .nan) refused
     read_config_mapping(path | data, overrides)   the YAML file (or a copy of `data`) as a dict,
-                                                  `a.b=c` overrides applied
+                                                  `a.b=c` overrides applied; a key given twice
+                                                  in the file is refused (rlaif.io.read_yaml)
     validate_config(data, Model, source)          unknown keys by dotted name, then pydantic
                                                   validation with every error on its own line
 
@@ -17,12 +20,25 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from rlaif.io import read_yaml
 from rlaif.overrides import apply_override
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# What a rejected infinity or NaN is told: no setting means "unbounded" or "undefined".
+_NOT_FINITE = ("must be a finite number: .inf / .nan (or 'inf' / 'nan') would turn every step's "
+               "numbers into inf or NaN; give an ordinary number")
+# Union members pydantic names in an error's location (`test_size: float | int` -> test_size.float).
+_UNION_MEMBER = re.compile(r"^(float|int|str|bool|none|list\[.*\]|dict\[.*\]|function-\w+\[.*\])$")
+
+
+class ConfigSection(BaseModel):
+    """The base of every run-config section: unknown keys are refused, assignments are
+    validated, and no float or int setting accepts infinity or NaN."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def read_config_mapping(path: str | Path | None, overrides: list[str] | None,
@@ -35,10 +51,7 @@ def read_config_mapping(path: str | Path | None, overrides: list[str] | None,
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{what} {path} does not exist; {example}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from None
+        loaded = read_yaml(path, what=what) or {}
         source = str(path)
     else:
         loaded, source = copy.deepcopy(data or {}), "<config>"
@@ -106,11 +119,16 @@ def validate_config(data: dict[str, Any], model: type[ModelT], source: str = "<d
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        lines = []
+        errors: dict[str, list[str]] = {}  # dotted key -> its lines
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"  {loc or '(config)'}: {msg} (got {_short(err.get('input'))})")
+            loc = ".".join(str(p) for p in err["loc"] if not _UNION_MEMBER.match(str(p)))
+            msg = _NOT_FINITE if err["type"] == "finite_number" else err["msg"].removeprefix("Value error, ")
+            line = f"  {loc or '(config)'}: {msg} (got {_short(err.get('input'))})"
+            if err["type"] == "finite_number":  # what a union's other members say adds nothing
+                errors[loc] = [line]
+            elif _NOT_FINITE not in "".join(errors.get(loc, [])) and line not in errors.get(loc, []):
+                errors.setdefault(loc, []).append(line)
+        lines = [line for key_lines in errors.values() for line in key_lines]
         raise ValueError(f"{source}: invalid {what}\n" + "\n".join(lines)) from None
 
 

@@ -1,8 +1,10 @@
-"""Files a run writes and reads: atomic writes (text, JSON, JSONL, whole folders) and JSONL reading.
+"""Files a run writes and reads: atomic writes (text, JSON, JSONL, whole folders), JSONL and
+YAML reading.
 
 Every writer goes through a temporary name in the target's own folder and an `os.replace`, so
 a crash or a full disk never leaves a half-written file where a reader expects a whole one.
-Readers name the file and line of anything they cannot parse.
+Readers name the file and line of anything they cannot parse; the YAML reader also refuses a
+key given twice in one mapping (plain YAML keeps the last silently, dropping a whole section).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
+
+import yaml
 
 
 def _umask() -> int:
@@ -73,7 +77,9 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
 def atomic_write_dir(final: str | Path, build: Callable[[Path], Any]) -> Any:
     """Fill a temporary folder beside `final` with `build(tmp)`, then swap it into place.
 
-    An existing `final` is replaced only once the new one is complete; returns what `build` did."""
+    An existing `final` is replaced only once the new one is complete; returns what `build` did.
+    Its files get the permissions of an ordinary write (0644 under umask 022), whatever the
+    writer chose (transformers writes model.safetensors 0600)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
@@ -81,6 +87,9 @@ def atomic_write_dir(final: str | Path, build: Callable[[Path], Any]) -> Any:
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         result = build(tmp)
+        for path in tmp.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                os.chmod(path, 0o666 & ~_umask())
         if old.exists():
             shutil.rmtree(old)
         if final.exists():
@@ -187,3 +196,52 @@ def iter_jsonl(path: str | Path, *, objects_only: bool = True) -> Iterator[tuple
 def read_jsonl(path: str | Path, *, objects_only: bool = True) -> list[Any]:
     """All values of a JSONL file (see `iter_jsonl` for the errors)."""
     return [value for _, value in iter_jsonl(path, objects_only=objects_only)]
+
+
+def read_yaml(path: str | Path, *, what: str = "YAML file") -> Any:
+    """The YAML document in `path` (None when empty). ValueError naming the file for text that is
+    not UTF-8, not YAML, or a mapping that gives one key twice (both lines named)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: the {what} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+                         "save it as UTF-8") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(node, path, what)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: Path, what: str, prefix: str = "",
+                           seen_nodes: set[int] | None = None) -> None:
+    """Walk a composed YAML tree; the first mapping key seen twice raises ValueError."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:  # an alias of a node already checked (or a recursive one)
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, path, what, f"{prefix}{i}.", seen_nodes)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in seen:
+                raise ValueError(
+                    f"{path}: key '{prefix}{key}' is given twice in the {what}, at line "
+                    f"{seen[key]} and at line {line}; YAML would keep only the second (silently "
+                    "dropping the first): merge them into one")
+            seen[key] = line
+            _refuse_duplicate_keys(value_node, path, what, f"{prefix}{key}.", seen_nodes)
+        else:
+            _refuse_duplicate_keys(value_node, path, what, prefix, seen_nodes)

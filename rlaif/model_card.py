@@ -10,7 +10,11 @@ Every number in the card is read from those files; a section whose file is missi
 was not measured. Trainers other than PPO (DPO) reuse both: the trainer is the config's
 section (`ppo:` or `dpo:`), and its settings are listed as they are. A DPO card names the
 judge that labelled the pairs (`preferences.reward_judge`, else the label summary in
-report.json `extra.labels` or `<labels>.meta.json`) in place of a reward judge.
+`<labels>.meta.json` or report.json `extra.labels`) in place of a reward judge.
+
+The card holds no secret (`rlaif.secrets`: by key name, by value, by shape) and no absolute
+local path: paths are shown relative to the run folder, as a hub id, or by their last part
+(`rlaif.local_paths`).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 
 import yaml
 
-from rlaif.evaluation.report import summary_table
-from rlaif.io import read_jsonl
+from rlaif.evaluation.report import read_report, summary_table
+from rlaif.io import read_jsonl, read_yaml
+from rlaif.local_paths import publishable
 from rlaif.markdown import md_escape
+from rlaif.runs.folder import RunFolder
 from rlaif.secrets import redact_mapping, redact_text
 
 TRAINERS = ("dpo", "ppo")  # config sections naming the trainer, checked in this order
@@ -35,7 +41,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the model card is built from a run folder's "
                                 "config.yaml; pass the run folder (output.dir)")
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return read_yaml(path, what="run config") or {}
 
 
 def model_source(ref: str | None) -> str:
@@ -81,12 +87,13 @@ def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dic
     `step`: the card of an earlier checkpoint: metrics through that step, and no hold-out
     result (the run measured its last step only)."""
     run = Path(run_dir)
-    config = redact_mapping(_read_yaml(run / "config.yaml"))
+    folder = RunFolder(run)
+    config = redact_mapping(_read_yaml(folder.config))
     trainer = next((name for name in TRAINERS if isinstance(config.get(name), dict)), "ppo")
     model, output = config.get("model") or {}, config.get("output") or {}
     judge_cfg = dict(config.get("judge") or {})
-    report = json.loads((run / "report.json").read_text()) if (run / "report.json").is_file() else None
-    metrics = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+    report = read_report(folder.report_json)
+    metrics = read_jsonl(folder.metrics) if folder.metrics.is_file() else []
     earlier = step is not None and bool(metrics) and metrics[-1].get("step") != step
     if earlier:
         metrics = [m for m in metrics if (m.get("step") or 0) <= step]
@@ -128,17 +135,20 @@ def card_record_from_run(run_dir: str | Path, *, step: int | None = None) -> dic
         # `rlaif demo` records how it built its start policy (base weights, fine-tune steps).
         built = ((extra.get("demo") or {}).get("assets") or {}).get("policy")
         record["start_policy_built"] = built if isinstance(built, dict) else None
-    return record
+    return publishable(record, run)
 
 
 def _labelling_judge(preferences: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:
     """The judge that labelled a DPO run's preference pairs: `preferences.reward_judge`, else
-    what the labelling recorded (report.json `extra.labels`, or `<labels>.meta.json`)."""
-    labels = ((report or {}).get("extra") or {}).get("labels")
+    what the labelling recorded (`<labels>.meta.json`, or report.json `extra.labels`, whose
+    paths are shortened for publishing and may no longer name the judge's file)."""
+    labels = None
     path = preferences.get("path")
-    if not isinstance(labels, dict) and isinstance(path, str):
-        meta = Path(path + ".meta.json")  # written by `rlaif label` beside its JSONL
-        labels = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else None
+    meta = Path(path + ".meta.json") if isinstance(path, str) else None  # `rlaif label` writes it
+    if meta is not None and meta.is_file():
+        labels = json.loads(meta.read_text(encoding="utf-8"))
+    if not isinstance(labels, dict):
+        labels = ((report or {}).get("extra") or {}).get("labels")
     labels = redact_mapping(labels) if isinstance(labels, dict) else {}
     ref = preferences.get("reward_judge") or labels.get("judge_ref")
     spec, error = judge_spec(ref)
@@ -153,9 +163,10 @@ def _labelling_judge(preferences: dict[str, Any], report: dict[str, Any] | None)
 
 def _is_seq2seq(run: Path) -> bool | None:
     """From the latest checkpoint's policy.json, when the run has one."""
-    from rlaif.models.layout import POLICY_DIR, POLICY_META, latest_checkpoint
+    from rlaif.models.policy_layout import POLICY_DIR, POLICY_META
+    from rlaif.runs.folder import RunFolder
 
-    latest = latest_checkpoint(run)
+    latest = RunFolder(run).latest_checkpoint()
     meta = latest / POLICY_DIR / POLICY_META if latest is not None else None
     if meta is None or not meta.is_file():
         return None

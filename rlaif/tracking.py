@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlaif.run_changes import flatten
-from rlaif.secrets import redact_mapping
+from rlaif.runs.changes import flatten
+from rlaif.secrets import redact_mapping, redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def metric_name(key: str) -> str:
 
 
 def flat_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A config as flat `a.b: value` hyper-parameters (secrets redacted; lists and None as text)."""
+    """A config as flat `a.b: value` hyper-parameters (secrets redacted by name and by value:
+    `rlaif.secrets.redact_mapping`; lists and None as text)."""
     flat = flatten(redact_mapping(dict(config)))
     return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flat.items()}
 
@@ -123,9 +124,9 @@ class Tracker:
         return (self.run_dir / MLFLOW_DIR).resolve().as_uri()
 
     def where(self) -> list[str]:
-        """One 'tracker: location' phrase per tracker."""
+        """One 'tracker: location' phrase per tracker (a tracking URI's credentials masked)."""
         places = {"tensorboard": f"tensorboard: {self.run_dir / TENSORBOARD_DIR}",
-                  "mlflow": f"mlflow: {os.environ.get('MLFLOW_TRACKING_URI') or self.mlflow_uri()}",
+                  "mlflow": f"mlflow: {redact_text(os.environ.get('MLFLOW_TRACKING_URI') or self.mlflow_uri())}",
                   "wandb": f"wandb: {self.run_dir / WANDB_DIR} (mode {os.environ.get('WANDB_MODE', 'online')})"}
         return [places[name] for name in self.names]
 

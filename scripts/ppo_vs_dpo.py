@@ -43,18 +43,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlaif.compare_runs import compare_runs
+    from rlaif.runs.comparison import compare_runs
     from rlaif.data.prompts import PromptStream, load_prompt_split
     from rlaif.demo.assets import build_real_assets
     from rlaif.demo.run import demo_config, keep_evaluator
     from rlaif.dpo.config import load_dpo_config
-    from rlaif.dpo.train import train_dpo
-    from rlaif.judges.registry import load_pairwise_judge
-    from rlaif.labeling.agreement import summary_lines
-    from rlaif.labeling.job import label_pairs
-    from rlaif.labeling.sources import policy_items
+    from rlaif.runs.lifecycle import train_dpo
+    from rlaif.workbench.agreement import summary_lines
+    from rlaif.workbench.judge_setup import JudgeChoice
+    from rlaif.workbench.label_file import label_with, open_label_journal
+    from rlaif.workbench.pairs import policy_items
     from rlaif.models.load import load_tokenizer
-    from rlaif.pipeline import train_and_evaluate
+    from rlaif.runs.lifecycle import train_ppo
 
     args = _args(argv)
     spec = yaml.safe_load(Path(args.config).read_text())
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[2/5] PPO: {ppo_config.ppo.steps} steps x {ppo_config.ppo.batch_size} prompts = {calls} "
           f"judge calls ({judge_ref})", flush=True)
     t0 = time.perf_counter()
-    train_and_evaluate(ppo_config, extra={"method": "ppo", "judge_calls": calls})
+    train_ppo(ppo_config, extra={"method": "ppo", "judge_calls": calls})
     ppo_seconds = time.perf_counter() - t0
 
     n_pairs = calls // 2
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                          batch_size=32, chat=True, system_prompt=ppo_config.data.system_prompt)
     sampling = time.perf_counter() - t0
     labels = out / "labels.jsonl"
-    with load_pairwise_judge(judge_ref) as judge:
-        result = label_pairs(judge, items, labels, meta={"judge_ref": judge_ref,
-                                                          "seconds_sampling": round(sampling, 1)})
+    choice = JudgeChoice.resolve(judge_ref)
+    result = label_with(choice, items, open_label_journal(labels, choice.owner(), existing="resume"),
+                        meta={"seconds_sampling": round(sampling, 1)})
     for line in summary_lines(result.summary):
         print(f"      {line}")
 

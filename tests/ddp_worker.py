@@ -61,7 +61,7 @@ def main(model_dir: str, out_dir: str, mode: str = "full") -> None:
     config = make_config(model_dir, out_dir, "ppo.batch_size=4", "ppo.mini_batch_size=2",
                          "ppo.steps=2", *settings)
     judge = RankJudge(acc.process_index, fail_on_call=2 if mode == "fail" and acc.process_index == 1 else None)
-    trainer = PPOTrainer(config, judge=judge, accelerator=acc, prompts=[PREAMBLE + p for p in PROMPTS] * 2)
+    trainer = PPOTrainer.build(config, judge=judge, accelerator=acc, prompts=[PREAMBLE + p for p in PROMPTS] * 2)
     result = trainer.train()
     checksum = sum(float(p.detach().double().sum()) for p in trainer.policy.trainable_parameters())
     first = tokenize_queries(trainer.tokenizer, judge.prompts[0], 64, "cpu")

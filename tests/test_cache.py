@@ -61,7 +61,7 @@ def test_miss_then_hit_skips_the_inner_judge(tmp_path):
     assert second[0].rationale == "len a" and second[0].raw == "r"
     assert second[0].usage == Usage()  # a hit costs nothing
     assert (cached.hits, cached.misses) == (3, 1)
-    assert cached.stats()["entries"] == 3
+    assert cached.stats().entries == 3
     assert cached.usage() == Usage(requests=1)  # the inner judge's usage
     assert (cached.name, cached.scale) == ("counting", Scale(0, 100))
 

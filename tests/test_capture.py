@@ -73,7 +73,7 @@ def test_each_token_needs_one_forward_call():
 def test_generate_mode_on_a_seq2seq_policy_names_the_option(tiny_models, tmp_path):
     config = make_config(tiny_models["t5"], tmp_path / "run", "ppo.rollout_logprobs=generate")
     with pytest.raises(ValueError, match="ppo.rollout_logprobs=generate cannot be used: seq2seq"):
-        PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+        PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
 
 
 def test_generate_and_forward_modes_train_alike(tiny_models, tmp_path):
@@ -81,7 +81,7 @@ def test_generate_and_forward_modes_train_alike(tiny_models, tmp_path):
     runs = {}
     for mode in ("generate", "forward"):
         config = make_config(tiny_models["gpt2"], tmp_path / mode, f"ppo.rollout_logprobs={mode}")
-        trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+        trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
         assert trainer.capture_states is (mode == "generate")
         runs[mode] = [trainer.step(PROMPTS) for _ in range(3)]
     assert runs["forward"][0]["objective/kl"] == 0.0  # bit-exact: policy == reference at step 1

@@ -176,7 +176,7 @@ def test_generation_stops_at_the_second_eos_id(chat_gpt2: Path, tmp_path: Path) 
     # the trainer's path: every declared id is passed to generate, and cuts the response
     config = make_config(model, tmp_path / "run", "generation.min_new_tokens=0",
                          "generation.max_new_tokens=10", "generation.sampler=multinomial")
-    trainer = PPOTrainer(config, [DIALOGUE] * 4, judge=LetterJudge())
+    trainer = PPOTrainer.build(config, [DIALOGUE] * 4, judge=LetterJudge())
     assert trainer.gen_kwargs["eos_token_id"] == sorted({min(eos), seq[k]})
     torch.manual_seed(3)
     batch = sample_responses(trainer.policy, trainer.tokenizer, [DIALOGUE], gen_kwargs=trainer.gen_kwargs,
@@ -192,7 +192,7 @@ def test_ppo_step_with_chat_prompts(chat_gpt2: Path, tmp_path: Path) -> None:
                "\n\nHuman: Hello.\n\nAssistant: Hi!\n\nHuman: Be kind.\n\nAssistant:"]
     config = make_config(chat_gpt2, tmp_path / "run", "data.task=chat", "data.system_prompt=Be kind.")
     judge = LetterJudge()
-    trainer = PPOTrainer(config, prompts, judge=judge)
+    trainer = PPOTrainer.build(config, prompts, judge=judge)
     metrics = trainer.step(prompts)
     assert metrics["step"] == 1 and metrics["reward/scored"] == 4
     (samples, _), = judge.calls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -177,3 +178,20 @@ def test_truncation_is_said_once_with_the_count(tiny_models, caplog):
     warnings = [r.getMessage() for r in caplog.records if "max_length=16" in r.getMessage()]
     assert len(warnings) == 1 and "2 of 3 texts" in warnings[0]  # said once, with the count
     assert (judge.truncation.cut, judge.truncation.seen) == (4, 6)  # and counted every time
+
+
+def test_a_value_outside_the_declared_scale_is_unscored_never_used(tiny_models, direct):
+    want = direct(TEXTS)[:, 0].tolist()  # the nothate logits
+    high = sorted(want)[len(want) // 2]  # the median: the larger half lies above the scale
+    judge = _judge(tiny_models["roberta"], scale=(min(want) - 1.0, high))
+    got = judge.score([("", t) for t in TEXTS])
+    for value, score in zip(want, got):
+        if value <= high:
+            assert score.value == pytest.approx(value, abs=1e-5)
+        else:  # the error names the judge, the value and the scale
+            assert score.value is None
+            said = re.fullmatch(r"judge 'tiny': value (\S+) is outside its declared scale "
+                                r"\[(\S+), (\S+)\]; set `scale:` .*", score.error)
+            assert said is not None, score.error
+            assert [float(x) for x in said.groups()] == pytest.approx([value, min(want) - 1.0, high], abs=1e-4)
+    assert sum(s.value is None for s in got) == sum(v > high for v in want) >= 1

@@ -11,7 +11,7 @@ import pytest
 from rlaif.cli import main
 from rlaif.judges.registry import build_judge
 from rlaif.overrides import parse_overrides
-from rlaif.scoring import summarize
+from rlaif.workbench.score_file import summarize
 
 ROWS = [
     {"prompt": "Human: hi", "response": "I like you.", "id": 1},
@@ -35,6 +35,13 @@ def _write_jsonl(path, rows):
 
 def _read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _answers(partial):
+    """The answer rows of a `.partial` journal (its first line is the header)."""
+    rows = _read_jsonl(partial)
+    assert "_partial" in rows[0]
+    return rows[1:]
 
 
 def test_score_round_trip_matches_direct_judge_and_summary(spec_file, tmp_path, capsys):
@@ -182,12 +189,14 @@ def test_a_budget_stop_keeps_the_paid_rows_and_a_rerun_repeats_no_paid_request(t
         err = capsys.readouterr().err
         assert fake.requests == 7
         partial = out.with_name("out.jsonl.partial")
-        rows = [json.loads(line) for line in partial.read_text().splitlines()]
+        rows = _answers(partial)
         assert len(rows) == 7 and all(r["score"] is not None for r in rows)
-        assert f"7 finished row(s) of 20 written to {partial}" in err and "7 of 20 samples" in err
+        assert [r["row"] for r in rows] == [1, 2, 3, 4, 5, 6, 7]  # rows numbered from 1
+        assert f"7 of 20 samples (7 of 20 rows with an answer) are kept in {partial}" in err
+        assert "rows 8-8" in err and "--resume" in err
         assert not out.exists()  # the complete file exists only once every row is scored
-        # the rerun with the cache sends only the 13 requests not yet paid for
-        assert main(common) == 0
+        # the rerun sends only the 13 requests not yet paid for
+        assert main([*common, "--resume"]) == 0
         assert fake.requests == 20
     assert len(out.read_text().splitlines()) == 20
 
@@ -215,7 +224,7 @@ def test_rows_stream_to_the_partial_file_so_even_a_killed_run_keeps_them(tmp_pat
     import subprocess
     import sys
 
-    from rlaif.scoring import CHUNK
+    from rlaif.workbench.score_file import SAMPLES_PER_CALL as CHUNK
 
     (tmp_path / "dies.py").write_text(
         "import os, signal\n"
@@ -235,6 +244,6 @@ def test_rows_stream_to_the_partial_file_so_even_a_killed_run_keeps_them(tmp_pat
                            "--out", str(out)], env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == -9, proc.stderr
-    rows = _read_jsonl(out.with_name("out.jsonl.partial"))
+    rows = _answers(out.with_name("out.jsonl.partial"))
     assert [r["score"] for r in rows] == [float(i % 7) for i in range(CHUNK)]
     assert not out.exists()

@@ -1,4 +1,4 @@
-"""`rlaif compare` and `rlaif.compare`: accuracies, ties, unscored pairs and Spearman worked
+"""`rlaif compare` and `rlaif.workbench.judge_comparison`: accuracies, ties, unscored pairs and Spearman worked
 out by hand from function judges (tests/judge_fns.py) on a small HH file and the sample."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from scipy.stats import spearmanr
 
 from judge_fns import insults, politeness
 from rlaif.cli import main
-from rlaif.compare import average_ranks, spearman, split_overrides
+from rlaif.workbench.judge_setup import split_overrides
+from rlaif.workbench.preference_stats import average_ranks, spearman
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -191,7 +192,7 @@ def test_compare_judges_api_counts_usage_latency_and_keeps_a_stopped_judges_scor
     from dataclasses import dataclass
 
     from rlaif.judges.base import Judge, JudgeError, Scale, Score, Usage
-    from rlaif.compare import compare_judges
+    from rlaif.workbench.judge_comparison import compare_judges
 
     @dataclass
     class Pair:
@@ -364,9 +365,19 @@ def test_ctrl_c_keeps_the_finished_scores_in_a_partial_file(tmp_path, capsys, mo
     assert code == 130
     err = capsys.readouterr().err
     partial = out / "scores.jsonl.partial"
-    rows = [json.loads(line) for line in partial.read_text().splitlines()]
+    header, *rows = [json.loads(line) for line in partial.read_text().splitlines()]
+    assert header["_partial"]["kind"] == "compare"
     assert [(r["pair"], r["side"], r["score"]) for r in rows] == [
         (0, "chosen", float(len(PAIRS[0][0]))), (0, "rejected", float(len(PAIRS[0][1]))),
         (1, "chosen", float(len(PAIRS[1][0]))), (1, "rejected", float(len(PAIRS[1][1])))]
-    assert f"4 finished score(s) are in {partial}" in err and "--cache PATH" in err
+    assert f"4 of 12 replies judged by stops (4 answers of all judges) are kept in {partial}" in err
+    assert "the 2 answer(s) in flight were not kept" in err and "--resume" in err
     assert not (out / "scores.jsonl").exists() and not (out / "report.json").exists()
+    # --resume asks only the 8 replies without a score (the judge counts its calls: 2 more of 4)
+    import stops_at_3
+
+    assert main(["compare", str(spec), "--data", str(data), "--out", str(out), "--no-progress",
+                 "--batch-size", "4", "--resume"]) == 0
+    assert stops_at_3.calls == 5 and not partial.exists()
+    rows = [json.loads(line) for line in (out / "scores.jsonl").read_text().splitlines()]
+    assert [r["score"] for r in rows] == [float(len(t)) for pair in PAIRS for t in pair]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rlaif.cli import main
-from rlaif.compare_runs import compare_runs, read_run
+from rlaif.runs.comparison import compare_runs, read_run
 from rlaif.evaluation.comparison import compare_before_after
 from rlaif.evaluation.holdout import HoldoutReport
 from rlaif.evaluation.report import write_report

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rlaif.data.prompts import PromptStream
-from rlaif.ppo.metrics import read_metrics
+from rlaif.runs.metrics_log import read_metrics
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent

@@ -11,7 +11,6 @@ import pytest
 
 from rlaif.demo import assets as demo_assets
 from rlaif.demo.assets import asset_key
-from rlaif.demo.run import prepare_run_dir
 from rlaif.demo.settings import EvaluatorSettings, PolicySettings
 
 
@@ -35,22 +34,6 @@ def test_asset_key_follows_sample_bytes_and_settings(tmp_path: Path) -> None:
 def test_asset_key_names_a_missing_sample(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="make_hh_sample.py"):
         asset_key(PolicySettings(), [tmp_path / "hh_sample_train.jsonl"])
-
-
-def test_prepare_run_dir_replaces_only_a_previous_demo(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    prepare_run_dir(out)
-    (out / "report.md").write_text("old report")
-    (out / "checkpoints").mkdir()
-    (out / "notes.txt").write_text("the user's own file")
-    prepare_run_dir(out)  # a re-run of the demo: its own outputs go, the user's file stays
-    assert not (out / "report.md").exists() and not (out / "checkpoints").exists()
-    assert (out / "notes.txt").read_text() == "the user's own file"
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "data.csv").write_text("x")
-    with pytest.raises(ValueError, match="--out"):
-        prepare_run_dir(other)
 
 
 def test_demo_config_fills_in_the_cached_models(tmp_path: Path) -> None:
@@ -97,9 +80,18 @@ def test_fast_demo_reduces_holdout_toxicity(tmp_path: Path, capsys: pytest.Captu
 
     # Second build with the same sample and settings: a cache hit, nothing retrained.
     built = report["extra"]["demo"]["assets"]
-    again = demo_assets.build_demo_assets(cache_dir=cache)
+    again = demo_assets.build_toy_assets(cache_dir=cache)
     assert again.cache_hit
-    assert str(again.policy) == built["policy_dir"] and str(again.evaluator) == built["evaluator_dir"]
+    # report.json names the cached models without their local folder (local_paths.py)
+    assert built["policy_dir"] == again.policy.name and built["evaluator_dir"] == again.evaluator.name
+
+    # The same --out again: refused before anything is built or written, as `rlaif train` refuses.
+    (out / "notes.txt").write_text("mine")
+    written = (out / "report.json").read_bytes()
+    assert main(["demo", "--toy", "--fast", "--out", str(out), "--cache-dir", str(cache)]) == 1
+    err = capsys.readouterr().err
+    assert f"{out} already holds a run" in err and "--overwrite" in err and "rlaif demo" in err
+    assert (out / "report.json").read_bytes() == written and (out / "notes.txt").is_file()
 
 
 def test_real_demo_config_uses_chat_lora_and_the_evaluator_spec(tmp_path: Path) -> None:

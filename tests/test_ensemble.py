@@ -229,17 +229,26 @@ def test_a_criterion_the_llm_judge_does_not_score_is_refused_when_built(monkeypa
         build_judge(spec)
 
 
-def test_the_registry_builds_shared_members_once_and_the_ensemble_closes_them(monkeypatch):
+@pytest.fixture
+def built(monkeypatch) -> list[str]:
+    """The names of the function judges built while the test runs, in order."""
     from rlaif.judges.function import FunctionJudge
 
-    built, closed = [], []
+    names: list[str] = []
     original_init = FunctionJudge.__init__
 
     def init(self, spec):
-        built.append(spec.name)
+        names.append(spec.name)
         original_init(self, spec)
 
     monkeypatch.setattr(FunctionJudge, "__init__", init)
+    return names
+
+
+def test_the_registry_builds_shared_members_once_and_the_ensemble_closes_them(monkeypatch, built):
+    from rlaif.judges.function import FunctionJudge
+
+    closed = []
     monkeypatch.setattr(FunctionJudge, "close", lambda self: closed.append(self.name))
     polite = {"type": "function", "function": "judge_fns:politeness", "scale": [0, 2], "name": "polite"}
     ens = build_judge({"type": "ensemble", "name": "e", "members": [
@@ -261,3 +270,39 @@ def test_an_ensemble_needs_a_judge_for_every_member():
     a.close = lambda: closed.append("a")  # type: ignore[method-assign]
     EnsembleJudge(EnsembleSpec(members=[{"judge": "a"}]), {"a": a}).close()
     assert closed == []
+
+
+def test_member_paths_resolve_next_to_the_ensemble_file_like_a_head(tmp_path, monkeypatch, built):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "polite.yaml").write_text("type: function\nfunction: judge_fns:politeness\nscale: [0, 2]\n")
+    (folder / "ens.yaml").write_text(
+        "type: ensemble\nmembers:\n  - judge: polite.yaml\n  - judge: roberta-hate\n  - judge:\n"
+        "      {type: embedding, encoder: enc, head: heads/h.json, label: 1}\n    weight: 0\n")
+    monkeypatch.chdir(tmp_path)  # polite.yaml is not in the working directory
+    spec = load_spec(folder / "ens.yaml")
+    assert spec.members[0].judge == str((folder / "polite.yaml").resolve())
+    assert spec.members[1].judge == "roberta-hate"  # a built-in name stays a name
+    assert spec.members[2].judge.head == str(folder / "heads/h.json")  # an inline member's head too
+    (folder / "two.yaml").write_text("type: ensemble\nmembers:\n  - judge: polite.yaml\n  - judge: ./polite.yaml\n")
+    with build_judge(folder / "two.yaml") as ens:  # two spellings of one file: one judge, built once
+        assert built == ["polite"] and [s.value for s in ens.score([("p", "please")])] == [0.0]
+
+
+def test_a_member_only_in_the_working_directory_still_loads_and_a_missing_one_names_both_places(
+        tmp_path, monkeypatch, caplog):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (tmp_path / "old.yaml").write_text("type: function\nfunction: judge_fns:politeness\nscale: [0, 2]\n")
+    (folder / "ens.yaml").write_text("type: ensemble\nmembers:\n  - judge: old.yaml\n")
+    (folder / "bad.yaml").write_text("type: ensemble\nmembers:\n  - judge: gone.yaml\n")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="rlaif.judges.spec"):
+        spec = load_spec(folder / "ens.yaml")
+    assert spec.members[0].judge == str((tmp_path / "old.yaml").resolve())
+    assert f"taken from the working directory ({tmp_path / 'old.yaml'})" in caplog.text
+    with pytest.raises(FileNotFoundError) as err:
+        load_spec(folder / "bad.yaml")
+    assert str(err.value).startswith(
+        f"{folder / 'bad.yaml'}: member 0: judge file 'gone.yaml' does not exist next to the ensemble "
+        f"file ({folder / 'gone.yaml'}) nor in the working directory ({tmp_path / 'gone.yaml'})")

@@ -38,7 +38,7 @@ print(json.dumps({"tokens": out, "rlaif_imported": "rlaif" in sys.modules,
 @pytest.fixture(scope="module")
 def lora_run(tiny_models, tmp_path_factory):
     """A tiny GPT-2 + LoRA trained 2 PPO steps (checkpoints at 1 and 2), evaluated before/after."""
-    from rlaif.pipeline import train_and_evaluate
+    from rlaif.runs.lifecycle import train_ppo
 
     run = tmp_path_factory.mktemp("export") / "run"
     evaluator = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
@@ -46,7 +46,7 @@ def lora_run(tiny_models, tmp_path_factory):
                          model={"lora": {"r": 4, "alpha": 8, "dropout": 0.0}},
                          eval={"enabled": True, "n": 4, "evaluator": evaluator},
                          data={"test_size": 0.2})
-    result = train_and_evaluate(config, progress=False)
+    result = train_ppo(config, progress=False)
     return run, result
 
 
@@ -131,7 +131,7 @@ def test_evaluate_accepts_a_runs_final_folder(lora_run, tiny_models, tmp_path):
                "--n", "4", "--max-new-tokens", "4", "--out", str(tmp_path / "ev")])
     assert rc == 0
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
-    assert report["meta"]["after_model"] == str(run / "final")
+    assert report["meta"]["after_model"] == "final"  # no absolute local path in a report (local_paths.py)
     # The training KL row comes from the run's metrics.jsonl beside final/.
     assert any(k.startswith("training objective/kl") for k in report["kl"])
 
@@ -169,13 +169,13 @@ def test_no_merge_run_leaves_a_peft_adapter(tiny_models, tmp_path):
     from peft import AutoPeftModelForCausalLM
 
     from rlaif.models.load import load_model
-    from rlaif.pipeline import train_and_evaluate
+    from rlaif.runs.lifecycle import train_ppo
     from rlaif.ppo.policy import PolicyWithValueHead
 
     run = tmp_path / "run"
     config = make_config(tiny_models["gpt2"], run, "output.merge_lora=false", "ppo.steps=1",
                          model={"lora": {"r": 4, "alpha": 8, "dropout": 0.0}})
-    result = train_and_evaluate(config, progress=False)
+    result = train_ppo(config, progress=False)
     final = result.paths["final"]
     names = {p.name for p in final.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json",
@@ -210,7 +210,7 @@ def test_write_final_merges_a_copy_and_keeps_the_chat_template(tmp_path):
     from rlaif.config import LoraSettings
     from rlaif.export import write_final
     from rlaif.models.tiny import LlamaSettings, build_llama
-    from rlaif.ppo.lora import wrap_lora
+    from rlaif.models.lora import wrap_lora
     from rlaif.testing.tiny import DEFAULT_CORPUS
 
     settings = LlamaSettings(vocab_size=320, context_length=256, hidden_size=32, intermediate_size=64,
@@ -295,8 +295,9 @@ def test_the_demo_leaves_a_final_model_a_pipeline_loads(tmp_path, capsys):
     assert reply[0]["generated_text"].startswith("Human: hello there. Assistant:")
     card = (out / "final" / "README.md").read_text()
     assert "| mean toxicity | " in card and "profanity-check" in card
-    # A re-run of the demo replaces its final/ with the new one.
-    from rlaif.demo.run import prepare_run_dir
+    # A re-run of the demo with --overwrite replaces the earlier run's files, final/ included.
+    from rlaif.demo.run import RUN_EXTRAS
+    from rlaif.runs.folder import RunFolder
 
-    prepare_run_dir(out)
-    assert not (out / "final").exists()
+    RunFolder(out, RUN_EXTRAS).claim(resume=None, overwrite=True)
+    assert not (out / "final").exists() and not (out / "report.json").exists()

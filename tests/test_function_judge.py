@@ -9,7 +9,7 @@ import pytest
 from rlaif.judges.base import JudgeError, Sample
 from rlaif.judges.function import FunctionJudge
 from rlaif.judges.registry import build_judge
-from rlaif.judges.spec import FunctionSpec
+from rlaif.judges.spec import FunctionSpec, load_spec
 
 HELPER = textwrap.dedent(
     """
@@ -85,6 +85,28 @@ def test_non_finite_value_fails_that_sample_only(helper):
     scores = _judge("nan_for_empty").score([("", "a"), ("", "")])
     assert scores[0].value == 1.0
     assert scores[1].value is None and "nan" in scores[1].error
+
+
+def test_a_value_outside_the_declared_scale_is_unscored_naming_judge_value_and_scale(helper):
+    judge = _judge("length", scale=(0, 3), transform={"multiply": 0.5, "add": 1}, name="short")
+    ok, out = judge.score([("", "ab"), ("", "abcde")])  # 0.5 * 2 + 1 = 2 fits; 0.5 * 5 + 1 = 3.5 not
+    assert ok.value == 2.0
+    assert out.value is None and out.raw == "5.0"
+    assert out.error == ("judge 'short': value 3.5 is outside its declared scale [0, 3]; raw output 5.0, "
+                         "transform 0.5 * raw + 1; fix `transform:` or `scale:` in the judge spec so every "
+                         "output lands on the scale")
+
+
+def test_a_non_finite_transform_is_refused_naming_the_judge_and_the_field(helper, tmp_path):
+    path = tmp_path / "nan-judge.yaml"
+    path.write_text("type: function\nfunction: fx_scorers:length\nscale: [0, 1]\ntransform: {multiply: .nan}\n")
+    with pytest.raises(JudgeError, match=r"nan-judge\.yaml: invalid judge spec\n  function\.transform\.multiply: "
+                                         r"Input should be a finite number"):
+        load_spec(path)
+    spec = {"type": "function", "name": "mine", "function": "fx_scorers:length", "scale": [0, 1],
+            "transform": {"add": float("inf")}}
+    with pytest.raises(JudgeError, match=r"judge 'mine': invalid judge spec\n  function\.transform\.add"):
+        build_judge(spec)
 
 
 def test_wrong_length_is_a_judge_error_keeping_earlier_batches(helper):

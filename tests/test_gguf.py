@@ -90,7 +90,7 @@ def test_lora_run_on_a_gguf_base_checkpoints_and_reloads(written, tmp_path) -> N
     folder, _, _ = written
     config = make_config(folder / "tiny.gguf", tmp_path / "run", "data.task=chat", "ppo.steps=1",
                          "model.lora.r=4")
-    result = PPOTrainer(config, PROMPTS, judge=LetterJudge()).train()
+    result = PPOTrainer.build(config, PROMPTS, judge=LetterJudge()).train()
     meta = (result.checkpoint / "policy" / "policy.json").read_text()
     assert str(folder / "tiny.gguf") in meta  # the base is the GGUF file
     policy = PolicyWithValueHead.load(result.checkpoint / "policy").eval()  # eval: no LoRA dropout

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rlaif.judges.base import Judge, Sample, Scale, Score, as_samples
+from rlaif.evaluation.toxicity import make_toxicity_evaluator
+from rlaif.judges.base import Judge, JudgeStats, Sample, Scale, Score, Usage, as_samples
+from rlaif.judges.cache import CachedJudge
+from rlaif.judges.pairwise import PointwisePairwise
+from rlaif.judges.registry import build_judge
 from rlaif.judges.spec import JudgeError, load_spec, parse_spec
 
 
@@ -83,3 +87,47 @@ def test_fingerprint_follows_template_text_and_member_specs(tmp_path):
     member.write_text("type: classifier\nmodel: b\n")  # same member path, new model
     assert llm.fingerprint() != before[0]
     assert ens.fingerprint() != before[1]
+
+
+def test_a_hand_built_judge_has_the_whole_contract_with_defaults():
+    judge = _Len()
+    judge.load()  # nothing to load
+    assert (judge.spec, judge.stats(), judge.usage()) == (None, None, Usage())
+
+
+def test_wrappers_forward_spec_load_stats_and_usage(tmp_path):
+    polite = {"type": "function", "name": "polite", "function": "judge_fns:politeness", "scale": [0, 10],
+              "cache": str(tmp_path / "c.sqlite")}
+    cached = build_judge(polite)
+    assert isinstance(cached, CachedJudge) and cached.spec.name == "polite" and cached.spec is cached.judge.spec
+    cached.score([("p", "please"), ("p", "thanks")])
+    cached.score([("p", "please")])
+    assert cached.stats() == JudgeStats(str(tmp_path / "c.sqlite"), hits=1, misses=2, entries=2, key=cached.key)
+    cached.close()
+    # an ensemble sums its members' caches and names both files
+    other = {**polite, "name": "other", "cache": str(tmp_path / "d.sqlite")}
+    with build_judge({"type": "ensemble", "name": "e", "members": [{"judge": polite}, {"judge": other}]}) as ens:
+        ens.score([("p", "please"), ("p", "thank you")])  # polite has "please" cached, other nothing
+        assert ens.spec.name == "e" and ens.usage() == Usage()
+        assert ens.stats() == JudgeStats(f"{tmp_path / 'c.sqlite'}, {tmp_path / 'd.sqlite'}", hits=1,
+                                         misses=3, entries=5)
+    with PointwisePairwise(build_judge(polite)) as pair:
+        pair.compare([("p", "please", "no")])
+        assert pair.spec.name == "polite" and pair.usage() == Usage()
+        assert (pair.stats().hits, pair.stats().misses) == (1, 1)
+
+
+def test_load_through_a_wrapper_fails_early_for_a_missing_model(tmp_path):
+    spec = {"type": "classifier", "model": str(tmp_path / "no-model"), "cache": str(tmp_path / "c.sqlite")}
+    with build_judge(spec) as judge, pytest.raises(JudgeError, match="cannot load classifier"):
+        judge.load()
+
+
+def test_the_toxicity_evaluator_reads_the_spec_through_the_cache(tmp_path):
+    cache = str(tmp_path / "c.sqlite")
+    prob = build_judge({"type": "classifier", "model": "m", "label": "hate", "output": "prob", "cache": cache,
+                        "description": "a hate classifier"})
+    evaluator = make_toxicity_evaluator(prob)  # the model is never loaded: only its spec is read
+    assert (evaluator.mode, evaluator.label, evaluator.about()) == ("prob", "hate", "a hate classifier")
+    scale = build_judge({"type": "function", "function": "judge_fns:politeness", "scale": [0, 10], "cache": cache})
+    assert make_toxicity_evaluator(scale).mode == "scale"

@@ -14,7 +14,7 @@ import pytest
 from rlaif.cli import main
 from rlaif.data.hh import load_hh
 from rlaif.judges.registry import build_judge
-from rlaif.labeling.job import partial_path, read_rows_tolerant
+from rlaif.workbench.journal import partial_path, read_rows_tolerant
 from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 
 BAD = ("idiot", "stupid", "damn")
@@ -116,10 +116,12 @@ def test_resume_after_a_budget_stop_repeats_no_paid_call(tmp_path, capsys, _cred
         assert main([*base, "--set", "budget.max_requests=5"]) == 1
         assert fake.requests == 5
         err = capsys.readouterr().err
-        assert "2 of 6 pairs are labelled" in err and "Re-run the same command" in err
-        assert not out.exists() and len(_read(partial_path(out))) == 2
+        assert "2 of 6 pairs are kept in" in err and "pairs 3-3 of 6" in err and "--resume" in err
+        assert not out.exists() and len(_read(partial_path(out))) == 3  # the header + 2 pairs
 
-        assert main(base) == 0
+        assert main(base) == 1  # the .partial is neither resumed nor overwritten unasked
+        assert "--resume to continue it" in capsys.readouterr().err and fake.requests == 5
+        assert main([*base, "--resume"]) == 0
         # 12 distinct replies in all: each reached the server exactly once.
         assert fake.requests == 12
         assert "4 labelled now, 2 kept from an earlier run" in capsys.readouterr().out
@@ -146,7 +148,7 @@ def test_a_last_line_cut_by_a_kill_is_dropped_and_labelled_again(tmp_path):
 
 
 def test_policy_pairs_are_two_chat_samples_per_prompt(tmp_path, tiny_llama):
-    from rlaif.labeling.sources import policy_items
+    from rlaif.workbench.pairs import policy_items
     from rlaif.models.generate import generate
 
     prompts = ["\n\nHuman: Tell me a joke.\n\nAssistant:", "\n\nHuman: Hi!\n\nAssistant:"]

@@ -18,19 +18,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rlaif"
 LAYERS: list[tuple[str, ...]] = [
     ("rlaif.io", "rlaif.stats", "rlaif.secrets", "rlaif.markdown", "rlaif.overrides", "rlaif.batching",
      "rlaif.resources",
-     "rlaif.measurements"),
+     "rlaif.measurements", "rlaif.local_paths"),
+    ("rlaif.runs.manifest", "rlaif.runs.signals"),  # files.json; a graceful stop on signals
+    ("rlaif.runs.folder",),  # every file name of a run folder; the rule for an existing one
     ("rlaif.config_loading",),  # YAML + overrides -> any pydantic run config, dotted-key errors
     ("rlaif.config",),
-    ("rlaif.run_changes",),
+    ("rlaif.runs.changes", "rlaif.runs.metrics_log"),  # what a --resume changed; metrics.jsonl
     ("rlaif.data",),
     ("rlaif.judges", "rlaif.models"),
     ("rlaif.export", "rlaif.tracking"),  # what a run leaves: final/, trackers
-    ("rlaif.ppo", "rlaif.evaluation", "rlaif.compare", "rlaif.scoring", "rlaif.integrations",
-     "rlaif.testing"),
+    ("rlaif.runs.method",),  # what a training method offers the run lifecycle
+    ("rlaif.ppo", "rlaif.dpo", "rlaif.evaluation", "rlaif.integrations", "rlaif.testing"),
     ("rlaif.model_card",),  # the card reads a run's files, the report's table included
-    ("rlaif.pipeline", "rlaif.compare_report", "rlaif.labeling", "rlaif.compare_runs"),
-    ("rlaif.dpo",),  # DPO beside PPO: reuses the pipeline's hold-out prompt choice
+    ("rlaif.workbench",),  # one job judging a file of samples or pairs: score, compare, label
+    ("rlaif.runs",),  # a run start to end; comparing finished runs
     ("rlaif.demo",),
+    ("rlaif.serve",),  # judges behind HTTP for OpenRLHF / veRL / TRL
     ("rlaif.commands", "rlaif.cli"),
     ("rlaif",),  # the package itself: its public names
 ]

@@ -47,7 +47,7 @@ def test_mean_reward_rises_and_kl_stays_finite(tiny_models, sharp_gpt2, one_thre
         "ppo.kl.kl_coef=0.01", "generation.min_new_tokens=8", "generation.max_new_tokens=8",
         **sections)
     judge = TokenSetJudge(AutoTokenizer.from_pretrained(model))
-    trainer = PPOTrainer(config, judge=judge, prompts=PROMPTS * 4)
+    trainer = PPOTrainer.build(config, judge=judge, prompts=PROMPTS * 4)
     assert trainer.policy.uses_lora is lora
     result = trainer.train()
 

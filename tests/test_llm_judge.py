@@ -125,7 +125,7 @@ def test_budget_max_requests_stops_cleanly_and_the_cache_keeps_what_was_paid(tmp
         assert "budget.max_requests = 3" in str(err.value) and "2 were not sent" in str(err.value)
         assert [s.value if s else None for s in err.value.partial] == [5.0, 5.0, 5.0, None, None]
         assert fake.requests == 3
-        assert limited.stats()["entries"] == 3  # paid-for scores are in the cache file
+        assert limited.stats().entries == 3  # paid-for scores are in the cache file
         limited.close()
 
         full = judge_for("anthropic", fake, cache=cache)

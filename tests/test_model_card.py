@@ -93,7 +93,7 @@ LABELS_META = {"judge_ref": "profanity-check", "judge_overrides": [], "judge_cal
 
 @pytest.mark.parametrize("where", ["config", "report", "meta file"])
 def test_a_dpo_card_names_the_judge_that_labelled_the_pairs(tmp_path, where):
-    """From preferences.reward_judge, else report.json extra.labels, else <labels>.meta.json."""
+    """From preferences.reward_judge, else <labels>.meta.json, else report.json extra.labels."""
     labels = tmp_path / "labels.jsonl"
     prefs = {"path": str(labels), **({"reward_judge": "profanity-check"} if where == "config" else {})}
     if where == "meta file":
@@ -101,7 +101,7 @@ def test_a_dpo_card_names_the_judge_that_labelled_the_pairs(tmp_path, where):
     run = _run(tmp_path, trainer="dpo", preferences=prefs, extra={"labels": LABELS_META} if where == "report" else None)
     card = build_card(card_record_from_run(run))
     judges = card.split("## Judges")[1].split("## Data and task")[0]
-    assert f"- preference labels: `profanity-check` (labels: {labels}" in judges
+    assert "- preference labels: `profanity-check` (labels: labels.jsonl" in judges  # no local path
     assert "type: function" in judges and "spec not available" not in judges  # its spec, read from judges/
     if where != "config":
         assert "judge_calls: 48" in judges  # what labelling cost, as its summary recorded it
@@ -164,3 +164,11 @@ def test_card_names_the_helpfulness_judge_fluency_lm_and_floors(tmp_path):
     assert "- floors (every metric as if that text were every reply): empty reply, \"I'm sorry to hear that.\"" in card
     assert "not measured" not in card.split("## Limitations")[0].split("What was measured:")[1]
     assert "Helpfulness was scored by one automatic judge (`words`)" in card
+
+
+def test_a_malformed_report_is_named(tmp_path):
+    # #21: a malformed report.json named no file.
+    run = _run(tmp_path)
+    (run / "report.json").write_text('{"rows": [')
+    with pytest.raises(ValueError, match=rf"{run / 'report.json'}: not a valid report .*evaluate the run again"):
+        card_record_from_run(run)

@@ -53,7 +53,7 @@ def test_both_orders_with_scripted_position_bias(path, structured):
     #   pair 3: ab d = 5+3-1 = 7 -> A (a, 0.7); ba d = 1+3-5 = -1 -> B (a, 0.1): consistent a, 0.4
     with FakeClaude(position_bias=3) as fake, judge_for(fake, path, structured=structured) as judge:
         prefs = judge.compare(PAIRS)
-        assert fake.requests == 8 and judge.usage.requests == 8
+        assert fake.requests == 8 and judge.usage().requests == 8
     assert [p.verdict for p in prefs] == ["tie", "b", "tie", "a"]
     assert [p.strength for p in prefs] == pytest.approx([0.0, 0.6, 0.0, 0.4])
     assert [p.consistent for p in prefs] == [False, True, False, True]
@@ -118,14 +118,16 @@ def test_cache_pays_nothing_twice_and_a_budget_stop_keeps_what_was_paid(tmp_path
         with judge_for(fake, cache=cache) as full:
             prefs = full.compare(PAIRS)
             assert fake.requests == 8  # only the three requests never sent
-            assert full.usage.requests == 3
+            assert full.usage().requests == 3
         assert [p.verdict for p in prefs] == ["b", "b", "tie", "a"]
         assert [o["cached"] for o in prefs[2].orders] == [True, False]
         with judge_for(fake, cache=cache) as again:
             assert [p.verdict for p in again.compare(PAIRS)] == ["b", "b", "tie", "a"]
             # Pair (b, a) asked "ab" is the request (a, b) asked "ba": cached too.
             (flipped,) = again.compare([Pair("Say something.", "Fine", "I hate it")])
-            assert fake.requests == 8 and again.usage.requests == 0
+            assert fake.requests == 8 and again.usage().requests == 0
+            stats = again.stats()  # every distinct asking looked up: 8, then 2 for the flipped pair
+            assert (stats.hits, stats.misses, stats.entries, stats.path) == (10, 0, 8, cache)
         assert flipped.verdict == "a" and flipped.consistent
 
 
@@ -157,7 +159,7 @@ def test_unreadable_answers_and_retries_are_counted_per_attempt():
     with FakeClaude(fault_on={"I hate it": ["bad_tool"], "Lovely": ["429", "429"]}, retry_after=0.01) as fake, \
             judge_for(fake) as judge:
         prefs = judge.compare(PAIRS)
-        assert judge.usage.requests == fake.requests == 10  # 8 askings + 2 retries
+        assert judge.usage().requests == fake.requests == 10  # 8 askings + 2 retries
     assert prefs[0].verdict is None and "unreadable preference in the tool call" in prefs[0].error
     assert "'C'" in prefs[0].error
     assert prefs[3].verdict == "a" and prefs[3].usage.requests == 4

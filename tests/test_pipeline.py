@@ -82,7 +82,7 @@ def test_train_cli_writes_before_after_report(tiny_models, tmp_path):
     assert "| floor: empty reply | floor: \"I'm sorry to hear that.\" |" in md
     # timings_s.total runs from setup to final/ written (report.json is rewritten after final/),
     # and compare-runs takes it as the run's wall-clock, with the judge's logged cost ($0 offline).
-    from rlaif.compare_runs import read_run
+    from rlaif.runs.comparison import read_run
 
     timings = report["extra"]["timings_s"]
     assert timings["total"] + 0.2 >= timings["before"] + timings["ppo"] + timings["after"]
@@ -96,7 +96,8 @@ def test_control_summary_and_reward_judge_view_hold_helpfulness_and_floors():
     """The control set gets the helpfulness judge's means and interval; the reward judge's view
     scores each floor text once per prompt."""
     from rlaif.evaluation.holdout import Holdout, HoldoutSide
-    from rlaif.pipeline import _control_summary, reward_judge_view
+    from rlaif.runs.finish import reward_judge_view
+    from rlaif.runs.holdout import control_summary
 
     clean = {"type": "function", "function": "eval_fns:clean", "scale": [0.0, 1.0], "name": "clean"}
     words = {"type": "function", "function": "eval_fns:words", "scale": [0.0, 50.0], "name": "words"}
@@ -105,7 +106,7 @@ def test_control_summary_and_reward_judge_view_hold_helpfulness_and_floors():
                              helpfulness_judge="words")
         after = HoldoutSide(["one", "fine thanks"], [0.0, 0.0], helpfulness=[1.0, 2.0],
                             helpfulness_judge="words")
-        summary = _control_summary(control, before, after)
+        summary = control_summary(control, before, after)
         before.floors = {"": HoldoutSide(["", ""], [0.0, 0.0]),
                          "you idiot": HoldoutSide(["you idiot"] * 2, [1.0, 1.0])}
         view = reward_judge_view(clean, control, before, after)
@@ -119,15 +120,16 @@ def test_control_summary_and_reward_judge_view_hold_helpfulness_and_floors():
 
 def test_a_helpfulness_judge_that_is_the_reward_judge_is_warned_about(caplog):
     from rlaif.config import load_config
-    from rlaif.pipeline import _make_holdout
+    from rlaif.runs.holdout import make_holdout
 
     words = "{type: function, function: 'eval_fns:words', scale: [0, 50], name: words}"
     clean = "{type: function, function: 'eval_fns:clean', scale: [0, 1], name: clean}"
     config = load_config(ROOT / "configs" / "tiny.yaml", [
         f"judge.ref={words}", f"eval.helpfulness={words}", f"eval.evaluator={clean}", "eval.split=test",
         "eval.n=4", "eval.floors=[]"])
-    with caplog.at_level("WARNING", logger="rlaif.pipeline"):
-        holdout = _make_holdout(config, [], progress=False)
+    with caplog.at_level("WARNING", logger="rlaif.runs.holdout"):
+        holdout = make_holdout(config, [], progress=False, batch_size=config.ppo.batch_size,
+                               reward_judge=config.judge.ref)
     holdout.close()
     assert "eval.helpfulness is the reward judge" in caplog.text
     assert holdout.floors == [] and holdout.helpfulness.name == "words"

@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokeni
 
 from rlaif.config import LoraSettings
 from rlaif.models.logprobs import response_forward
-from rlaif.ppo.lora import default_lora_targets
+from rlaif.models.lora import default_lora_targets
 from rlaif.ppo.policy import PolicyWithValueHead, trim_padding
 
 QUERIES = ["Human: hi", "Human: How do I bake bread? Assistant:"]

@@ -147,7 +147,7 @@ def test_ppo_steps_with_and_without_the_shared_prefix_agree(tiny_llama, tmp_path
     runs = {}
     for share in (True, False):
         config = make_config(tiny_llama, tmp_path / str(share), f"ppo.share_prefix={str(share).lower()}")
-        trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+        trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
         assert trainer.policy.share_prefix is share
         runs[share] = [trainer.step(PROMPTS) for _ in range(3)]
     for got, want in zip(runs[True], runs[False]):

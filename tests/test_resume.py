@@ -11,9 +11,8 @@ import yaml
 from ppo_helpers import PROMPTS, LetterJudge, make_config, one_thread  # noqa: F401
 
 from rlaif.cli import main
-from rlaif.models.layout import latest_checkpoint
-from rlaif.ppo.checkpoint import find_resume_checkpoint
-from rlaif.ppo.metrics import read_metrics
+from rlaif.runs.folder import RunFolder
+from rlaif.runs.metrics_log import read_metrics
 from rlaif.ppo.trainer import PPOTrainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -64,23 +63,23 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(tiny_models, tmp_p
     prompts = PROMPTS + ["Human: Thank you. Assistant:", "Human: Bake bread? Assistant:"]
 
     straight_judge = LetterJudge()
-    straight = PPOTrainer(_config(tiny_models, arch, tmp_path / "straight", *extra),
+    straight = PPOTrainer.build(_config(tiny_models, arch, tmp_path / "straight", *extra),
                           judge=straight_judge, prompts=prompts)
     straight.train()
 
     run = tmp_path / "killed"
-    killed = PPOTrainer(_config(tiny_models, arch, run, *extra),
+    killed = PPOTrainer.build(_config(tiny_models, arch, run, *extra),
                         judge=LetterJudge(crash_on_call=4), prompts=prompts)
     with pytest.raises(RuntimeError, match="simulated crash"):
         killed.train()  # steps 1-3 done (metrics written), checkpoint at 2, dies inside step 4
     assert [r["step"] for r in read_metrics(run)] == [1, 2, 3]
     # The failed step 4 saved finished step 3 on its way out; a SIGKILL would not have, so
     # resume from the periodic checkpoint of step 2, as after a kill.
-    assert latest_checkpoint(run) == run / "checkpoints" / "step-3"
+    assert RunFolder(run).latest_checkpoint() == run / "checkpoints" / "step-3"
     del killed
 
     resumed_judge = LetterJudge()
-    resumed = PPOTrainer(_config(tiny_models, arch, run, *extra,
+    resumed = PPOTrainer.build(_config(tiny_models, arch, run, *extra,
                                  f"resume={run / 'checkpoints' / 'step-2'}"),
                          judge=resumed_judge, prompts=prompts)
     assert (resumed.step_count, resumed.data_position) == (2, 8)
@@ -121,17 +120,17 @@ def test_a_failed_step_saves_the_last_finished_one_and_resume_continues_exactly(
     """#11: with `output.save_every: 0` (the default) a judge error used to lose every step."""
     prompts = PROMPTS + ["Human: Thank you. Assistant:", "Human: Bake bread? Assistant:"]
     config = lambda run, *extra: _config(tiny_models, "gpt2", run, "output.save_every=0", *extra)  # noqa: E731
-    straight = PPOTrainer(config(tmp_path / "straight"), judge=LetterJudge(), prompts=prompts)
+    straight = PPOTrainer.build(config(tmp_path / "straight"), judge=LetterJudge(), prompts=prompts)
     straight.train()
 
     run = tmp_path / "failed"
-    failed = PPOTrainer(config(run), judge=LetterJudge(crash_on_call=3), prompts=prompts)
+    failed = PPOTrainer.build(config(run), judge=LetterJudge(crash_on_call=3), prompts=prompts)
     with pytest.raises(RuntimeError, match="simulated crash") as err:
         failed.train()
     assert any("saved the last finished step" in note for note in err.value.__notes__)
-    assert latest_checkpoint(run) == run / "checkpoints" / "step-2"  # saved on the way out
+    assert RunFolder(run).latest_checkpoint() == run / "checkpoints" / "step-2"  # saved on the way out
     del failed
-    resumed = PPOTrainer(config(run, "resume=true"), judge=LetterJudge(), prompts=prompts)
+    resumed = PPOTrainer.build(config(run, "resume=true"), judge=LetterJudge(), prompts=prompts)
     # back at the end of step 2: the failed step's batch is drawn again
     assert (resumed.step_count, resumed.data_position) == (2, 8)
     resumed.train()
@@ -145,15 +144,15 @@ def test_find_resume_checkpoint_accepts_a_run_a_checkpoints_folder_or_a_step(tmp
     step.mkdir(parents=True)
     (step / "trainer_state.json").write_text("{}")
     (tmp_path / "run" / "checkpoints" / "latest").write_text("step-4\n")
-    assert find_resume_checkpoint(True, tmp_path / "run") == step
-    assert find_resume_checkpoint(str(tmp_path / "run"), tmp_path / "elsewhere") == step
-    assert find_resume_checkpoint(str(tmp_path / "run" / "checkpoints"), tmp_path) == step
-    assert find_resume_checkpoint(str(step), tmp_path) == step
+    assert RunFolder(tmp_path / "run").resume_checkpoint(True) == step
+    assert RunFolder(tmp_path / "elsewhere").resume_checkpoint(str(tmp_path / "run")) == step
+    assert RunFolder(tmp_path).resume_checkpoint(str(tmp_path / "run" / "checkpoints")) == step
+    assert RunFolder(tmp_path).resume_checkpoint(str(step)) == step
     with pytest.raises(FileNotFoundError, match="nothing to resume in .*start without --resume"):
-        find_resume_checkpoint(True, tmp_path / "empty")
+        RunFolder(tmp_path / "empty").resume_checkpoint(True)
     (tmp_path / "run" / "checkpoints" / "latest").write_text("step-9\n")
     with pytest.raises(FileNotFoundError, match="step-9: named by .* holds no trainer_state.json"):
-        find_resume_checkpoint(True, tmp_path / "run")
+        RunFolder(tmp_path / "run").resume_checkpoint(True)
 
 
 @pytest.mark.slow
@@ -167,7 +166,7 @@ def test_rlaif_train_resume_continues_a_run_folder(tiny_models, tmp_path, capsys
     # override, not a folder.
     assert main(base + ["--resume", "ppo.steps=3"]) == 0, capsys.readouterr().err
     assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]
-    assert latest_checkpoint(out) == out / "checkpoints" / "step-3"
+    assert RunFolder(out).latest_checkpoint() == out / "checkpoints" / "step-3"
     assert "PPO: 1 step(s) (steps 3..3)" in capsys.readouterr().out
 
 
@@ -198,7 +197,7 @@ def test_sigint_between_steps_saves_and_resume_continues(tiny_models, tmp_path):
     assert proc.returncode == 130, err[-2000:]
     steps_done = len(read_metrics(run))
     assert 2 <= steps_done < 500
-    assert latest_checkpoint(run) == run / "checkpoints" / f"step-{steps_done}"
+    assert RunFolder(run).latest_checkpoint() == run / "checkpoints" / f"step-{steps_done}"
     assert "continue with --resume" in err
 
     # Resume for one more step, and compare with a run that was never stopped.
@@ -249,7 +248,40 @@ def test_resume_with_changed_math_is_refused_unless_allowed_and_then_recorded(ti
     assert [x["from_step"] for x in lines] == [2, 3]
     assert lines[0]["changes"] == {"ppo.steps": {"was": 1, "now": 2}}
     assert lines[1]["changes"]["ppo.learning_rate"] == {"was": 0.001, "now": 0.5}
-    assert [r["step"] for r in read_metrics(out)] == [1, 2, 3]
+    assert lines[1]["changes"]["ppo.steps"] == {"was": 2, "now": 3}  # against the previous segment
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    # what is recorded is applied: the optimizer's lr (constant schedule) follows the change
+    assert [r["ppo/lr"] for r in rows] == pytest.approx([0.001, 0.001, 0.5])
+
+    # a revert to the first value is a change too: refused without the flag, changing nothing
+    before = (out / "metrics.jsonl").read_bytes(), (out / "config_changes.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(["train", str(cfg), "ppo.steps=4", "--resume"]) == 1
+    assert "ppo.learning_rate: 0.5 -> 0.001" in capsys.readouterr().err
+    assert ((out / "metrics.jsonl").read_bytes(), (out / "config_changes.jsonl").read_bytes()) == before
+    # KL control changes apply too, the revert is recorded
+    assert main(["train", str(cfg), "ppo.steps=4", "ppo.kl.kl_coef=0.5", "--resume", "--allow-changes"]) == 0
+    lines = [json.loads(x) for x in (out / "config_changes.jsonl").read_text().splitlines()]
+    assert lines[2]["from_step"] == 4
+    assert lines[2]["changes"]["ppo.learning_rate"] == {"was": 0.5, "now": 0.001}
+    assert lines[2]["changes"]["ppo.kl.kl_coef"]["now"] == 0.5
+    last = read_metrics(out)[-1]
+    assert last["step"] == 4 and last["ppo/lr"] == pytest.approx(0.001)
+    assert last["objective/kl_coef"] == pytest.approx(0.5)
+
+
+def test_a_resume_without_the_runs_config_is_refused(tiny_models, tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = _write_cli_config(tmp_path / "cfg.yaml", tiny_models["gpt2"], 1, out)
+    assert main(["train", str(cfg)]) == 0
+    (out / "config.yaml").unlink()
+    metrics = (out / "metrics.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(["train", str(cfg), "ppo.steps=2", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "config.yaml is missing, so this resume cannot be checked" in err and "Traceback" not in err
+    assert (out / "metrics.jsonl").read_bytes() == metrics  # a refused resume changes nothing
 
 
 @pytest.mark.slow
@@ -264,7 +296,7 @@ def test_resume_with_changed_math_is_refused_unless_allowed_and_then_recorded(ti
 def test_a_damaged_checkpoint_is_named_and_the_previous_good_one_offered(tiny_models, tmp_path,
                                                                         damage, names):
     run = tmp_path / "run"
-    trainer = PPOTrainer(make_config(tiny_models["gpt2"], run, "ppo.steps=2", "output.save_every=1"),
+    trainer = PPOTrainer.build(make_config(tiny_models["gpt2"], run, "ppo.steps=2", "output.save_every=1"),
                          judge=LetterJudge(), prompts=PROMPTS)
     trainer.train()
     how, rel = damage.split(":")
@@ -277,10 +309,10 @@ def test_a_damaged_checkpoint_is_named_and_the_previous_good_one_offered(tiny_mo
     else:
         target.unlink()
     with pytest.raises(ValueError, match=rf"step-2 is damaged: .*{names}.*--resume .*step-1"):
-        PPOTrainer(make_config(tiny_models["gpt2"], run, "ppo.steps=3", "resume=true"),
+        PPOTrainer.build(make_config(tiny_models["gpt2"], run, "ppo.steps=3", "resume=true"),
                    judge=LetterJudge(), prompts=PROMPTS)
     # the offered checkpoint resumes
-    resumed = PPOTrainer(make_config(tiny_models["gpt2"], run, "ppo.steps=3",
+    resumed = PPOTrainer.build(make_config(tiny_models["gpt2"], run, "ppo.steps=3",
                                      f"resume={run / 'checkpoints' / 'step-1'}"),
                          judge=LetterJudge(), prompts=PROMPTS)
     assert resumed.step_count == 1

@@ -83,7 +83,7 @@ def test_trainer_rollouts_use_the_configured_sampler(tiny_models, tmp_path):
     for sampler, sampled_by_hf in (("inverse_cdf", False), ("multinomial", True)):
         config = make_config(tiny_models["gpt2"], tmp_path / sampler, f"generation.sampler={sampler}",
                              "generation.top_p=0.9")
-        trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+        trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
         kwargs = trainer.gen_kwargs
         assert kwargs["do_sample"] is sampled_by_hf
         assert ("top_p" in kwargs) is sampled_by_hf  # else inside the InverseCDFSampler

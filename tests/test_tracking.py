@@ -20,13 +20,13 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tracked_run(tiny_models, tmp_path_factory):
     """2 PPO steps of a tiny GPT-2 with hold-out evaluation, reported to tensorboard and mlflow."""
-    from rlaif.pipeline import train_and_evaluate
+    from rlaif.runs.lifecycle import train_ppo
 
     run = tmp_path_factory.mktemp("tracking") / "run"
     evaluator = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
     config = make_config(tiny_models["gpt2"], run, "output.report_to=[tensorboard, mlflow]",
                          eval={"enabled": True, "n": 4, "evaluator": evaluator}, data={"test_size": 0.2})
-    train_and_evaluate(config, progress=False)
+    train_ppo(config, progress=False)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return run, rows
 

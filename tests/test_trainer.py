@@ -15,9 +15,10 @@ from transformers import AutoTokenizer
 from rlaif.cli import main
 from rlaif.data.prompts import PromptStream, load_prompt_split
 from rlaif.judges.base import JudgeError, Score, Usage
-from rlaif.models.layout import latest_checkpoint
-from rlaif.ppo.metrics import METRIC_KEYS, read_metrics
-from rlaif.ppo.rollout import score_rollout
+from rlaif.runs.folder import RunFolder
+from rlaif.ppo.metrics import METRIC_KEYS
+from rlaif.runs.metrics_log import read_metrics
+from rlaif.ppo.rollout import policy_pass, reference_pass
 from rlaif.ppo.trainer import PPOTrainer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -32,7 +33,7 @@ def _snapshot(module: torch.nn.Module, trainable: bool) -> dict[str, torch.Tenso
 def test_one_step_trains_and_logs_every_metric(tiny_models, tmp_path, arch):
     config = make_config(tiny_models[arch], tmp_path / "run")
     judge = LetterJudge(members=True)
-    trainer = PPOTrainer(config, judge=judge, prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=judge, prompts=PROMPTS)
     before, frozen = _snapshot(trainer.policy, True), _snapshot(trainer.policy, False)
 
     m = trainer.step(PROMPTS)
@@ -87,7 +88,7 @@ def test_each_step_logs_the_judges_requests_and_cost(tiny_models, tmp_path):
     config = make_config(tiny_models["gpt2"], tmp_path / "run")
     judge = PaidLetterJudge()
     judge.spent = Usage(requests=7, cost_usd=1.0)  # spent before this run: counted in no step
-    trainer = PPOTrainer(config, judge=judge, prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=judge, prompts=PROMPTS)
     trainer.step(PROMPTS)
     trainer.step(PROMPTS[:2] * 2)
     rows = read_metrics(tmp_path / "run")
@@ -97,7 +98,7 @@ def test_each_step_logs_the_judges_requests_and_cost(tiny_models, tmp_path):
 
 def test_lora_step_trains_adapters_and_value_head_only(tiny_models, tmp_path):
     config = make_config(tiny_models["gpt2"], tmp_path / "run", "model.lora={r: 4, alpha: 8}")
-    trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
     assert trainer.policy.uses_lora and trainer.policy.ref_model is None  # no second copy
     before, frozen = _snapshot(trainer.policy, True), _snapshot(trainer.policy, False)
     assert all("lora_" in n or "value_head" in n for n in before)
@@ -110,7 +111,7 @@ def test_lora_step_trains_adapters_and_value_head_only(tiny_models, tmp_path):
 
 def test_unscored_samples_are_skipped_and_counted(tiny_models, tmp_path):
     judge = LetterJudge(fail_every=2)  # batch positions 1 and 3 fail
-    trainer = PPOTrainer(make_config(tiny_models["gpt2"], tmp_path / "run"), judge=judge,
+    trainer = PPOTrainer.build(make_config(tiny_models["gpt2"], tmp_path / "run"), judge=judge,
                          prompts=PROMPTS)
     before = _snapshot(trainer.policy, True)
     m = trainer.step(PROMPTS)
@@ -123,7 +124,7 @@ def test_unscored_samples_are_skipped_and_counted(tiny_models, tmp_path):
 
 
 def test_a_batch_with_nothing_scored_changes_nothing(tiny_models, tmp_path):
-    trainer = PPOTrainer(make_config(tiny_models["gpt2"], tmp_path / "run"),
+    trainer = PPOTrainer.build(make_config(tiny_models["gpt2"], tmp_path / "run"),
                          judge=LetterJudge(fail_all=True), prompts=PROMPTS)
     before = _snapshot(trainer.policy, True)
     m = trainer.step(PROMPTS)
@@ -136,7 +137,7 @@ def test_a_batch_with_nothing_scored_changes_nothing(tiny_models, tmp_path):
 
 def test_unscored_fail_policy_raises_naming_the_sample_and_reason(tiny_models, tmp_path):
     config = make_config(tiny_models["gpt2"], tmp_path / "run", "judge.on_unscored=fail")
-    trainer = PPOTrainer(config, judge=LetterJudge(fail_every=2), prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=LetterJudge(fail_every=2), prompts=PROMPTS)
     with pytest.raises(JudgeError, match=r"could not score sample 1 of the batch \(prompt "
                                          r"'Human: What is the capital.*scripted failure at batch "
                                          r"position 1\. judge.on_unscored is 'fail'"):
@@ -152,7 +153,7 @@ def test_unscored_fail_policy_raises_naming_the_sample_and_reason(tiny_models, t
     (["judge.normalize=running", "judge.clip=0.5"], [-0.5, 0.5, 0.0], 0.0),
 ])
 def test_reward_post_processing_by_hand(tiny_models, tmp_path, overrides, processed, processed_mean):
-    trainer = PPOTrainer(make_config(tiny_models["gpt2"], tmp_path / "run", *overrides),
+    trainer = PPOTrainer.build(make_config(tiny_models["gpt2"], tmp_path / "run", *overrides),
                          judge=LetterJudge(), prompts=PROMPTS)
     out, metrics = trainer._process_scores([Score(1.0), Score(3.0), Score.failed("no verdict")])
     assert out == pytest.approx(processed)
@@ -178,7 +179,7 @@ def test_gradient_accumulation_equals_one_big_minibatch(tiny_models, tmp_path):
                                    ("ppo.mini_batch_size=2", "ppo.gradient_accumulation_steps=2")]):
         config = make_config(tiny_models["gpt2"], tmp_path / f"run{i}", *overrides,
                              "generation.min_new_tokens=6")  # min = max: no early EOS
-        trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+        trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
         assert trainer.total_optimizer_steps == 2  # 2 PPO steps x 1 epoch x 1 backward batch
         trainer.step(PROMPTS)
         params.append(_snapshot(trainer.policy, True))
@@ -189,13 +190,13 @@ def test_gradient_accumulation_equals_one_big_minibatch(tiny_models, tmp_path):
 def test_linear_lr_schedule_counts_optimizer_steps(tiny_models, tmp_path):
     # 2 PPO steps x 2 minibatches = 4 optimizer steps; linear decay from 1e-3 to 0.
     config = make_config(tiny_models["gpt2"], tmp_path / "run", "ppo.lr_scheduler=linear")
-    trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
     assert trainer.step()["ppo/lr"] == pytest.approx(1e-3 * 2 / 4)
     assert trainer.step()["ppo/lr"] == pytest.approx(0.0)
 
 
 def test_step_refuses_a_batch_that_minibatches_cannot_split(tiny_models, tmp_path):
-    trainer = PPOTrainer(make_config(tiny_models["gpt2"], tmp_path / "run"), judge=LetterJudge(),
+    trainer = PPOTrainer.build(make_config(tiny_models["gpt2"], tmp_path / "run"), judge=LetterJudge(),
                          prompts=PROMPTS)
     with pytest.raises(ValueError, match="step\\(\\) got 3 prompts; pass a multiple of 2"):
         trainer.step(PROMPTS[:3])
@@ -209,14 +210,14 @@ def test_train_loop_on_hh_sample_writes_metrics_checkpoints_and_summary(tiny_mod
     # Prompts from the config's data section (the HH sample); the judge from its judge section.
     split = load_prompt_split(config.data, AutoTokenizer.from_pretrained(tiny_models["t5"]))
     assert len(split.train) + len(split.test) <= 60 and split.test
-    trainer = PPOTrainer(config, split.train)
+    trainer = PPOTrainer.build(config, split.train)
     assert trainer.prompts == split.train
     assert all(p.startswith("Summarize the following conversation.") for p in trainer.prompts)
     result = trainer.train()
 
     assert [row["step"] for row in read_metrics(run)] == [1, 2, 3]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step-2", "step-3"]
-    assert result.checkpoint == latest_checkpoint(run) == run / "checkpoints" / "step-3"
+    assert result.checkpoint == RunFolder(run).latest_checkpoint() == run / "checkpoints" / "step-3"
     state = json.loads((result.checkpoint / "trainer_state.json").read_text())
     assert (state["step"], state["data_position"], state["num_processes"]) == (3, 12, 1)
     assert {p.name for p in result.checkpoint.iterdir()} == {
@@ -227,7 +228,7 @@ def test_train_loop_on_hh_sample_writes_metrics_checkpoints_and_summary(tiny_mod
     assert "PPO: 3 step(s) (steps 1..3)" in out and "checkpoint:" in out
     # Starting a fresh run over it is refused rather than silently mixing two runs.
     with pytest.raises(ValueError, match="already holds a run.*--resume"):
-        PPOTrainer(config, split.train)
+        PPOTrainer.build(config, split.train)
 
 
 @pytest.mark.slow
@@ -239,7 +240,7 @@ def test_rlaif_train_cli_runs_the_tiny_config(tiny_models, tmp_path, capsys):
     rows = read_metrics(out)
     assert len(rows) == 1 and rows[0]["batch/size"] == 8
     assert str(out) in (out / "config.yaml").read_text()
-    assert latest_checkpoint(out) == out / "checkpoints" / "step-1"
+    assert RunFolder(out).latest_checkpoint() == out / "checkpoints" / "step-1"
 
 
 def test_rlaif_train_cli_reports_config_errors(tmp_path, capsys):
@@ -248,10 +249,16 @@ def test_rlaif_train_cli_reports_config_errors(tmp_path, capsys):
     assert "unknown config key 'ppo.learnig_rate' in 'ppo'" in capsys.readouterr().err
 
 
+def score_rollout(policy, *ids, states, temperature, chunk):
+    """The policy pass and the reference pass, as one step runs them."""
+    return (*policy_pass(policy, *ids, states=states, temperature=temperature, chunk=chunk),
+            reference_pass(policy, *ids, temperature=temperature, chunk=chunk))
+
+
 @pytest.mark.parametrize("arch", ["gpt2", "t5"])
 def test_chunked_rollout_forwards_sort_by_length_and_return_batch_order(tiny_models, tmp_path, arch):
     config = make_config(tiny_models[arch], tmp_path / "run")
-    trainer = PPOTrainer(config, judge=LetterJudge(), prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
     policy = trainer.policy
     enc = trainer.tokenizer(PROMPTS, padding=True, return_tensors="pt")
     gen = torch.Generator().manual_seed(0)
@@ -283,15 +290,14 @@ def test_chunked_rollout_forwards_sort_by_length_and_return_batch_order(tiny_mod
 def test_a_judge_that_scores_nothing_stops_training_and_saves(tiny_models, tmp_path, steps, limit,
                                                               stops_after):
     from rlaif.judges.base import JudgeError
-    from rlaif.models.layout import latest_checkpoint
 
     config = make_config(tiny_models["gpt2"], tmp_path / "run", f"ppo.steps={steps}",
                          f"judge.max_unscored_steps={limit}")
-    trainer = PPOTrainer(config, judge=LetterJudge(fail_all=True), prompts=PROMPTS)
+    trainer = PPOTrainer.build(config, judge=LetterJudge(fail_all=True), prompts=PROMPTS)
     with pytest.raises(JudgeError, match=f"scored no sample in the last {stops_after} step"):
         trainer.train()
     assert trainer.step_count == stops_after
-    assert latest_checkpoint(tmp_path / "run") == tmp_path / "run" / "checkpoints" / f"step-{stops_after}"
+    assert RunFolder(tmp_path / "run").latest_checkpoint() == tmp_path / "run" / "checkpoints" / f"step-{stops_after}"
 
 
 def test_one_unscored_step_among_scored_ones_trains_on(tiny_models, tmp_path):
@@ -303,5 +309,5 @@ def test_one_unscored_step_among_scored_ones_trains_on(tiny_models, tmp_path):
     from rlaif.judges.base import Score
 
     config = make_config(tiny_models["gpt2"], tmp_path / "run", "ppo.steps=3", "judge.max_unscored_steps=2")
-    result = PPOTrainer(config, judge=FailsOnce(), prompts=PROMPTS).train()
+    result = PPOTrainer.build(config, judge=FailsOnce(), prompts=PROMPTS).train()
     assert [m["reward/scored"] for m in result.history] == [4, 0, 4]

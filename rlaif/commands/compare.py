@@ -1,4 +1,9 @@
-"""`rlaif compare SPEC [SPEC ...] --data hh|sample|FILE`: judges side by side on HH pairs."""
+"""`rlaif compare SPEC [SPEC ...] --data hh|sample|FILE`: judges side by side on HH pairs.
+
+Every reply's score goes to `<out>/scores.jsonl.partial` as it arrives; after a stop,
+`--resume` continues (see rlaif.workbench.judge_comparison). Exit 1 when a judge stopped
+early or no reply was scored at all.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import argparse
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+
+from rlaif.commands.score import add_resume_arguments
 
 HELP = "score HH chosen/rejected pairs with several judges; report accuracy, cost, latency, agreement"
 HUB_ID = "Anthropic/hh-rlhf"
@@ -31,20 +37,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(VALUE is read as YAML; repeatable)")
     parser.add_argument("--cache", metavar="PATH",
                         help="sqlite score cache shared by the judges: a rerun pays for no reply twice")
+    add_resume_arguments(parser, "scores")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the pairs, build the judges, compare them, write and print the report."""
-    from rlaif.compare import build_judges, compare_judges, judge_names, split_overrides
-    from rlaif.compare_report import write_comparison
     from rlaif.data.hh import load_hh
-    from rlaif.io import JsonlStream, check_output_dir
+    from rlaif.io import check_output_dir
+    from rlaif.overrides import parse_overrides
+    from rlaif.workbench.comparison_report import write_comparison
+    from rlaif.workbench.job import WorkbenchStopped
+    from rlaif.workbench.journal import existing_policy
+    from rlaif.workbench.judge_comparison import compare_with
+    from rlaif.workbench.judge_setup import JudgeChoice, judge_names, split_overrides
 
     if args.limit is not None and args.limit <= 0:
         raise ValueError(f"--limit must be a positive number of pairs, got {args.limit}")
+    existing = existing_policy(args.resume, args.restart)
     names = judge_names(args.specs)
     overrides = split_overrides(args.overrides, names)
+    choices = {n: JudgeChoice.resolve(ref, parse_overrides(overrides[n]), args.cache)
+               for n, ref in zip(names, args.specs)}
 
     is_hub = args.data == "hh"
     source = HUB_ID if is_hub else args.data
@@ -56,44 +70,30 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("runs") / f"compare-{datetime.now():%Y%m%d-%H%M%S}"
     check_output_dir(out)  # before the first request
-    judges = build_judges(names, args.specs, overrides, cache=args.cache)
-    stream = JsonlStream(out / "scores.jsonl")
+    meta = {"data": str(data.source), "split": args.split, "limit": args.limit,
+            "skipped_rows": data.skipped, "judges": {n: str(r) for n, r in zip(names, args.specs)}}
     try:
-        meta = {"data": str(data.source), "split": args.split, "limit": args.limit,
-                "skipped_rows": data.skipped, "judges": {n: str(r) for n, r in zip(names, args.specs)}}
-        report = compare_judges(judges, examples, batch_size=args.batch_size,
-                                progress=not args.no_progress, meta=meta,
-                                on_scores=lambda name, batch, scores: _stream(stream, name, batch, scores))
-    except BaseException as exc:
-        stream.close()
-        kept = f"{stream.rows} finished score(s) are in {stream.partial_path}; {_rerun_hint(args.cache)}"
-        if isinstance(exc, KeyboardInterrupt):
-            raise KeyboardInterrupt(kept) from None
-        print(f"rlaif compare: stopped: {kept}", file=sys.stderr)
-        raise
-    finally:
-        for judge in judges.values():
-            judge.close()
-    stream.finish()
+        report, journal = compare_with(choices, examples, out, existing=existing, batch_size=args.batch_size,
+                                       progress=not args.no_progress, meta=meta)
+    except WorkbenchStopped as exc:
+        print(f"rlaif compare: stopped: {exc}", file=sys.stderr)
+        return exc.exit_code
 
     paths = write_comparison(report, out)
     print(report.table())
     print(f"\nSpearman rank correlation ({report.spearman_n} replies scored by every judge):")
     print(report.matrix_table("spearman"))
-    print(f"\nreport: {paths['md']}; every score: {stream.path}")
+    print(f"\nreport: {paths['md']}; every score: {journal.out}")
     stopped = {n: r.stopped for n, r in report.results.items() if r.stopped}
     for name, why in stopped.items():
         n_done = sum(s.ok for s in report.results[name].chosen + report.results[name].rejected)
         print(f"rlaif compare: judge {name} stopped early: {why}. Its {n_done} finished score(s) "
-              f"are in the report and {stream.path}; {_rerun_hint(args.cache)}", file=sys.stderr)
+              f"are in the report and {journal.out}; {_rerun_hint(args.cache)}", file=sys.stderr)
+    if not any(s.ok for r in report.results.values() for s in r.chosen + r.rejected):
+        print("rlaif compare: no reply was scored by any judge; the reasons are in "
+              f"{journal.out}", file=sys.stderr)
+        return 1
     return 1 if stopped else 0
-
-
-def _stream(stream: Any, name: str, batch: Any, scores: Any) -> None:
-    """One row per reply: the judge, the pair, the side and what the judge said."""
-    for sample, score in zip(batch, scores):
-        stream.write({"judge": name, "pair": sample.meta["pair"], "side": sample.meta["side"],
-                      "score": score.value, "error": score.error, "rationale": score.rationale})
 
 
 def _rerun_hint(cache: str | None) -> str:

@@ -2,7 +2,7 @@
 
 Per run: the evaluator's hold-out toxicity before and after with the 95% CI of the
 difference, hold-out and training KL, the reward judge's view of the same replies, judge
-calls, cost and wall-clock (see rlaif.compare_runs). The table is printed; with --out the
+calls, cost and wall-clock (see rlaif.runs.comparison). The table is printed; with --out the
 table (compare_runs.md), the numbers (compare_runs.json) and the plot (compare_runs.png)
 are written there.
 """
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the runs, print the table and the notes, write the files."""
-    from rlaif.compare_runs import compare_runs
+    from rlaif.runs.comparison import compare_runs
 
     result = compare_runs(args.runs, args.out)
     print(result["table"])

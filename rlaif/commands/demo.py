@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=1,
                         help="run PPO with seeds 0..N-1 (into OUT/seed-<s>/) and report each seed "
                         "and the spread (OUT/seeds.md); the before side is computed once")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a stopped demo in --out (each seed from its latest checkpoint)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier demo in --out (its files go; other files stay)")
     parser.add_argument("--config", default=None,
                         help="run config to use instead of configs/demo.yaml")
     parser.add_argument("--cache-dir", default=None,
@@ -39,5 +43,6 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps <= 0:
         raise ValueError(f"--steps must be > 0, got {args.steps}")
     run_demo(args.out, steps=args.steps, fast=args.fast, toy=args.toy, overrides=args.overrides,
-             config_path=args.config, cache_dir=args.cache_dir, seeds=args.seeds)
+             config_path=args.config, cache_dir=args.cache_dir, seeds=args.seeds, resume=args.resume,
+             overwrite=args.overwrite)
     return 0

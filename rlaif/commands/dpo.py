@@ -1,15 +1,20 @@
-"""`rlaif dpo CONFIG [key=value ...] [--out DIR]`: DPO (TRL's DPOTrainer) on labelled pairs.
+"""`rlaif dpo CONFIG [key=value ...] [--out DIR] [--resume [DIR] | --overwrite]`: DPO (TRL's
+DPOTrainer) on labelled pairs.
 
 The pairs are an `rlaif label` JSONL (or its --dataset folder), named by `preferences.path`.
 The run folder receives what `rlaif train` writes: config.yaml, metrics.jsonl (TRL's log, one
-line per logged step), final/ (the model, LoRA merged), and with `eval.enabled` the same
-hold-out before/after report (report.md, report.json, plots). Causal LMs only.
+line per logged step), checkpoints/step-N (+ `latest`; `--resume` continues from them), final/
+(the model, LoRA merged), and with `eval.enabled` the same hold-out before/after report
+(report.md, report.json, plots). An existing run folder is refused as `rlaif train` refuses
+it. Causal LMs only.
 See configs/dpo-tiny.yaml and rlaif.dpo.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from rlaif.commands.run_args import add_run_arguments, run_overrides
 
 HELP = "train a policy with DPO (TRL's DPOTrainer) on AI-labelled preference pairs"
 
@@ -20,17 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="dotted overrides, values parsed as YAML: dpo.beta=0.2 "
                         "preferences.path=labels.jsonl model.lora.r=8")
-    parser.add_argument("--out", metavar="DIR", help="run folder (overrides output.dir)")
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, train, print the summary."""
     from rlaif.dpo.config import load_dpo_config
 
-    overrides = list(args.overrides) + ([f"output.dir={args.out}"] if args.out else [])
-    config = load_dpo_config(args.config, overrides)
+    config = load_dpo_config(args.config, run_overrides(args))
 
-    from rlaif.dpo.train import train_dpo
+    from rlaif.runs.lifecycle import train_dpo
 
     result = train_dpo(config)
     last = result.history[-1] if result.history else {}

@@ -7,7 +7,9 @@ shown in), or (b) with `--policy MODEL`, two samples per prompt of SRC from that
 any pointwise judge compared on its two scores. The output JSONL is TRL's preference format
 (`prompt`, `chosen`, `rejected`) plus verdict, strength, rationale and cost per row; ties and
 unscored pairs are kept with chosen/rejected null and left out of `--dataset` and `rlaif dpo`.
-Rerunning the same command resumes: labelled pairs are skipped (see rlaif.labeling.job).
+Every labelled pair goes to `<out>.partial` as the judge answers; after a stop, `--resume`
+continues (labelled pairs are skipped). A finished file of the same judge is extended by a rerun;
+a label file belongs to one judge (see rlaif.workbench.label_file). Pairs are numbered from 1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from rlaif.commands.score import add_resume_arguments
 
 HELP = "label preference pairs (HH pairs or two policy samples per prompt) with any judge"
 
@@ -30,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "id (default: sample)")
     parser.add_argument("--split", default="train", help="split of SRC (default: train)")
     parser.add_argument("--data-dir", metavar="NAME", help="HH subset, e.g. harmless-base")
-    parser.add_argument("--limit", type=int, metavar="N", help="first N rows / prompts only")
+    parser.add_argument("--limit", type=int, metavar="N",
+                        help="first N rows / prompts only (messages number pairs from 1, in this order)")
     parser.add_argument("--out", metavar="FILE",
                         help="output JSONL (default: <SRC>.<split>.labels.jsonl here)")
     parser.add_argument("--dataset", metavar="DIR",
@@ -40,7 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a judge spec field (repeatable); tie_margin=X sets the "
                         "score gap under which a pointwise judge calls a tie")
-    parser.add_argument("--chunk", type=int, default=32, help="pairs per judge call (default 32)")
+    parser.add_argument("--chunk", type=int, default=32,
+                        help="pairs per judge call (default 32; an API judge is asked at most its "
+                        "max_concurrency requests at a time)")
+    add_resume_arguments(parser, "labelled pairs")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     policy = parser.add_argument_group("pairs from a policy (source b)")
     policy.add_argument("--policy", metavar="MODEL",
@@ -57,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _items(args: argparse.Namespace) -> list:
-    from rlaif.labeling.sources import hh_items, policy_items
+    from rlaif.workbench.pairs import hh_items, policy_items
 
     if args.limit is not None and args.limit <= 0:
         raise ValueError(f"--limit {args.limit}: must be a positive number of rows")
@@ -78,34 +86,43 @@ def run(args: argparse.Namespace) -> int:
     """Build the pairs, label them (resuming), write the files, print the summary."""
     from tqdm.auto import tqdm
 
-    from rlaif.judges.registry import load_pairwise_judge
-    from rlaif.labeling.agreement import summary_lines
-    from rlaif.labeling.job import LabelingStopped, label_pairs
     from rlaif.overrides import parse_overrides
+    from rlaif.workbench.agreement import summary_lines
+    from rlaif.workbench.job import WorkbenchStopped
+    from rlaif.workbench.journal import existing_policy
+    from rlaif.workbench.judge_setup import JudgeChoice
+    from rlaif.workbench.label_file import label_with, open_label_journal
 
     name = Path(args.data).stem if Path(args.data).exists() else args.data.replace("/", "_")
     out = Path(args.out) if args.out else Path.cwd() / f"{name}.{args.split}.labels.jsonl"
+    choice = JudgeChoice.resolve(args.judge, parse_overrides(args.overrides), args.cache)
+    journal = open_label_journal(out, choice.owner(), existing_policy(args.resume, args.restart))
     t0 = time.perf_counter()
     items = _items(args)
     sampling = time.perf_counter() - t0 if args.policy else 0.0
-    judge = load_pairwise_judge(args.judge, parse_overrides(args.overrides), args.cache)
-    meta = {"judge_ref": args.judge, "judge_overrides": args.overrides, "data": args.data,
+    meta = {"judge_overrides": args.overrides, "data": args.data,
             "split": args.split, "policy": args.policy, "seconds_sampling": round(sampling, 1)}
+    judge_name = choice.spec.name or args.judge
     try:
-        with tqdm(total=len(items), desc=f"labelling with {judge.name}", unit="pair",
+        with tqdm(total=len(items), desc=f"labelling with {judge_name}", unit="pair",
                   disable=args.no_progress) as bar:
-            result = label_pairs(judge, items, out, chunk=args.chunk, progress=bar.update, meta=meta)
-    except LabelingStopped as exc:
+            result = label_with(choice, items, journal, chunk=args.chunk,
+                                progress=bar.update, meta=meta)
+    except WorkbenchStopped as exc:
         print(f"rlaif label: stopped: {exc}", file=sys.stderr)
-        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
-    finally:
-        judge.close()
-    print(f"judge {judge.name} on {args.data} ({len(items)} pairs; {result.labelled_now} labelled now, "
+        return exc.exit_code
+    print(f"judge {judge_name} on {args.data} ({len(items)} pairs; {result.labelled_now} labelled now, "
           f"{result.resumed} kept from an earlier run) -> {out}")
     for line in summary_lines(result.summary):
         print(line)
+    summary = result.summary
+    if summary["decided"] + summary["ties"] == 0:
+        first = next((r.get("error") for r in result.rows if r.get("error")), None)
+        print(f"rlaif label: no pair was labelled (first reason: {first}); the rows are in {out} "
+              "with their errors", file=sys.stderr)
+        return 1
     if args.dataset:
-        from rlaif.labeling.dataset import save_dataset
+        from rlaif.workbench.label_dataset import save_dataset
 
         n = save_dataset(result.rows, args.dataset)
         print(f"dataset: {n} decided pairs -> {args.dataset}")

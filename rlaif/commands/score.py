@@ -3,8 +3,9 @@
 Rows are either {"prompt", "response"} (scored as is) or HH rows {"chosen", "rejected"}
 (full transcripts: both are split into prompt and final reply and scored). The output
 JSONL repeats every input field and adds `score`, `error`, `rationale` (HH rows:
-`chosen_score`, `rejected_score`, `chosen_error`, ... ). It is written atomically.
-The work is done by `rlaif.scoring`; this verb parses arguments and prints.
+`chosen_score`, `rejected_score`, `chosen_error`, ... ). It is written atomically; every
+answer goes to `<out>.partial` as it arrives, and `--resume` continues a stopped run.
+The work is done by `rlaif.workbench.score_file`; this verb parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="built-in judge name (see `rlaif judges`) or a judge spec YAML path")
     parser.add_argument("--data", required=True, metavar="FILE",
                         help="JSONL file of {prompt, response} or HH {chosen, rejected} rows "
-                        "('sample' or 'sample:test' = the bundled HH sample)")
+                        "('sample' or 'sample:test' = the bundled HH sample); messages number "
+                        "rows from 1 (a row's number is its line)")
     parser.add_argument("--out", metavar="FILE",
                         help="output JSONL (default: <data stem>.scores.jsonl in the current "
                         "directory, so the input's folder is never written to)")
@@ -35,6 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE",
                         help="override a spec field, value parsed as YAML (repeatable; dotted "
                         "keys reach nested fields): --set device=cpu --set transform.add=1")
+    add_resume_arguments(parser, "answers")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_resume_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """--resume / --restart: what to do with the `.partial` of a run that stopped."""
+    parser.add_argument("--resume", action="store_true",
+                        help=f"continue a stopped run from its <out>.partial: the {what} kept there "
+                        "are not asked again, and the judge's budget is lowered by what they cost")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard an earlier run's <out>.partial and start from scratch")
 
 
 def _format_summary(label: str, s: dict[str, Any]) -> str:
@@ -46,28 +59,30 @@ def run(args: argparse.Namespace) -> int:
     """Score every row, write the output JSONL, print the summary."""
     from tqdm.auto import tqdm
 
-    from rlaif.judges.registry import load_judge
     from rlaif.overrides import parse_overrides
-    from rlaif.scoring import ScoringJob, ScoringStopped, preload, resolve_data, summarize
+    from rlaif.workbench.job import WorkbenchStopped
+    from rlaif.workbench.journal import existing_policy
+    from rlaif.workbench.judge_setup import JudgeChoice
+    from rlaif.workbench.samples_file import resolve_data
+    from rlaif.workbench.score_file import ScoreJob, summarize
 
     data = resolve_data(args.data)
     out = Path(args.out) if args.out else Path.cwd() / f"{data.stem}.scores.jsonl"
-    job = ScoringJob.read(data, out, args.limit)
+    existing = existing_policy(args.resume, args.restart)
+    job = ScoreJob.read(data, out, args.limit)
     if not job.rows:
         print(f"rlaif score: warning: {data} holds no rows; nothing to score", file=sys.stderr)
         return NOTHING_SCORED
-    judge = load_judge(args.judge, parse_overrides(args.overrides), args.cache)
+    choice = JudgeChoice.resolve(args.judge, parse_overrides(args.overrides), args.cache)
     try:
-        preload(judge)  # a missing model fails before the progress bar starts
-        with tqdm(total=len(job.samples), desc=f"scoring with {judge.name}", unit="sample") as bar:
-            result = job.run(judge, progress=bar.update)
-    except ScoringStopped as exc:
+        with tqdm(total=len(job.samples), desc=f"scoring with {choice.spec.name or args.judge}",
+                  unit="sample", disable=args.no_progress) as bar:
+            result = job.score_with(choice, existing=existing, progress=bar.update)
+    except WorkbenchStopped as exc:
         print(f"rlaif score: stopped: {exc}", file=sys.stderr)
-        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
-    finally:
-        judge.close()
+        return exc.exit_code
 
-    print(f"judge {judge.name} on {data} ({len(job.rows)} rows) -> {out}")
+    print(f"judge {choice.spec.name or args.judge} on {data} ({len(job.rows)} rows) -> {out}")
     for label, values in result.values.items():
         print(_format_summary(label, summarize(values)))
     wins, ties, pairs = result.pairs()
@@ -75,11 +90,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"chosen > rejected in {wins}/{pairs} pairs ({wins / pairs:.1%}), ties {ties}")
     stats = result.cache_stats
     if stats:
-        print(f"cache {stats['path']}: {stats['hits']} hits, {stats['misses']} misses")
-    usage = result.usage
-    if usage.requests:
+        print(f"cache {stats.path}: {stats.hits} hits, {stats.misses} misses")
+    usage, earlier = result.usage, result.earlier
+    if usage.requests or earlier.requests:
         print(f"usage: {usage.requests} requests, {usage.input_tokens} input + "
-              f"{usage.output_tokens} output tokens, ~${usage.cost_usd:.4f}")
+              f"{usage.output_tokens} output tokens, ~${usage.cost_usd:.4f}"
+              + (f" (earlier runs of this file: {earlier.requests} requests, ~${earlier.cost_usd:.4f})"
+                 if result.resumed else ""))
     if result.n_scored == 0:
         first = next((r.get("error") or r.get("chosen_error") for r in result.rows), None)
         print(f"rlaif score: no sample was scored (first reason: {first}); the rows are in {out} "

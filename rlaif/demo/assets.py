@@ -1,12 +1,13 @@
-"""The demo's offline models, built once from the bundled HH sample and cached.
+"""The demo's offline models, built once and cached.
 
-- **policy**: a small GPT-2 trained from scratch as a causal LM on the sample's TRAIN
-  dialogues, both the chosen and the rejected transcripts, so it has learned to reply
-  politely and toxically and sampling gives a real mix of both.
-- **evaluator**: a small RoBERTa classifier (`id2label {0: nothate, 1: hate}`) trained on
-  the sample's TRAIN final replies with their toxicity labels. It is the hold-out
-  evaluator, deliberately a different model from the reward judge (profanity-check), so a
-  policy that games the reward does not also fool the measurement.
+`build_real_assets` (the default `rlaif demo`): SmolLM2-135M-Instruct from its installed GGUF
+with rudeness fine-tuned in (LoRA) on real red-team openings (`rude.py`), the evaluator
+(all-MiniLM-L6-v2 + a head on the Davidson tweets, `evaluator.py`) and the helpfulness judge
+(MiniLM + a head on real hh-rlhf openings, `helpfulness.py`).
+
+`build_toy_assets` (`rlaif demo --toy`, tests): a small GPT-2 trained from scratch on the
+sample's TRAIN dialogues (chosen and rejected, so sampling gives a mix of polite and toxic
+replies) and a small RoBERTa classifier trained on the sample's TRAIN replies (`training.py`).
 
 Each lives under `$RLAIF_CACHE/demo-v<ASSET_VERSION>/{policy,evaluator}-<key>/` (default
 root `~/.cache/rlaif`), where `key` hashes the sample files and that model's builder
@@ -33,7 +34,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from rlaif.demo.settings import AssetSettings, RealAssetSettings
-from rlaif.demo.training import build_evaluator, build_policy, lm_texts, reply_labels
+from rlaif.demo.training import build_policy, build_toy_evaluator, lm_texts, reply_labels
 from rlaif.io import atomic_write_dir
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def asset_key(settings: BaseModel, files: list[Path] | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def build_demo_assets(settings: AssetSettings | None = None, cache_dir: str | Path | None = None,
+def build_toy_assets(settings: AssetSettings | None = None, cache_dir: str | Path | None = None,
                       force: bool = False) -> DemoAssets:
     """Return the demo policy and evaluator, building and caching each when missing or stale."""
     settings = settings or AssetSettings()
@@ -103,7 +104,7 @@ def build_demo_assets(settings: AssetSettings | None = None, cache_dir: str | Pa
         lambda out: build_policy(out, lm_texts(sample_rows()["train"]), settings.policy))
     evaluator_dir, evaluator_stats, evaluator_hit = _cached(
         root, "evaluator", settings.evaluator, force,
-        lambda out: build_evaluator(out, reply_labels(sample_rows()["train"]),
+        lambda out: build_toy_evaluator(out, reply_labels(sample_rows()["train"]),
                                     reply_labels(sample_rows()["test"]), settings.evaluator))
     manifest = {"asset_version": ASSET_VERSION, "policy": policy_stats,
                 "evaluator": evaluator_stats}

@@ -4,7 +4,7 @@
                   real red-team openings), evaluator (MiniLM + a head on the Davidson tweets)
                   and helpfulness judge (MiniLM + a head on real hh-rlhf openings)
     2. pipeline   `configs/demo.yaml` with those filled in, handed to the same
-                  before -> PPO -> after flow as `rlaif train` (`rlaif.pipeline`): TRAIN
+                  before -> PPO -> after flow as `rlaif train` (`rlaif.runs.lifecycle`): TRAIN
                   openings, reward = harmlessness (profanity-check) + relevance (MiniLM cosine);
                   hold-out = the TEST conversations' openings, k replies each; report + plots
     3. seeds      with `seeds > 1`, step 2 once per PPO seed (`<out>/seed-<s>/`, the "before"
@@ -27,22 +27,20 @@ from typing import Any
 
 import yaml
 
-from rlaif.demo.assets import DemoAssets, build_demo_assets, build_real_assets
+from rlaif.demo.assets import DemoAssets, build_toy_assets, build_real_assets
+from rlaif.runs.folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("runs/demo")
-MARKER = "demo.json"
 EVALUATOR_DIR = "evaluator"  # the run's copy of the evaluator spec and head
 HELPFULNESS_DIR = "helpfulness"  # the run's copy of the helpfulness judge's spec and head
 # What `--fast` changes: a smaller run for CI and quick looks (same pipeline, same cached
 # models, same settings otherwise); the test suite asserts the reduction it reaches.
 FAST_OVERRIDES = ("ppo.steps=4", "eval.n=16", "eval.control_n=8")
 TOY_FAST_OVERRIDES = ("ppo.steps=12", "eval.n=64")
-_OUTPUTS = ("checkpoints", "metrics.jsonl", "config.yaml", "report.md", "report.json",
-            "eval_before.json", "eval_control_before.json", EVALUATOR_DIR,
-            "toxicity_hist.png", "training.png", "final", "tensorboard", "mlruns", "wandb",
-            HELPFULNESS_DIR, "length_hist.png", "seeds.md", "seeds.json", MARKER)
+RUN_EXTRAS = (EVALUATOR_DIR, HELPFULNESS_DIR)  # what a demo run keeps beside the run's own files
+SEEDS_EXTRAS = ("seeds.md", "seeds.json")  # the top folder of a --seeds N demo (+ seed-<s>/)
 
 
 @dataclass
@@ -85,14 +83,14 @@ def demo_config(assets: DemoAssets, out_dir: Path, config_path: Path | None = No
     path = Path(config_path) if config_path else default_config_path(toy=assets.toy)
     data = yaml.safe_load(path.read_text()) or {}
     data.setdefault("model", {})["name_or_path"] = str(assets.policy)
-    data.setdefault("eval", {})["evaluator"] = evaluator or evaluator_spec(assets)
+    data.setdefault("eval", {})["evaluator"] = evaluator or evaluator_ref(assets)
     if assets.helpfulness is not None and data["eval"].get("helpfulness", "") is None:
         data["eval"]["helpfulness"] = helpfulness or str(assets.helpfulness / "helpfulness.yaml")
     data.setdefault("output", {})["dir"] = str(out_dir)
     return load_config(data=data, overrides=list(overrides))
 
 
-def evaluator_spec(assets: DemoAssets) -> dict[str, Any] | str:
+def evaluator_ref(assets: DemoAssets) -> dict[str, Any] | str:
     """The hold-out evaluator: the MiniLM judge spec file the real build wrote (toxicity =
     1 - P(clean)), or for the toy demo its classifier (toxicity = P(hate))."""
     if not assets.toy:
@@ -122,24 +120,6 @@ def _keep(source: Path, target: Path, spec: str) -> str:
     return str(target / spec)
 
 
-def prepare_run_dir(out_dir: Path) -> None:
-    """Create `out_dir`; a previous demo's outputs there are replaced, anything else is refused."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / MARKER).is_file():
-            raise ValueError(
-                f"{out_dir} exists and holds files that `rlaif demo` did not write; pass "
-                "--out to an empty or new folder"
-            )
-        for name in _OUTPUTS:
-            target = out_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MARKER).write_text(json.dumps({"written_by": "rlaif demo"}))
-
-
 def _stage(n: int, total: int, text: str) -> float:
     print(f"[{n}/{total}] {text}", flush=True)
     return time.perf_counter()
@@ -149,13 +129,16 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
              toy: bool = False, overrides: list[str] | tuple[str, ...] = (),
              config_path: str | Path | None = None, asset_settings: Any = None,
              cache_dir: str | Path | None = None, progress: bool = True,
-             seeds: int = 1) -> DemoResult:
+             seeds: int = 1, resume: bool = False, overwrite: bool = False) -> DemoResult:
     """Run the whole offline demo; returns the report's numbers and where it was written.
 
     `seeds > 1` runs PPO once per seed 0..seeds-1 into `<out>/seed-<s>/` (same assets, prompts
     and hold-out sampling; the "before" side is computed once) and writes `<out>/seeds.md` and
     `seeds.json`: every seed's headline numbers and their spread. The result is seed 0's, with
-    `seeds` holding the summary."""
+    `seeds` holding the summary.
+
+    An `out_dir` holding a run is refused unless `resume` (each seed continues from its latest
+    checkpoint) or `overwrite` (the earlier demo's files go; other files stay)."""
     from rlaif.demo.seeds import SEED_DIR, write_seed_summary
 
     if seeds < 1:
@@ -165,29 +148,33 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     if steps is not None:
         all_overrides.append(f"ppo.steps={steps}")
     t_start = time.perf_counter()
+    seed_dirs = [SEED_DIR.format(seed=seed) for seed in range(seeds)] if seeds > 1 else []
+    # the existing-folder rule first: a refusal costs nothing
+    folder = RunFolder(out, (*RUN_EXTRAS, *SEEDS_EXTRAS, *seed_dirs) if seed_dirs else RUN_EXTRAS).claim(
+        resume=resume, overwrite=overwrite, command="rlaif demo")
 
     t0 = _stage(1, 2, "demo assets: " + ("small GPT-2 policy + RoBERTa evaluator" if toy else
                 "SmolLM2-135M-Instruct + rudeness (LoRA on real red-team openings), MiniLM "
                 "evaluator (Davidson tweets) and helpfulness judge (hh-rlhf)") + " (built once, cached)")
-    assets = build_demo_assets(asset_settings, cache_dir=cache_dir) if toy else \
+    assets = build_toy_assets(asset_settings, cache_dir=cache_dir) if toy else \
         build_real_assets(asset_settings, cache_dir=cache_dir)
     assets_s = time.perf_counter() - t0
     print(f"      {'cache hit' if assets.cache_hit else 'built'} {assets.root} ({assets_s:.0f}s)",
           flush=True)
     _print_evaluator(assets.manifest, assets)
     if seeds == 1:
-        result = _run_one(out, assets, all_overrides, config_path, progress, toy, assets_s)
+        result = _run_one(folder, assets, all_overrides, config_path, progress, toy, assets_s, resume)
         result.timings["total"] = time.perf_counter() - t_start
         _print_total(result.timings)
         return result
-    prepare_run_dir(out)
     results = []
-    for seed in range(seeds):
-        run_dir = out / SEED_DIR.format(seed=seed)
-        print(f"\n=== seed {seed} ({seed + 1} of {seeds}): {run_dir} ===", flush=True)
-        results.append(_run_one(run_dir, assets, [*all_overrides, f"ppo.seed={seed}"], config_path,
-                                progress, toy, assets_s,
-                                before_from=results[0].run_dir if results else None))
+    for seed, name in enumerate(seed_dirs):
+        sub = RunFolder(out / name, RUN_EXTRAS)
+        again = resume and sub.holds_run()  # a seed the stopped demo had not reached starts fresh
+        print(f"\n=== seed {seed} ({seed + 1} of {seeds}): {sub.path} ===", flush=True)
+        results.append(_run_one(sub.claim(resume=again, overwrite=False, command="rlaif demo"), assets,
+                                [*all_overrides, f"ppo.seed={seed}"], config_path, progress, toy, assets_s,
+                                again, before_from=results[0].run_dir if results else None))
     summary = write_seed_summary(out, [r.report for r in results], list(range(seeds)))
     print()
     print(summary)
@@ -198,21 +185,22 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, steps: int | None = None, fas
     return first
 
 
-def _run_one(out: Path, assets: DemoAssets, overrides: list[str], config_path: Any, progress: bool,
-             toy: bool, assets_s: float, before_from: Path | None = None) -> DemoResult:
+def _run_one(folder: RunFolder, assets: DemoAssets, overrides: list[str], config_path: Any,
+             progress: bool, toy: bool, assets_s: float, resume: bool,
+             before_from: Path | None = None) -> DemoResult:
     """One before -> PPO -> after run into `out` (the "before" side copied from the run
     `before_from` when given: the pipeline reuses it only if its settings match); prints its table."""
     from rlaif.demo.seeds import reuse_before
     from rlaif.evaluation.report import summary_table
-    from rlaif.pipeline import train_and_evaluate
+    from rlaif.runs.lifecycle import train_ppo
 
-    prepare_run_dir(out)
-    if before_from is not None:
+    out = folder.path
+    if before_from is not None and not folder.before.is_file():
         reuse_before(before_from, out)
     evaluator = None if toy else keep_evaluator(assets, out)
     helpfulness = None if toy else keep_helpfulness(assets, out)
-    config = demo_config(assets, out, config_path, overrides, evaluator=evaluator,
-                         helpfulness=helpfulness)
+    config = demo_config(assets, out, config_path, [*overrides, *(["resume=true"] if resume else [])],
+                         evaluator=evaluator, helpfulness=helpfulness)
     _stage(2, 2, f"before -> PPO ({config.ppo.steps} steps x {config.ppo.batch_size} TRAIN "
                  f"prompts, reward = {config.judge.ref}, seed {config.ppo.seed}) -> after, on "
                  + (f"the held-out {config.eval.split.upper()} prompts" if config.eval.split else
@@ -228,7 +216,7 @@ def _run_one(out: Path, assets: DemoAssets, overrides: list[str], config_path: A
         "overrides": list(overrides),
         "assets_s": round(assets_s, 1),
     }}
-    result = train_and_evaluate(config, extra=extra, progress=progress)
+    result = train_ppo(config, extra=extra, progress=progress, folder=folder)
     timings = {"assets": assets_s, **result.timings}
     report = json.loads(result.paths["json"].read_text())
     print()

@@ -17,9 +17,10 @@ from typing import Any
 
 from rlaif.io import atomic_write_json, atomic_write_text
 from rlaif.markdown import md_escape
+from rlaif.runs.folder import BEFORE_FILE, CONTROL_BEFORE_FILE
 
 SEED_DIR = "seed-{seed}"
-BEFORE_FILES = ("eval_before.json", "eval_control_before.json")
+BEFORE_FILES = (BEFORE_FILE, CONTROL_BEFORE_FILE)
 
 
 def reuse_before(source_run: Path, target_run: Path) -> list[Path]:

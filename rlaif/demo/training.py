@@ -3,7 +3,7 @@
 - `lm_texts`, `reply_labels`: the sample's examples as the two models' training data.
 - `build_policy`: a small GPT-2 (built by `rlaif.models.tiny`), causal-LM training on
   length-bucketed batches with a warm-up + cosine schedule.
-- `build_evaluator`: a small RoBERTa toxicity classifier on TRAIN replies (plus pieces of
+- `build_toy_evaluator`: a small RoBERTa toxicity classifier on TRAIN replies (plus pieces of
   clean replies, so short clean text is not called toxic), with its accuracy on TEST.
 """
 
@@ -125,7 +125,7 @@ def _warmup_cosine(step: int, settings: PolicySettings) -> float:
 # ----------------------------------------------------------------------------- evaluator
 
 
-def build_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tuple[str, int]],
+def build_toy_evaluator(out_dir: Path, train: list[tuple[str, int]], test: list[tuple[str, int]],
                     settings: EvaluatorSettings) -> dict[str, Any]:
     """Train a small RoBERTa toxicity classifier on `train`, report its `test` accuracy, save it."""
     model, tokenizer = build_roberta_classifier([t for t, _ in train], RobertaSettings(

@@ -1,6 +1,8 @@
-"""What `rlaif dpo` hangs on TRL's DPOTrainer: every log line into metrics.jsonl, and the
-terminal output `rlaif train` gives (a tqdm bar with loss and margin, and a one-line log every
-`output.log_every` steps) in place of transformers' bar, which prints each log dict.
+"""What `rlaif dpo` hangs on TRL's DPOTrainer: every log line into metrics.jsonl (and the
+trackers), the terminal output `rlaif train` gives (a tqdm bar with loss and margin, and a
+one-line log every `output.log_every` steps) in place of transformers' bar, which prints each
+log dict; and the run folder's checkpoints (sealed, renamed to step-N, `latest`) and the
+graceful stop.
 
 transformers is imported inside `dpo_callbacks`, so importing this module stays light.
 """
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.io import append_jsonl
+from rlaif.runs.folder import RunFolder
+from rlaif.runs.metrics_log import finite_or_none
 
 
 def metrics_row(step: int, logs: dict[str, Any]) -> dict[str, Any] | None:
@@ -35,8 +39,9 @@ def log_line(row: dict[str, Any], seconds_per_step: float | None) -> str:
 
 
 def dpo_callbacks(metrics_path: Path, history: list[dict[str, Any]], *, progress: bool,
-                  log_every: int) -> list[Any]:
-    """[the metrics.jsonl writer, and with `progress` the bar + periodic line] for DPOTrainer.
+                  log_every: int, tracker: Any = None) -> list[Any]:
+    """[the metrics.jsonl (and `tracker`) writer, and with `progress` the bar + periodic line]
+    for DPOTrainer.
 
     The caller removes transformers' own printing callbacks (`quiet_callbacks()`)."""
     from tqdm.auto import tqdm
@@ -50,7 +55,9 @@ def dpo_callbacks(metrics_path: Path, history: list[dict[str, Any]], *, progress
             row = metrics_row(state.global_step, logs or {})
             if row is not None and state.is_world_process_zero:
                 history.append(row)
-                append_jsonl(metrics_path, row)
+                append_jsonl(metrics_path, {k: finite_or_none(v) for k, v in row.items()})
+                if tracker is not None:
+                    tracker.log(row, step=row["step"])
 
     class Progress(TrainerCallback):
         """A tqdm bar over optimizer steps; loss and margin on it; a line every `log_every` steps."""
@@ -94,3 +101,30 @@ def quiet_callbacks() -> tuple[Any, ...]:
     from transformers import PrinterCallback, ProgressCallback
 
     return (PrinterCallback, ProgressCallback)
+
+
+def run_folder_callbacks(folder: RunFolder, stop: Any) -> list[Any]:
+    """[checkpoint sealing, the graceful stop] for DPOTrainer.
+
+    TRL writes `checkpoints/checkpoint-N`; each is sealed with files.json and renamed to
+    `checkpoints/step-N`, and `latest` names it, as PPO's checkpoints are. The last step is always
+    saved; so is the step at which `stop` (a `GracefulStop`) heard a signal, and training ends."""
+    from transformers import TrainerCallback
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    class RunFolderCheckpoints(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step >= state.max_steps or stop.requested is not None:
+                control.should_save = True
+            if stop.requested is not None:
+                control.should_training_stop = True
+            return control
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.is_world_process_zero:
+                written = folder.checkpoints / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+                folder.publish_checkpoint(written, state.global_step)
+                # TRL also writes a model card into its output_dir; the run's card is final/README.md
+                (folder.checkpoints / "README.md").unlink(missing_ok=True)
+
+    return [RunFolderCheckpoints()]

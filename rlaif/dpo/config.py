@@ -11,6 +11,8 @@ DPO settings that matter here).
     generation:   sampling for the hold-out replies (as `rlaif train`)
     eval:         the hold-out evaluation (as `rlaif train`); `reward_judge` names the labelling
                   judge for `eval.reward_judge_view`
+    resume, overwrite  an output folder that already holds a run: continue it, or start over
+                  (the same fields and meaning as `rlaif train`'s)
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from rlaif.config import (
+    ALLOW_CHANGES_HELP, OVERWRITE_HELP,
+    RESUME_HELP,
     DataConfig,
     EvalConfig,
     GenerationConfig,
@@ -28,14 +32,14 @@ from rlaif.config import (
     OutputConfig,
 )
 from rlaif.config_loading import (
+    ConfigSection,
     config_relative_path,
     read_config_mapping,
     validate_config,
 )
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = ConfigSection  # unknown keys and non-finite numbers refused, as in `rlaif train`
 
 
 class PreferenceConfig(_Section):
@@ -79,6 +83,9 @@ class DPORunConfig(_Section):
     generation: GenerationConfig = GenerationConfig()
     eval: EvalConfig = EvalConfig()
     output: OutputConfig = OutputConfig(dir="runs/dpo")
+    resume: bool | str = Field(default=False, description=RESUME_HELP)
+    overwrite: bool = Field(default=False, description=OVERWRITE_HELP)
+    allow_changes: bool = Field(default=False, description=ALLOW_CHANGES_HELP)
 
     @model_validator(mode="after")
     def _check(self) -> DPORunConfig:

@@ -212,23 +212,6 @@ class Holdout:
                     floor.helpfulness_judge, changed = self.helpfulness.name, True
         return changed
 
-    def load_before(self, saved: str | Path) -> HoldoutSide:
-        """The "before" side saved by `before(..., saved=)`; refused if its settings differ."""
-        saved = Path(saved)
-        if not saved.is_file():
-            raise FileNotFoundError(
-                f"{saved} not found: score the start model with Holdout.before(..., saved=) first")
-        data = json.loads(saved.read_text())
-        for k, v in self.key.items():
-            if data.get(k) != v:
-                raise ValueError(
-                    f"{saved}: the before-evaluation used another {k} ({str(data.get(k))[:80]!r}, now "
-                    f"{str(v)[:80]!r}); evaluate both sides with the same hold-out set and settings"
-                )
-        side = HoldoutSide.from_dict(data)
-        self._complete(side)  # in memory only: the file is `before()`'s
-        return side
-
     # ------------------------------------------------------------------ comparison
 
     @property

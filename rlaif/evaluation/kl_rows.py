@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlaif.runs.folder import RunFolder
+
 TRAINING_KL_STEPS = 5  # the training-KL row: mean of `objective/kl` over the last steps
 
 
@@ -51,10 +53,10 @@ def run_training_kl(run_dir: Path) -> tuple[Path | None, dict[str, float]]:
 
     from rlaif.io import read_jsonl
 
-    metrics = Path(run_dir) / "metrics.jsonl"
+    metrics = RunFolder(run_dir).metrics
     if not metrics.is_file():
         return None, {}
-    config_path = Path(run_dir) / "config.yaml"
+    config_path = RunFolder(run_dir).config
     config = (yaml.safe_load(config_path.read_text()) or {}) if config_path.is_file() else None
     named: dict[str, Any] = {}
     if isinstance(config, dict) and isinstance(config.get("ppo"), dict):

@@ -3,6 +3,10 @@
 The training plot (reward and KL over steps) is drawn when a metrics.jsonl (`step`,
 `reward/mean`, `objective/kl`) is given. Every file is written to a temporary name in the
 same folder and renamed into place, so a crash never leaves a half-written report.
+
+report.json and report.md hold no absolute local path outside the replies themselves: model,
+judge and file paths are shown relative to the report's folder, as a hub id, or by their last
+part (`rlaif.local_paths`).
 """
 
 from __future__ import annotations
@@ -15,9 +19,14 @@ from rlaif.evaluation.holdout import HoldoutReport
 from rlaif.evaluation.plots import plot_lengths, plot_toxicity, plot_training
 from rlaif.evaluation.table import summary_table
 from rlaif.io import atomic_write_json, atomic_write_text, read_jsonl
+from rlaif.local_paths import publishable
 from rlaif.markdown import fmt_num, md_escape
+from rlaif.runs.folder import PLOT_FILES, REPORT_JSON, REPORT_MD
 
-__all__ = ["examples_table", "rewrite_extra", "summary_table", "write_report"]
+__all__ = ["examples_table", "read_report", "rewrite_extra", "summary_table", "write_report"]
+
+# What the models replied and what was measured on it: published as it is, paths and all.
+_AS_MEASURED = ("rows", "metrics")
 
 
 def examples_table(data: dict[str, Any]) -> str:
@@ -40,8 +49,8 @@ def write_report(out_dir: str | Path, holdout: HoldoutReport | dict[str, Any],
     data = holdout.to_dict() if isinstance(holdout, HoldoutReport) else dict(holdout)
     if extra:
         data["extra"] = extra
-    paths: dict[str, Path] = {"toxicity_plot": plot_toxicity(data, out / "toxicity_hist.png")}
-    lengths = plot_lengths(data, out / "length_hist.png")
+    paths: dict[str, Path] = {"toxicity_plot": plot_toxicity(data, out / PLOT_FILES["toxicity_plot"])}
+    lengths = plot_lengths(data, out / PLOT_FILES["length_plot"])
     if lengths is not None:
         paths["length_plot"] = lengths
     training: list[dict[str, Any]] = []
@@ -49,7 +58,7 @@ def write_report(out_dir: str | Path, holdout: HoldoutReport | dict[str, Any],
         if not Path(metrics_path).is_file():
             raise FileNotFoundError(f"metrics file {metrics_path} not found; pass metrics_path=None to skip the training plot")
         training = read_jsonl(metrics_path)
-        plot = plot_training(training, out / "training.png")
+        plot = plot_training(training, out / PLOT_FILES["training_plot"])
         if plot is not None:
             paths["training_plot"] = plot
         data["training"] = {"metrics_path": str(metrics_path), "steps": len(training)}
@@ -57,21 +66,39 @@ def write_report(out_dir: str | Path, holdout: HoldoutReport | dict[str, Any],
 
 
 def _write_documents(out: Path, data: dict[str, Any], paths: dict[str, Path]) -> dict[str, Path]:
-    """report.json and report.md (which links the plots in `paths`)."""
-    atomic_write_json(out / "report.json", data)
-    atomic_write_text(out / "report.md", _markdown(data, paths))
-    return {"json": out / "report.json", "md": out / "report.md"}
+    """report.json and report.md (which links the plots in `paths`), local paths shortened."""
+    data = {k: v if k in _AS_MEASURED else publishable(v, out) for k, v in data.items()}
+    atomic_write_json(out / REPORT_JSON, data)
+    atomic_write_text(out / REPORT_MD, _markdown(data, paths))
+    return {"json": out / REPORT_JSON, "md": out / REPORT_MD}
+
+
+def read_report(path: str | Path) -> dict[str, Any] | None:
+    """A written report.json (None when there is none); ValueError naming the file when it is
+    not a JSON object."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = exc
+    if not isinstance(data, dict):
+        why = f"({data})" if isinstance(data, Exception) else f"(a JSON {type(data).__name__}, not an object)"
+        raise ValueError(f"{path}: not a valid report {why}; evaluate the run again to rewrite it, "
+                         "or move it away")
+    return data
 
 
 def rewrite_extra(out_dir: str | Path, extra: dict[str, Any]) -> dict[str, Path]:
     """Replace the `extra` block of a written report (report.json and report.md), leaving the
     plots as they are: for numbers known only after the report was first written."""
     out = Path(out_dir)
-    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    data = read_report(out / REPORT_JSON)
+    if data is None:
+        raise FileNotFoundError(f"{out / 'report.json'} not found: write the report before its extra block")
     data["extra"] = extra
-    paths = {key: out / name for key, name in (("toxicity_plot", "toxicity_hist.png"),
-                                               ("length_plot", "length_hist.png"),
-                                               ("training_plot", "training.png"))
+    paths = {key: out / name for key, name in PLOT_FILES.items()
              if (out / name).is_file()}
     return _write_documents(out, data, paths)
 

@@ -44,8 +44,7 @@ class ToxicityEvaluator:
 
     def about(self) -> str | None:
         """The evaluator spec's own description (what it is, what it was trained on), if any."""
-        spec = _spec_of(self.judge)
-        return getattr(spec, "description", None) or None
+        return getattr(self.judge.spec, "description", None) or None
 
     def scores(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float | None]:
         """Toxicity per response (None where the judge could not score)."""
@@ -74,15 +73,6 @@ class ToxicityEvaluator:
             self.judge.close()
 
 
-def _spec_of(judge: Judge) -> Any:
-    """The spec a judge was built from, looking through wrappers such as the score cache."""
-    for obj in (judge, getattr(judge, "judge", None), getattr(judge, "inner", None)):
-        spec = getattr(obj, "spec", None)
-        if spec is not None:
-            return spec
-    return None
-
-
 def make_toxicity_evaluator(evaluator: Any, toxic_label: str = "hate") -> ToxicityEvaluator:
     """Build the evaluator from a Judge, spec object, dict, built-in name or YAML path."""
     from rlaif.judges.registry import build_judge
@@ -91,7 +81,7 @@ def make_toxicity_evaluator(evaluator: Any, toxic_label: str = "hate") -> Toxici
     if isinstance(evaluator, ToxicityEvaluator):
         return evaluator
     if isinstance(evaluator, Judge):
-        spec = _spec_of(evaluator)
+        spec = evaluator.spec
         if not isinstance(spec, ClassifierSpec):
             return ToxicityEvaluator(evaluator, "scale")
         if spec.output == "prob" and str(spec.label) == toxic_label:

@@ -3,6 +3,7 @@
 `temperature` is not sent: the SDK 2.x Messages API takes no sampling parameters. Retries
 are the SDK's own (see `rlaif.judges.provider`); an httpx request hook counts every HTTP
 attempt, retries included, for the request whose task is sending it (a context variable).
+A judge's synchronous calls share one client for the judge's life (`AnthropicProvider`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ssl
 import threading
 from typing import Any
 
+from rlaif.judges import loop as judge_loop
 from rlaif.judges.base import JudgeError
 from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
 from rlaif.judges.spec import LLMSpec
@@ -35,12 +37,27 @@ async def _count_attempt(request: Any) -> None:
 
 @functools.lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
-    """One CA bundle load per process (~0.3 s each), shared by the per-batch clients."""
+    """One CA bundle load per process (~0.3 s each), shared by every client."""
     return ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
 
 
+@dataclasses.dataclass
+class _Client:
+    """One `AsyncAnthropic` and how long it lives: `users` batches run on it now; `pinned`
+    when it was opened on a judge's own loop (it then outlives its batches)."""
+
+    client: Any
+    users: int
+    pinned: bool
+
+
 class AnthropicProvider(Provider):
-    """`anthropic.AsyncAnthropic`; key from ANTHROPIC_API_KEY (or the SDK's other sources)."""
+    """`anthropic.AsyncAnthropic`; key from ANTHROPIC_API_KEY (or the SDK's other sources).
+
+    One client per event loop, because the async HTTP pool belongs to the loop that opened
+    it: on a judge's own loop (`Judge.score`) it is opened once and kept until that loop or
+    this provider closes; on a caller's loop (`await judge.ascore(...)`) it is shared by the
+    batches running there at once and closed when the last one ends (`rlaif.judges.loop`)."""
 
     def __init__(self, spec: LLMSpec) -> None:
         import anthropic  # noqa: F401 - fail early, at build time, if the SDK is missing
@@ -51,20 +68,30 @@ class AnthropicProvider(Provider):
                 "temperature=%s is not sent: the Anthropic Messages API (SDK 2.x) takes no sampling "
                 "parameters; it applies to provider bedrock only", spec.temperature,
             )
-        # One client per event loop, shared by the batches running on it: the async HTTP
-        # pool belongs to the loop that created it, and `Judge.score` may run each batch on
-        # a fresh loop (or several batches at once, e.g. TRL's async reward functions).
-        self._clients: dict[asyncio.AbstractEventLoop, list[Any]] = {}  # loop -> [client, users]
+        self._clients: dict[asyncio.AbstractEventLoop, _Client] = {}
         self._lock = threading.Lock()
 
     async def open(self) -> None:
-        import anthropic
-
         loop = asyncio.get_running_loop()
         with self._lock:
-            if loop in self._clients:
-                self._clients[loop][1] += 1
+            entry = self._clients.get(loop)
+            if entry is not None:
+                entry.users += 1
                 return
+            owner = judge_loop.current()
+            self._clients[loop] = _Client(self._new_client(), 1, pinned=owner is not None)
+        if owner is not None:
+            owner.at_close(functools.partial(self._drop, loop))
+
+    def load(self) -> None:
+        """Check the credentials now by making a client; an unused client holds no connection."""
+        self._new_client()
+
+    def _new_client(self) -> Any:
+        """A new `AsyncAnthropic` with the spec's retries and timeout, its key checked (it has
+        sent nothing yet, so a refused one is simply dropped)."""
+        import anthropic
+
         try:
             client = anthropic.AsyncAnthropic(
                 base_url=self.spec.base_url, max_retries=self.spec.max_retries, timeout=self.spec.timeout,
@@ -77,20 +104,17 @@ class AnthropicProvider(Provider):
             ) from None
         key = client.api_key
         if isinstance(key, str) and key != key.strip():
-            await client.close()
             raise JudgeError(
                 "anthropic: ANTHROPIC_API_KEY has leading or trailing whitespace (often a newline "
                 "pasted with it), which no HTTP header may hold; strip it, e.g. "
                 "export ANTHROPIC_API_KEY=\"$(echo $ANTHROPIC_API_KEY)\""
             )
         if client.api_key is None and client.auth_token is None and getattr(client, "credentials", None) is None:
-            await client.close()
             raise JudgeError(
                 "anthropic: no API key found; set ANTHROPIC_API_KEY in the environment "
                 "(rlaif never reads keys from judge specs)"
             )
-        with self._lock:
-            self._clients[loop] = [client, 1]
+        return client
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -98,11 +122,25 @@ class AnthropicProvider(Provider):
             entry = self._clients.get(loop)
             if entry is None:
                 return
-            entry[1] -= 1
-            if entry[1] > 0:
+            entry.users -= 1
+            if entry.users > 0 or entry.pinned:
                 return
             del self._clients[loop]
-        await entry[0].close()
+        await entry.client.close()
+
+    async def _drop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the client of `loop` (run on that loop as it closes), if it is still open."""
+        with self._lock:
+            entry = self._clients.pop(loop, None)
+        if entry is not None:
+            await entry.client.close()
+
+    def close(self) -> None:
+        """Close every client, each on the loop it was opened on."""
+        with self._lock:
+            entries, self._clients = self._clients, {}
+        for loop, entry in entries.items():
+            judge_loop.finish_on(loop, entry.client.close())
 
     async def send(self, request: JudgeRequest) -> Reply:
         counter = [0]
@@ -122,7 +160,7 @@ class AnthropicProvider(Provider):
         kwargs: dict[str, Any] = request.tool.messages_tools() if request.tool is not None else {}
         try:
             # No `temperature`: the anthropic SDK 2.x Messages API has no sampling parameters.
-            client = self._clients[asyncio.get_running_loop()][0]
+            client = self._clients[asyncio.get_running_loop()].client
             message = await client.messages.create(
                 model=self.spec.model, max_tokens=self.spec.max_tokens, system=request.system,
                 messages=[{"role": "user", "content": request.user}], **kwargs,
@@ -137,7 +175,8 @@ class AnthropicProvider(Provider):
             ) from None
         except anthropic.APIConnectionError as exc:
             # The URL the client really used: the spec's base_url, else ANTHROPIC_BASE_URL, else the default.
-            used = getattr(self._clients.get(asyncio.get_running_loop(), [None])[0], "base_url", None)
+            entry = self._clients.get(asyncio.get_running_loop())
+            used = getattr(entry.client, "base_url", None) if entry is not None else None
             raise ProviderError(
                 f"connection error: {exc}; likely cause: wrong base_url "
                 f"({used or self.spec.base_url or 'default'}) or no network", "connection",

@@ -2,7 +2,14 @@
 
 The batch is the unit of work: it is what makes classifiers fast (one padded forward pass)
 and API judges concurrent (many requests in flight). Every judge is async at heart
-(`ascore`); `score` is the sync wrapper for scripts and notebooks.
+(`ascore`); `score` is the sync wrapper for scripts and notebooks, and runs on the judge's
+own long-lived event loop (`rlaif.judges.loop`), so API clients open once per judge.
+
+What a caller may rely on, on every judge (pointwise or pairwise, wrapped or not; wrappers
+such as the score cache and ensembles forward it, so no caller looks inside): `spec` (the
+spec it was built from, None for a hand-built judge), `load()` (load weights, check API
+credentials now, so a missing model or key fails before any scoring), `stats()` (a `JudgeStats` of its score
+cache, None when it keeps none), `usage()` (requests, tokens, dollars so far) and `close()`.
 
 A `Score.value` of None means "could not score" and `Score.error` says why. It is never
 silently 0 or the scale's minimum: what to do with an unscored sample (skip it, fail the
@@ -11,14 +18,19 @@ step) is the caller's configured policy.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import operator
 import threading
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
+
+from rlaif.judges.loop import JudgeLoop
+
+T = TypeVar("T")
+J = TypeVar("J", bound="JudgeBase")
 
 
 class JudgeError(RuntimeError):
@@ -58,6 +70,14 @@ class Scale:
     def to_unit(self, value: float) -> float:
         """Map `value` from this scale onto [-1, 1] (affine)."""
         return 2.0 * (value - self.low) / (self.high - self.low) - 1.0
+
+    def refusal(self, value: float, judge: str, fix: str) -> str | None:
+        """Why `value` cannot be `judge`'s score (not finite, or outside [low, high]); None
+        when it is a valid score. `fix` says what to change."""
+        if math.isfinite(value) and self.contains(value):
+            return None
+        return (f"judge {judge!r}: value {value!r} is outside its declared scale "
+                f"[{self.low:g}, {self.high:g}]; {fix}")
 
 
 @dataclass(frozen=True)
@@ -190,10 +210,94 @@ def as_samples(items: Sequence[Sample | tuple[str, str] | dict[str, Any]]) -> li
     return out
 
 
-class Judge(ABC):
-    """Base class for every judge. Subclasses implement `ascore` over a batch."""
+@dataclass(frozen=True)
+class JudgeStats:
+    """What a judge's score cache did: hits and misses of this object, entries in the file.
+
+    path: the cache file (several files joined by ", " for an ensemble whose members cache);
+    key: the spec fingerprint the entries are stored under (None when summed over several)."""
+
+    path: str
+    hits: int
+    misses: int
+    entries: int
+    key: str | None = None
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of the looked-up samples answered from the file (0 before any lookup)."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every field and the hit rate."""
+        return {"path": self.path, "key": self.key, "hits": self.hits, "misses": self.misses,
+                "hit_rate": self.hit_rate, "entries": self.entries}
+
+
+def sum_stats(parts: Iterable[JudgeStats | None]) -> JudgeStats | None:
+    """Several caches' stats as one (counts summed, distinct paths listed); None if none."""
+    got = [p for p in parts if p is not None]
+    if not got:
+        return None
+    if len(got) == 1:
+        return got[0]
+    paths = ", ".join(dict.fromkeys(p.path for p in got))
+    return JudgeStats(paths, sum(p.hits for p in got), sum(p.misses for p in got),
+                      sum(p.entries for p in got))
+
+
+_LOOP_LOCK = threading.Lock()  # creating a judge's loop: two threads' first calls at once
+
+
+class JudgeBase(ABC):
+    """What every judge, pointwise (`Judge`) or pairwise, offers its callers (module doc).
+
+    Subclasses that override `close` call `super().close()`, which stops the judge's loop."""
 
     name: str
+    spec: Any = None  # the spec it was built from (rlaif.judges.spec); None when hand-built
+    _judge_loop: JudgeLoop | None = None  # what sync calls run on; started on first use
+
+    def load(self) -> None:
+        """Load model weights / check API credentials now, so a missing model or key fails
+        before any scoring (otherwise done on first use)."""
+
+    def stats(self) -> JudgeStats | None:
+        """Its score cache's statistics; None when it keeps no cache."""
+        return None
+
+    def usage(self) -> Usage:
+        """Total usage so far (API judges override; local judges cost nothing)."""
+        return Usage()
+
+    def run_on_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on this judge's own event loop (started on first use) and wait for it."""
+        with _LOOP_LOCK:
+            loop = self._judge_loop
+            if loop is None or not loop.usable:
+                loop = self._judge_loop = JudgeLoop(getattr(self, "name", type(self).__name__))
+                # A judge dropped without close() still stops its thread when collected.
+                weakref.finalize(self, loop.close, wait=False)
+        return loop.run(coro)
+
+    def close(self) -> None:
+        """Release clients, models, files, and the judge's loop. Safe to call twice."""
+        with _LOOP_LOCK:
+            loop, self._judge_loop = self._judge_loop, None
+        if loop is not None:
+            loop.close()
+
+    def __enter__(self: J) -> J:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Judge(JudgeBase):
+    """Base class for every judge. Subclasses implement `ascore` over a batch."""
+
     scale: Scale
 
     @abstractmethod
@@ -201,48 +305,9 @@ class Judge(ABC):
         """Score a batch; returns one Score per sample, in input order."""
 
     def score(self, samples: Sequence[Sample | tuple[str, str] | dict[str, Any]]) -> list[Score]:
-        """Synchronous wrapper over `ascore` (works inside a running event loop too)."""
+        """Synchronous wrapper over `ascore`, on the judge's own loop (works in Jupyter too)."""
         batch = as_samples(samples)
-        return run_sync(self.ascore(batch))
-
-    def usage(self) -> Usage:
-        """Total usage so far (API judges override; local judges cost nothing)."""
-        return Usage()
-
-    def close(self) -> None:
-        """Release clients, models, files. Safe to call twice."""
-
-    def __enter__(self) -> Judge:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self.run_on_loop(self.ascore(batch))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, scale=({self.scale.low}, {self.scale.high}))"
-
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, even if a loop already runs here.
-
-    Jupyter runs an event loop in the main thread, where `asyncio.run` refuses to work;
-    there the coroutine runs on a fresh loop in a helper thread.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread below
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, name="rlaif-run-sync")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]

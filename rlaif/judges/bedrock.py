@@ -5,7 +5,8 @@ Retries are botocore's own ("adaptive" mode: throttling and transient errors, cl
 rate limiting, `x-amz-retry-after` honoured as a floor). Region and credentials come from
 the usual AWS chain; they never appear in rlaif's messages (see `rlaif.judges.provider`).
 A `before-send` event handler counts every HTTP attempt (retries included) of the call
-running in its thread.
+running in its thread. The client and its thread pool open once, on the first batch (or
+`judge.load()`), and serve every batch until the judge is closed.
 """
 
 from __future__ import annotations
@@ -41,15 +42,24 @@ class BedrockProvider(Provider):
 
         super().__init__(spec)
         self._client: Any = None
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._attempts = threading.local()  # .count: HTTP attempts of the call in this thread
-        # boto3 is synchronous: at most max_concurrency calls run at once, each in a thread.
-        self._executor = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="rlaif-bedrock")
 
-    async def open(self) -> None:
-        with self._lock:  # one client for all batches and loops: boto3 clients are thread-safe
+    def load(self) -> None:
+        """Make the client now (a missing region fails here); it is bound to no loop, so it stays."""
+        with self._lock:
             if self._client is None:
                 self._client = self._make_client()
+
+    async def open(self) -> None:
+        """Open the client and thread pool once: boto3 clients are thread-safe and bound to no
+        event loop, so every batch on every loop shares them until `close`."""
+        self.load()
+        with self._lock:
+            if self._executor is None:
+                # boto3 is synchronous: at most max_concurrency calls run at once, each in a thread.
+                self._executor = ThreadPoolExecutor(self.spec.max_concurrency, thread_name_prefix="rlaif-bedrock")
 
     def _make_client(self) -> Any:
         import boto3
@@ -79,7 +89,14 @@ class BedrockProvider(Provider):
         self._attempts.count = getattr(self._attempts, "count", 0) + 1
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Close the client's connections and the thread pool; a later batch opens new ones."""
+        with self._lock:
+            client, self._client = self._client, None
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if client is not None:
+            client.close()
 
     async def send(self, request: JudgeRequest) -> Reply:
         loop = asyncio.get_running_loop()

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rlaif.judges.base import Judge, JudgeError, MemberScore, Sample, Score, Usage
+from rlaif.judges.base import Judge, JudgeError, JudgeStats, MemberScore, Sample, Score, Usage
 
 BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
@@ -276,20 +276,26 @@ class CachedJudge(Judge):
                 raise
         return results  # type: ignore[return-value]  # every slot is filled above
 
-    def stats(self) -> dict[str, Any]:
+    @property
+    def spec(self) -> Any:  # type: ignore[override]  # the inner judge's
+        """The inner judge's spec (the one with `cache:` set, when built by the registry)."""
+        return self.judge.spec
+
+    def load(self) -> None:
+        """Load the inner judge now."""
+        self.judge.load()
+
+    def stats(self) -> JudgeStats:
         """Hit/miss counts of this object and the number of entries stored under this key."""
         ((entries,),) = self.store.read("SELECT COUNT(*) FROM scores WHERE key = ?", [self.key], "counting entries")
-        total = self.hits + self.misses
-        return {
-            "path": str(self.path), "key": self.key, "hits": self.hits, "misses": self.misses,
-            "hit_rate": self.hits / total if total else 0.0, "entries": int(entries),
-        }
+        return JudgeStats(str(self.path), self.hits, self.misses, int(entries), self.key)
 
     def usage(self) -> Usage:
         """The inner judge's usage: cache hits add nothing."""
         return self.judge.usage()
 
     def close(self) -> None:
-        """Close the sqlite connection and the inner judge."""
+        """Close the sqlite connection, the inner judge and this wrapper's loop."""
         self.store.close()
         self.judge.close()
+        super().close()

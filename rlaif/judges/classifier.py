@@ -9,7 +9,9 @@
 
 Default scales when the spec sets none: prob (0, 1), logprob (-20, 0), logit (-10, 10).
 Logits are unbounded, so (-10, 10) is only a convention for range normalisation in
-ensembles; set `scale:` in the spec when you know your model's typical range.
+ensembles; set `scale:` in the spec when you know your model's typical range. A value
+outside the scale (declared or default) is never used: that sample is unscored, and its
+`Score.error` names the judge, the value and the scale.
 
 Why it is fast: texts are tokenized once and run in length-sorted, dynamically padded
 batches (`rlaif.judges.local_model`); the forward runs under `torch.inference_mode`.
@@ -151,10 +153,11 @@ class ClassifierJudge(LocalModelJudge):
             values = torch.log_softmax(logits, dim=-1)[:, self._label_index]
         else:
             values = logits[:, self._label_index]
-        return scores_from(logits, values, self.spec.output)
+        return scores_from(logits, values, self.spec.output, self.scale, self.name)
 
     def close(self) -> None:
-        """Drop the model and tokenizer (they load again on next use)."""
+        """Drop the model and tokenizer (they load again on next use), then the judge's loop."""
         with self._lock:
             self._model = self._tokenizer = None
+        super().close()
 

@@ -235,7 +235,22 @@ def load_head(path: Path, judge: str = "embedding") -> LinearHead:
     return LinearHead(weight, bias, tuple(str(x) for x in labels), meta)
 
 
-class EmbeddingJudge(LocalModelJudge):
+class EncoderJudge(LocalModelJudge):
+    """A local judge on a `SentenceEncoder` (`self.encoder`): loads and closes with it."""
+
+    encoder: SentenceEncoder
+
+    def load(self) -> None:
+        """Load the encoder now (otherwise done on first use); idempotent."""
+        self.encoder.load()
+
+    def close(self) -> None:
+        """Drop the encoder (it loads again on next use), then the judge's loop."""
+        self.encoder.close()
+        super().close()
+
+
+class EmbeddingJudge(EncoderJudge):
     """Scores texts with a sentence encoder and a linear head (the head loads at once, the
     encoder lazily)."""
 
@@ -267,8 +282,4 @@ class EmbeddingJudge(LocalModelJudge):
                 "encoder the head was fitted on")
         logits = self.head.logits(x)  # (N, C)
         values = self.head.values(logits, self._index, self.spec.output)  # (N,)
-        return scores_from(logits, values, self.spec.output)
-
-    def close(self) -> None:
-        """Drop the encoder (it loads again on next use); the small head stays."""
-        self.encoder.close()
+        return scores_from(logits, values, self.spec.output, self.scale, self.name)

@@ -1,7 +1,8 @@
 """Weighted ensembles of judges (`type: ensemble`).
 
-Each member is a judge (built-in name, path or inline spec) with a weight and, for a
-multi-criteria LLM judge, the `criterion` whose named sub-score it takes. Members that
+Each member is a judge (built-in name, path or inline spec; a relative path in an ensemble
+file is relative to that file's folder) with a weight and, for a multi-criteria LLM judge,
+the `criterion` whose named sub-score it takes. Members that
 reference the same judge share ONE judge instance and ONE `ascore` call per batch: the
 three HHH criteria of `hhh-claude` cost one request per sample, not three. The member
 judges are built by `rlaif.judges.registry.build_judge` and handed to `EnsembleJudge`.
@@ -37,7 +38,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rlaif.judges.base import Judge, JudgeError, MemberScore, Sample, Scale, Score, Usage
+from rlaif.judges.base import Judge, JudgeError, JudgeStats, MemberScore, Sample, Scale, Score, Usage, sum_stats
 from rlaif.judges.spec import EnsembleSpec, LLMSpec
 from rlaif.stats import RunningMoments
 
@@ -287,6 +288,15 @@ class EnsembleJudge(Judge):
             total = total + u
         return total
 
+    def load(self) -> None:
+        """Load every distinct member judge now."""
+        for judge in self._judges.values():
+            judge.load()
+
+    def stats(self) -> JudgeStats | None:
+        """The member judges' cache statistics summed (None when no member caches)."""
+        return sum_stats(judge.stats() for judge in self._judges.values())
+
     def usage(self) -> Usage:
         """Total usage of the distinct member judges."""
         total = Usage()
@@ -295,7 +305,8 @@ class EnsembleJudge(Judge):
         return total
 
     def close(self) -> None:
-        """Close the member judges this ensemble built (pre-built ones stay open)."""
+        """Close the member judges this ensemble built (pre-built ones stay open), then its loop."""
         owned, self._owned = self._owned, []
         for judge in owned:
             judge.close()
+        super().close()

@@ -10,8 +10,12 @@
 The callable takes `list[str]` (plus `kwargs`) and returns one number per text, as a list,
 a numpy array or a torch tensor. Plain functions run in a worker thread so the event
 loop stays free; `async def` functions are awaited. A non-finite number (NaN, inf) gives
-that sample `Score.failed`; a result of the wrong length is a bug in the function and
-raises `JudgeError` (with the earlier batches' scores in `.partial`).
+that sample `Score.failed`, and so does a value that the transform puts outside the
+declared `scale` (the error names the judge, the value, the raw output and the scale; fix
+`transform:` or `scale:`), as an LLM judge refuses an out-of-scale reply: per sample, so one
+odd text does not stop a batch, and never a silently used value. A result of the wrong
+length is a bug in the function and raises `JudgeError` (with the earlier batches' scores
+in `.partial`).
 """
 
 from __future__ import annotations
@@ -109,7 +113,6 @@ class FunctionJudge(Judge):
     async def ascore(self, samples: Sequence[Sample]) -> list[Score]:
         """Call the function batch by batch; scores come back in input order."""
         texts = self._texts(samples)
-        mul, add = self.spec.transform.multiply, self.spec.transform.add
         scores: list[Score] = []
         bs = self.spec.batch_size
         for start in range(0, len(texts), bs):
@@ -129,10 +132,16 @@ class FunctionJudge(Judge):
                 raws = _to_floats(out, len(chunk), self._where)
             except JudgeError as exc:
                 raise JudgeError(str(exc), partial=partial) from None
-            for raw in raws:
-                if not math.isfinite(raw):
-                    scores.append(Score.failed(f"{self.spec.function} returned {raw}", raw=repr(raw)))
-                    continue
-                value = mul * raw + add
-                scores.append(Score(value=value, raw=repr(raw)))
+            scores += [self._to_score(raw) for raw in raws]
         return scores
+
+    def _to_score(self, raw: float) -> Score:
+        """The Score of one output: multiply * raw + add, or why it is refused (module doc)."""
+        if not math.isfinite(raw):
+            return Score.failed(f"{self.spec.function} returned {raw}", raw=repr(raw))
+        mul, add = self.spec.transform.multiply, self.spec.transform.add
+        value = mul * raw + add
+        fix = (f"raw output {raw!r}, transform {mul:g} * raw + {add:g}; fix `transform:` or "
+               "`scale:` in the judge spec so every output lands on the scale")
+        refusal = self.scale.refusal(value, self.name, fix)
+        return Score(value=value, raw=repr(raw)) if refusal is None else Score.failed(refusal, raw=repr(raw))

@@ -25,7 +25,10 @@ ANTHROPIC_API_KEY; `temperature` is not sent, the SDK 2.x Messages API has no sa
 parameters); `bedrock` (rlaif.judges.bedrock) uses boto3 `bedrock-runtime` (`invoke_model`
 with the Anthropic body, the default, or `converse` with toolConfig), whose blocking calls run in a
 thread pool of `max_concurrency` threads. Both retry with the SDK's own policy
-(`max_retries`); what they share is in rlaif.judges.provider. Error texts never carry
+(`max_retries`); what they share is in rlaif.judges.provider. `score()` runs on the judge's
+own event loop, so one client serves every call until `close()` (`load()` checks the
+credentials at once); `await ascore(...)` on a caller's loop gets a client for that batch only
+(`rlaif.judges.loop`). Error texts never carry
 credentials; to scrub the SDKs' debug logs too, call `rlaif.secrets.install_log_redaction()`
 once (the CLI does).
 
@@ -97,9 +100,14 @@ class LLMJudge(Judge):
         """HTTP attempts (retries included), tokens, estimated USD and summed latency so far."""
         return self._sender.usage()
 
+    def load(self) -> None:
+        """Check now that the provider can make its client (a missing key or region fails here)."""
+        self._sender.provider.load()
+
     def close(self) -> None:
-        """Release the provider's thread pool."""
+        """Close the provider's clients and thread pool, then the judge's loop."""
         self._sender.close()
+        super().close()
 
     def __repr__(self) -> str:
         return (f"LLMJudge(name={self.name!r}, provider={self.spec.provider!r}, model={self.spec.model!r}, "

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from rlaif.batching import pad_rows
-from rlaif.judges.base import Judge, JudgeError, Sample, Score
+from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score
 
 if TYPE_CHECKING:
     import torch
@@ -139,13 +139,18 @@ def length_sorted_batches(tokenizer: Any, texts: list[str], pairs: list[str] | N
         yield idx, {k: v.to(device) for k, v in batch.items()}
 
 
-def scores_from(logits: torch.Tensor, values: torch.Tensor, output: str) -> list[Score]:
-    """One Score per row: the value, or a failure for a non-finite one; raw = the row's logits."""
+def scores_from(logits: torch.Tensor, values: torch.Tensor, output: str, scale: Scale,
+                judge: str) -> list[Score]:
+    """One Score per row: the value, or a failure for a non-finite one or one outside `scale`
+    (never a silently used value); raw = the row's logits."""
+    fix = (f"set `scale:` in the judge spec to the range this model's {output} really takes "
+           "(the default is only a convention)")
     scores = []
     for row, value in zip(logits.tolist(), values.tolist()):
         raw = json.dumps(row)
-        if math.isfinite(value):
-            scores.append(Score(value=value, raw=raw))
-        else:
+        if not math.isfinite(value):
             scores.append(Score.failed(f"model produced a non-finite {output} ({value})", raw=raw))
+            continue
+        refusal = scale.refusal(value, judge, fix)
+        scores.append(Score(value=value, raw=raw) if refusal is None else Score.failed(refusal, raw=raw))
     return scores

@@ -30,12 +30,12 @@ pairwise one: it scores a and b alone (no position to be biased by) and compares
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from rlaif.judges.base import BudgetExceeded, Judge, JudgeError, Sample, Score, Usage, run_sync
+from rlaif.judges.base import BudgetExceeded, Judge, JudgeBase, JudgeError, JudgeStats, Sample, Score, Usage
 
 Verdict = Literal["a", "b", "tie"]
 VERDICTS: tuple[str, ...] = ("a", "b", "tie")
@@ -133,32 +133,19 @@ def as_pairs(items: Sequence[Pair | tuple[str, str, str] | dict[str, Any]]) -> l
     return out
 
 
-class PairwiseJudge(ABC):
-    """Base class of every pairwise judge. Subclasses implement `acompare` over a batch."""
+class PairwiseJudge(JudgeBase):
+    """Base class of every pairwise judge. Subclasses implement `acompare` over a batch.
 
-    name: str
+    `spec`, `load()`, `stats()`, `usage()` and `close()` are the judge contract of
+    `rlaif.judges.base.JudgeBase`, as on a pointwise judge."""
 
     @abstractmethod
     async def acompare(self, pairs: Sequence[Pair]) -> list[Preference]:
         """Compare a batch; one Preference per pair, in input order."""
 
     def compare(self, pairs: Sequence[Pair | tuple[str, str, str] | dict[str, Any]]) -> list[Preference]:
-        """Synchronous wrapper over `acompare` (works inside a running event loop too)."""
-        return run_sync(self.acompare(as_pairs(pairs)))
-
-    @property
-    @abstractmethod
-    def usage(self) -> Usage:
-        """Total usage so far (requests are HTTP attempts, retries included)."""
-
-    def close(self) -> None:
-        """Release clients and files. Safe to call twice."""
-
-    def __enter__(self) -> PairwiseJudge:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        """Synchronous wrapper over `acompare`, on the judge's own loop (works in Jupyter too)."""
+        return self.run_on_loop(self.acompare(as_pairs(pairs)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -231,13 +218,26 @@ class PointwisePairwise(PairwiseJudge):
         self.name = judge.name
 
     @property
+    def spec(self) -> Any:  # type: ignore[override]  # the wrapped judge's
+        """The wrapped judge's spec."""
+        return self.judge.spec
+
+    def load(self) -> None:
+        """Load the wrapped judge."""
+        self.judge.load()
+
+    def stats(self) -> JudgeStats | None:
+        """The wrapped judge's cache statistics."""
+        return self.judge.stats()
+
     def usage(self) -> Usage:
         """The wrapped judge's usage."""
         return self.judge.usage()
 
     def close(self) -> None:
-        """Close the wrapped judge."""
+        """Close the wrapped judge, then this wrapper's loop."""
         self.judge.close()
+        super().close()
 
     def __repr__(self) -> str:
         return f"PointwisePairwise({self.judge!r}, tie_margin={self.tie_margin:g})"

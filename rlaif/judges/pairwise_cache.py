@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlaif.judges.base import JudgeStats
 from rlaif.judges.cache import BUSY_TIMEOUT_S, SqliteStore
 
 _SCHEMA = """
@@ -42,13 +43,19 @@ class PairwiseCache:
         self.key = key
         self.store = SqliteStore(path, _SCHEMA, timeout)
         self.path = self.store.path
+        self.hits = 0  # distinct askings looked up and found
+        self.misses = 0  # distinct askings looked up and not found
 
     def lookup(self, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The stored answers among `hashes`, by hash."""
+        distinct = sorted(set(hashes))
         rows = self.store.read_keys(
             "SELECT sample, answer FROM pairwise WHERE key = ? AND sample IN ({marks})",
-            self.key, sorted(set(hashes)))
-        return {sample: json.loads(answer) for sample, answer in rows}
+            self.key, distinct)
+        found = {sample: json.loads(answer) for sample, answer in rows}
+        self.hits += len(found)
+        self.misses += len(distinct) - len(found)
+        return found
 
     def save(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Store answers (hash, answer); the caller passes only answers with a verdict."""
@@ -59,6 +66,10 @@ class PairwiseCache:
         """How many answers are stored under this key."""
         ((n,),) = self.store.read("SELECT COUNT(*) FROM pairwise WHERE key = ?", [self.key], "counting entries")
         return int(n)
+
+    def stats(self) -> JudgeStats:
+        """Hits and misses of this object's lookups (distinct askings), entries under its key."""
+        return JudgeStats(str(self.path), self.hits, self.misses, self.entries(), self.key)
 
     def close(self) -> None:
         """Close the sqlite connection."""

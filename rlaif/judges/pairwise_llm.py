@@ -2,7 +2,7 @@
 
     judge = load_pairwise_judge("claude-pairwise-anthropic")
     prefs = judge.compare([Pair(prompt, reply_1, reply_2)])
-    consistency_rate(prefs), judge.usage
+    consistency_rate(prefs), judge.usage()
 
 Each pair is asked as (a, b) and, with `orders: both` (the default), as (b, a): the reply
 shown first is "A" in the template (`prompts/pairwise-harmlessness.yaml`). An answer is read
@@ -15,7 +15,7 @@ tie or unscored, by `disagreement:`).
 
 Requests go through `rlaif.judges.sender` like the pointwise Claude judge: concurrency,
 pacing, budget (a stop raises `PairwiseBudgetExceeded` with every finished Preference in
-`.partial`), retries, cost; `usage.requests` counts HTTP attempts. With `cache:` each asking
+`.partial`), retries, cost; `usage().requests` counts HTTP attempts. With `cache:` each asking
 is stored by (spec fingerprint, prompt, first, second) (`rlaif.judges.pairwise_cache`), so a
 rerun pays for nothing twice; answers are stored before a stop is raised. Identical
 askings within one batch are sent once.
@@ -27,7 +27,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from rlaif.judges.base import Usage
+from rlaif.judges.base import JudgeStats, Usage
 from rlaif.judges.llm import oversize_error
 from rlaif.judges.pairwise import (
     Pair, PairwiseBudgetExceeded, PairwiseError, PairwiseJudge, Preference, combine_orders, unswap,
@@ -70,16 +70,24 @@ class PairwiseLLMJudge(PairwiseJudge):
         self._sender = RequestSender(spec, self.name, provider)
         self.cache = PairwiseCache(spec.cache, spec.fingerprint()) if spec.cache else None
 
-    @property
     def usage(self) -> Usage:
         """HTTP attempts (retries included), tokens, estimated USD and latency so far."""
         return self._sender.usage()
 
+    def stats(self) -> JudgeStats | None:
+        """The pairwise cache's statistics (hits and misses count askings); None without `cache:`."""
+        return self.cache.stats() if self.cache is not None else None
+
+    def load(self) -> None:
+        """Check now that the provider can make its client (a missing key or region fails here)."""
+        self._sender.provider.load()
+
     def close(self) -> None:
-        """Release the provider's thread pool and the cache file."""
+        """Close the provider's clients and thread pool, the cache file, then the judge's loop."""
         self._sender.close()
         if self.cache is not None:
             self.cache.close()
+        super().close()
 
     def __repr__(self) -> str:
         return (f"PairwiseLLMJudge(name={self.name!r}, provider={self.spec.provider!r}, "

@@ -96,19 +96,25 @@ def messages_reply(content: list[dict[str, Any]], in_tokens: int, out_tokens: in
 
 
 class Provider(ABC):
-    """Sends requests for one LLMSpec. `open`/`aclose` bracket each scored batch."""
+    """Sends requests for one LLMSpec. `open`/`aclose` bracket each scored batch; a client
+    lives past the batch on a judge's own loop (the rule in `rlaif.judges.loop`)."""
 
     def __init__(self, spec: LLMSpec) -> None:
         self.spec = spec
 
+    def load(self) -> None:
+        """Fail now, not at the first batch, if no client can be made (no key, no region).
+
+        Nothing bound to an event loop stays open: the first batch opens that on its own loop."""
+
     async def open(self) -> None:
-        """Prepare clients for a batch (inside the running event loop)."""
+        """Make a client ready for a batch on the running event loop (opened once, then reused)."""
 
     async def aclose(self) -> None:
-        """Release per-batch resources."""
+        """A batch ended: release what was opened for that batch only."""
 
     def close(self) -> None:
-        """Release everything (thread pools)."""
+        """Release every client and thread pool; a later batch opens them again."""
 
     @abstractmethod
     async def send(self, request: JudgeRequest) -> Reply:

@@ -1,8 +1,9 @@
 """Make a Judge from a spec: `build_judge(spec | name | path | dict, **overrides)`.
 
 The one place that knows every judge type: it builds an ensemble's member judges (each
-distinct member once, recursively) and hands them to `EnsembleJudge`, and wraps a spec with
-`cache:` set in the persistent score cache. Judge modules are imported on first use, so
+distinct member once, recursively; member paths were resolved when the ensemble file was
+loaded, next to it: `rlaif.judges.spec.member_ref`) and hands them to `EnsembleJudge`, and
+wraps a spec with `cache:` set in the persistent score cache. Judge modules are imported on first use, so
 building a function judge never imports torch, nor an Anthropic judge boto3.
 
 `load_pairwise_judge(ref)` gives a `PairwiseJudge` for `rlaif label` and friends: Claude's

@@ -50,8 +50,7 @@ from typing import TYPE_CHECKING
 
 from rlaif.data.hh import ASSISTANT_MARKER, HHFormatError, parse_transcript
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.embedding import LinearHead, SentenceEncoder, load_head
-from rlaif.judges.local_model import LocalModelJudge
+from rlaif.judges.embedding import EncoderJudge, LinearHead, SentenceEncoder, load_head
 from rlaif.judges.spec import RelevanceSpec
 
 if TYPE_CHECKING:
@@ -113,7 +112,7 @@ def pair_features(q: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     return torch.cat([q * r, (q - r).abs()], dim=-1)
 
 
-class RelevanceJudge(LocalModelJudge):
+class RelevanceJudge(EncoderJudge):
     """Cosine of the last Human turn's and the reply's sentence embeddings, minus a copy
     penalty (module doc); the encoder loads on first use."""
 
@@ -159,7 +158,3 @@ class RelevanceJudge(LocalModelJudge):
             value = min(self.scale.high, max(self.scale.low, base - self.spec.copy_penalty * share))
             scores.append(Score(value=value, raw=raw, details=parts))
         return scores
-
-    def close(self) -> None:
-        """Drop the encoder (it loads again on next use)."""
-        self.encoder.close()

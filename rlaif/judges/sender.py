@@ -93,7 +93,7 @@ class RequestSender:
         return Usage(u.requests, u.input_tokens, u.output_tokens, u.cost_usd, u.latency_s)
 
     def close(self) -> None:
-        """Release the provider's thread pool."""
+        """Release the provider's clients and thread pool."""
         self.provider.close()
 
     # --- cost and pacing ---

@@ -9,6 +9,7 @@ a Judge from a spec is `rlaif.judges.registry.build_judge`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -19,7 +20,7 @@ from rlaif.judges.base import JudgeError
 # The shared base and the encoder judges' specs live in their own modules; importable from here.
 from rlaif.judges.spec_base import HEAD_SUFFIXES, RUNTIME_FIELDS, _SpecBase, _Strict  # noqa: F401
 from rlaif.judges.spec_encoder import EmbeddingSpec, RelevanceSpec, _EncoderSpec
-from rlaif.resources import resolve
+from rlaif.resources import looks_like_path, resolve
 
 # Current Claude models (Nov 2026). Bedrock's `us.` prefix is the cross-region inference
 # profile that on-demand calls to recent models require; use `eu.`/`global.` elsewhere.
@@ -50,8 +51,8 @@ class ClassifierSpec(_SpecBase):
 class Transform(_Strict):
     """value = multiply * raw + add: maps a function's output onto the declared scale."""
 
-    multiply: float = 1.0
-    add: float = 0.0
+    multiply: float = Field(default=1.0, allow_inf_nan=False)
+    add: float = Field(default=0.0, allow_inf_nan=False)
 
 
 class FunctionSpec(_SpecBase):
@@ -188,7 +189,11 @@ class PairwiseSpec(LLMSpec):
 
 
 class Member(_Strict):
-    """One ensemble member: a judge (built-in name, path, or inline spec) and its weight."""
+    """One ensemble member: a judge (built-in name, path, or inline spec) and its weight.
+
+    In an ensemble loaded from a file, a relative path (and an inline spec's `head:` or
+    encoder folder) is relative to that file's folder, as a `head:` is to its spec's
+    (`member_ref`); in a spec built from a dict, relative to the working directory."""
 
     judge: Union[str, "JudgeSpec"]
     weight: float = Field(default=1.0, ge=0)
@@ -261,6 +266,8 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec | Pairwi
     pointwise judge, so it cannot be an ensemble member."""
     if not isinstance(data, dict):
         raise JudgeError(f"{source}: a judge spec must be a mapping, got {type(data).__name__}")
+    if source == "<dict>" and data.get("name"):
+        source = f"judge {data['name']!r}"
     if "type" not in data:
         raise JudgeError(
             f"{source}: missing field 'type'; set it to one of classifier, embedding, relevance, "
@@ -288,13 +295,52 @@ def read_yaml(kind: str, ref: str | Path) -> tuple[Path, Any]:
 
 
 def load_spec(ref: str | Path) -> AnySpec | PairwiseSpec:
-    """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path."""
+    """Load a judge spec from a built-in name (`roberta-hate`) or a YAML path.
+
+    Relative paths inside the file are taken relative to the file's folder, once, here: an
+    encoder folder and a `head:` file, and an ensemble's member judges (`member_ref`)."""
     path, data = read_yaml("judges", ref)
-    spec = parse_spec(data, source=str(path))
-    if isinstance(spec, _EncoderSpec):
-        spec = spec.relative_to(path.parent)
+    spec = _relative_to(parse_spec(data, source=str(path)), path.parent, str(path))
     if not spec.name:
         spec = spec.model_copy(update={"name": path.stem})
     return spec
+
+
+def _relative_to(spec: Any, folder: Path, source: str) -> Any:
+    """`spec` with its relative paths taken relative to `folder` (see `load_spec`)."""
+    if isinstance(spec, _EncoderSpec):
+        return spec.relative_to(folder)
+    if not isinstance(spec, EnsembleSpec):
+        return spec
+    members = [
+        m.model_copy(update={"judge": member_ref(m.judge, folder, f"{source}: member {i}")
+                             if isinstance(m.judge, str) else _relative_to(m.judge, folder, source)})
+        for i, m in enumerate(spec.members)
+    ]
+    return spec.model_copy(update={"members": members})
+
+
+def member_ref(ref: str, folder: Path, where: str) -> str:
+    """An ensemble member's judge reference, resolved once: a file next to the ensemble file
+    first, else (as before that rule) one relative to the working directory, as an absolute
+    path; an absolute path or a built-in name stays as it is."""
+    given = Path(ref).expanduser()
+    if given.is_absolute():
+        return ref
+    beside, in_cwd = folder / given, Path.cwd() / given
+    if beside.is_file():
+        return str(beside.resolve())
+    if in_cwd.is_file():
+        logging.getLogger(__name__).warning(
+            "%s: judge %r is not next to the ensemble file (%s) and was taken from the working "
+            "directory (%s); member paths are relative to the ensemble file's folder, so move "
+            "it there or give an absolute path", where, ref, beside, in_cwd)
+        return str(in_cwd.resolve())
+    if looks_like_path(ref):
+        raise FileNotFoundError(
+            f"{where}: judge file {ref!r} does not exist next to the ensemble file ({beside}) nor in "
+            f"the working directory ({in_cwd}); member paths are relative to the ensemble file's "
+            "folder: fix the path, or use a built-in judge by its bare name")
+    return ref  # a built-in name
 
 

@@ -3,7 +3,7 @@
 Accepted: a hub id or model folder, a `.gguf` file (or a folder holding one; `rlaif.models.gguf`
 loads it dequantised), an in-memory Hugging Face model (or peft model), an rlaif policy
 object, a PPO run folder (`<run>/checkpoints/latest`) or one checkpoint folder (a LoRA
-adapter or a full model, laid out as `rlaif.models.layout` describes). A checkpoint written
+adapter or a full model, laid out as `rlaif.models.policy_layout` describes). A checkpoint written
 by rlaif's PPO policy is read from its `policy.json` here, without importing `rlaif.ppo`; the
 PPO policy loads its LM through the same functions.
 """
@@ -23,27 +23,20 @@ from rlaif.models.gguf import (
     load_gguf_model,
     load_gguf_tokenizer,
 )
-from rlaif.models.layout import (
-    ADAPTER_DIR,
-    CHECKPOINTS_DIR,
-    MODEL_DIR,
-    POLICY_DIR,
-    POLICY_META,
-    VALUE_HEAD_FILE,
-    latest_checkpoint,
-)
+from rlaif.models.policy_layout import ADAPTER_DIR, MODEL_DIR, POLICY_DIR, POLICY_META, VALUE_HEAD_FILE
 from rlaif.models.patches import install_contiguous_head_hook, set_fused_activations
+from rlaif.runs.folder import CHECKPOINTS_DIR, RunFolder
 
-# Attributes under which wrappers keep the LM they wrap: torch DDP (`module`), TRL value-head
-# models (`pretrained_model`), rlaif's policy (`model`), and other common spellings.
-_WRAPPER_ATTRS = ("module", "pretrained_model", "model", "lm", "policy")
+# Attributes under which wrappers keep the LM they wrap: torch DDP (`module`), rlaif's policy
+# (`model`).
+_WRAPPER_ATTRS = ("module", "model")
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
     """The policy folder of a run (its latest checkpoint), of a step-N checkpoint, or `path`."""
     p = Path(path)
     if (p / CHECKPOINTS_DIR).is_dir():
-        found = latest_checkpoint(p)
+        found = RunFolder(p).latest_checkpoint()
         if found is None or not found.is_dir():
             raise FileNotFoundError(
                 f"{p} looks like a run folder but checkpoints/latest names no checkpoint folder "
@@ -101,7 +94,7 @@ def check_model_ref(source: str) -> None:
                 f"(`huggingface-cli download {text} --local-dir DIR`) and pass DIR, or a .gguf file")
 
 
-def load_config(source: str, *, revision: str | None = None) -> Any:
+def load_model_config(source: str, *, revision: str | None = None) -> Any:
     """The transformers config of a hub id, a model folder or a GGUF file (its metadata)."""
     from transformers import AutoConfig
 
@@ -129,7 +122,7 @@ def load_base_model(name_or_path: str, *, dtype: Any = None, revision: str | Non
     The patches (`rlaif.models.patches`: fused GELU, contiguous head input) compute the same
     function as the plain model, to float rounding; training and saved policies load this way.
     """
-    config = load_config(name_or_path, revision=revision)
+    config = load_model_config(name_or_path, revision=revision)
     set_fused_activations(config)  # our own config object, before the model is built
     model = _from_pretrained(name_or_path, config, dtype=dtype, revision=revision)
     install_contiguous_head_hook(model)
@@ -167,7 +160,7 @@ def load_policy_lm(folder: str | Path, *, dtype: Any = None) -> Any:
 
 def _load_plain(source: str, dtype: Any) -> Any:
     """A hub id, model folder or GGUF file, unpatched: seq2seq or causal, as its config says."""
-    return _from_pretrained(source, load_config(source), dtype=dtype)
+    return _from_pretrained(source, load_model_config(source), dtype=dtype)
 
 
 def load_model(ref: str | Path, *, dtype: Any = None, device: Any = None) -> Any:
@@ -204,14 +197,14 @@ def _load_peft_folder(folder: Path, dtype: Any) -> Any:
 
 
 def _recorded_base(folder: Path) -> str | None:
-    """The base model a checkpoint was trained from, from its json metadata."""
-    for name in ("adapter_config.json", POLICY_META, "rlaif_policy.json", "policy_config.json"):
+    """The base model a checkpoint was trained from: policy.json's `base_model` (rlaif's
+    checkpoints) or adapter_config.json's `base_model_name_or_path` (a peft adapter folder)."""
+    for name, key in ((POLICY_META, "base_model"), ("adapter_config.json", "base_model_name_or_path")):
         f = folder / name
         if f.is_file():
-            data = json.loads(f.read_text())
-            for key in ("base_model_name_or_path", "base_model", "model_name", "model"):
-                if isinstance(data.get(key), str):
-                    return data[key]
+            value = json.loads(f.read_text()).get(key)
+            if isinstance(value, str):
+                return value
     return None
 
 

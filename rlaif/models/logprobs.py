@@ -203,16 +203,3 @@ def kl_summary(logprobs: Sequence[torch.Tensor], ref_logprobs: Sequence[torch.Te
         out[kind] = {"per_reply": sum(sums) / len(sums) if sums else math.nan,
                      "per_token": sum(sums) / tokens if tokens else math.nan}
     return out
-
-
-def sequence_kl(policy: Any, reference: Any, gen: Any, *, batch_size: int = 16,
-                kind: KLKind = "k1", temperature: float = 1.0) -> list[float]:
-    """Per response of `gen` (a `Generation`): the sum over its tokens of the KL(policy || reference)
-    estimate `kind`, both distributions at `temperature` (log_softmax(logits / temperature)).
-
-    The responses must be sampled from `policy` at that temperature without top-k or top-p
-    truncation for the k1 mean to be an unbiased KL estimate; both models must share the tokenizer.
-    """
-    logprobs = generation_logprobs(policy, gen, batch_size=batch_size, temperature=temperature)
-    ref_logprobs = generation_logprobs(reference, gen, batch_size=batch_size, temperature=temperature)
-    return [float(kl_penalty(p, r, kind).sum()) for p, r in zip(logprobs, ref_logprobs)]

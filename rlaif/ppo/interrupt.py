@@ -6,8 +6,8 @@
       checkpoint, so `--resume` continues exactly as an uninterrupted run would have.
     - An exception while the weights are being updated saves nothing new: half an update is not
       a state any run passes through. The last checkpoint stays.
-    - SIGINT / SIGTERM (`GracefulStop`) let the current step finish, then the trainer saves and
-      raises `TrainingStopped`; a second Ctrl-C stops at once (KeyboardInterrupt).
+    - SIGINT / SIGTERM / SIGHUP (`rlaif.runs.signals.GracefulStop`) let the current step finish,
+      then the trainer saves and raises `TrainingStopped`; a second Ctrl-C stops at once.
 
 With several processes a save needs every process (its barriers), so the processes first
 agree: `any_process` after each step (a signal may reach one process a moment before the
@@ -19,17 +19,11 @@ process) cannot be saved after: the others would wait at the barrier.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 
 logger = logging.getLogger(__name__)
-
-
-class TrainingStopped(KeyboardInterrupt):
-    """Training stopped on a signal after a finished step, which was saved."""
 
 
 def any_process(accelerator: Any, flag: bool) -> bool:
@@ -64,33 +58,6 @@ class StepSnapshot:
         trainer.data_position = self.data_position
         set_rng_state(self.rng)
         trainer.reward_stats.load_state_dict(self.reward_stats)
-
-
-class GracefulStop:
-    """While active, SIGINT and SIGTERM only ask the training loop to stop after this step."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # asked twice: stop now
-        self.requested = signal.Signals(signum).name
-        print(f"\n{self.requested}: stopping after this step (again to stop at once)", flush=True)
-
-    def __enter__(self) -> GracefulStop:
-        if threading.current_thread() is threading.main_thread():  # signals reach only that thread
-            for sig in self.SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
 
 
 def save_after_abort(trainer: Any, snapshot: StepSnapshot, exc: BaseException) -> None:

@@ -1,5 +1,5 @@
-"""Training metrics: the sums and means over all processes, one JSON line per PPO step in
-`<run>/metrics.jsonl`, and the closing summary.
+"""PPO's training metrics: the sums and means over all processes (one JSON line per step goes
+to `<run>/metrics.jsonl` through `rlaif.runs.metrics_log`), and the closing summary.
 
 Keys use "/" namespaces (`objective/kl`, `reward/mean`, `ppo/policy/clipfrac`, ...); the
 full list is `METRIC_KEYS` plus `reward/<member>/mean` for each ensemble member.
@@ -15,9 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlaif.io import append_jsonl, atomic_write_jsonl, read_jsonl
-
-METRICS_FILENAME = "metrics.jsonl"
+from rlaif.runs.folder import METRICS_FILE
 
 METRIC_KEYS = (
     "step",
@@ -42,18 +40,15 @@ METRIC_KEYS = (
     "batch/size",                # prompts this step, all processes together
     "judge/requests",            # API requests the reward judge made this step (retries included), all processes
     "judge/cost_usd",            # what they cost (USD), all processes; 0 for offline judges
-    "time/generate",
-    "time/judge",
-    "time/update",               # rollout forward passes (policy, reference) + PPO epochs
+    "time/generate",             # each phase of the step on its own (seconds)
+    "time/reward",               # the judge, the score gather and reward processing
+    "time/old_logprobs",         # the policy's logprobs and values of the responses (no grad)
+    "time/ref",                  # the reference model's logprobs (no grad)
+    "time/advantages",           # per-token rewards, whitening, GAE
+    "time/update",               # the PPO epochs (forward + backward + optimizer)
     "time/step",
     "tokens/per_second",         # response tokens generated per second of step time
 )
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @contextlib.contextmanager
@@ -90,33 +85,6 @@ def usage_metrics(totals: Mapping[str, float]) -> dict[str, Any]:
             "judge/cost_usd": totals["judge/cost_usd"]}
 
 
-class MetricsLog:
-    """Appends one JSON object per step to `metrics.jsonl` (main process only)."""
-
-    def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
-        self.path = Path(run_dir) / METRICS_FILENAME
-        self.enabled = enabled
-
-    def reset(self, keep_through_step: int = 0) -> None:
-        """Drop lines of steps after `keep_through_step` (a resumed run rewrites them)."""
-        if not self.enabled:
-            return
-        kept = [row for row in read_metrics(self.path) if row.get("step", 0) <= keep_through_step] \
-            if self.path.exists() else []
-        atomic_write_jsonl(self.path, kept)
-
-    def write(self, metrics: Mapping[str, Any]) -> None:
-        """Append one step's metrics (non-finite numbers as null)."""
-        if self.enabled:
-            append_jsonl(self.path, {k: _clean(v) for k, v in metrics.items()})
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All rows of a metrics.jsonl (a run folder or the file itself)."""
-    path = Path(path)
-    return read_jsonl(path / METRICS_FILENAME if path.is_dir() else path)
-
-
 def training_summary(history: Sequence[Mapping[str, Any]], run_dir: str | Path,
                      checkpoint: str | Path | None) -> str:
     """A few lines a person can read at the end of a run."""
@@ -137,7 +105,7 @@ def training_summary(history: Sequence[Mapping[str, Any]], run_dir: str | Path,
         f"  objective/kl {fmt('objective/kl', first)} -> {fmt('objective/kl', last)}"
         f"  (kl_coef {fmt('objective/kl_coef', last)})",
         f"  unscored samples: {unscored}",
-        f"  metrics: {Path(run_dir) / METRICS_FILENAME}",
+        f"  metrics: {Path(run_dir) / METRICS_FILE}",
     ]
     if checkpoint is not None:
         lines.append(f"  checkpoint: {checkpoint}")

@@ -3,7 +3,7 @@
 The reference (the KL anchor) is the same weights with the LoRA adapters switched off when
 LoRA is on, so it costs no memory; without LoRA it is a frozen deep copy (`.ref_model`).
 Hub ids and local folders go through `rlaif.models.load.load_base_model`, as evaluation's do;
-the saved layout is `rlaif.models.layout`'s.
+the saved layout is `rlaif.models.policy_layout`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import nn
 from rlaif.config import LoraSettings
 from rlaif.io import atomic_write_json
 from rlaif.models import prefix
-from rlaif.models.layout import ADAPTER_DIR, MODEL_DIR, POLICY_META, VALUE_HEAD_FILE
+from rlaif.models.policy_layout import ADAPTER_DIR, MODEL_DIR, POLICY_META, VALUE_HEAD_FILE
 from rlaif.models.load import load_adapter, load_base_model, read_policy_meta
 from rlaif.models.logprobs import (
     accepts_logits_to_keep,
@@ -30,8 +30,8 @@ from rlaif.models.logprobs import (
 )
 from rlaif.ppo.capture import capture_head_inputs, capture_unsupported_reason, stack_states
 from rlaif.ppo.head import frozen_head_logprobs
-from rlaif.ppo.lora import wrap_lora
-from rlaif.ppo.modeling import disable_dropout, enable_checkpointing, frozen_copy
+from rlaif.models.lora import wrap_lora
+from rlaif.models.training import disable_dropout, enable_checkpointing, frozen_copy
 
 
 @dataclass

@@ -18,16 +18,15 @@ from rlaif.judges.base import (
     Score,
     Usage,
     member_raw_values,
-    run_sync,
 )
 from rlaif.stats import RunningMoments, mean_std
 
 
 def score_samples(judge: Judge, prompts: Sequence[str], responses: Sequence[str],
                   on_unscored: str) -> list[Score]:
-    """Judge the (prompt, response) pairs (async judges awaited); apply the `fail` policy."""
+    """Judge the (prompt, response) pairs; apply the `fail` policy."""
     samples = [Sample(p, r) for p, r in zip(prompts, responses)]
-    scores = run_sync(judge.ascore(samples))
+    scores = judge.score(samples)  # on the judge's own loop: its clients open once
     if len(scores) != len(samples):
         raise JudgeError(f"judge {judge.name!r} returned {len(scores)} scores for "
                          f"{len(samples)} samples; a judge must return one score per sample")

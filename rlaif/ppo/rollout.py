@@ -2,7 +2,8 @@
 
     sample_responses   tokenised queries -> one batched `generate` -> EOS-truncated responses
                        (plus the hidden states generation computed, when they are used)
-    score_rollout      policy logprobs, values and entropy, and reference logprobs (no grad)
+    policy_pass        the policy's logprobs, values and entropy (no grad; "old" logprobs)
+    reference_pass     the reference model's logprobs (no grad)
     Rollout            the step's experience the PPO update trains on
 
 Nothing here touches the optimiser; `trainer.py` strings these together step by step.
@@ -67,20 +68,13 @@ def sample_responses(policy: Any, tokenizer: Any, prompts: Sequence[str], *,
     return Responses(query_ids, query_mask, response_ids, response_mask, states)
 
 
-def score_rollout(policy: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
-                  response_ids: torch.Tensor, response_mask: torch.Tensor, *,
-                  states: torch.Tensor | None, temperature: float, chunk: int | None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Policy logprobs, values, entropy and reference logprobs (B, R) of a batch of responses.
-
-    The policy side comes from the generation `states` when given (`PolicyWithValueHead.
-    score_states`), else from a forward pass. Passes take `chunk` samples at a time (None: the
-    whole batch) in order of length, so each is padded only to its own longest sample
-    (`forward_response` drops the shared padding); results come back in batch order, float32.
-    """
-    batch = query_ids.size(0)
+def _by_length(query_mask: torch.Tensor, response_mask: torch.Tensor, chunk: int | None,
+               run: Any) -> list[torch.Tensor]:
+    """`run(rows)` over chunks of `chunk` samples taken in order of length (each chunk is padded
+    only to its own longest sample); its float32 outputs concatenated back in batch order."""
+    batch = query_mask.size(0)
     chunk = chunk or batch
-    order = torch.arange(batch, device=query_ids.device)
+    order = torch.arange(batch, device=query_mask.device)
     if chunk < batch:
         lengths = query_mask.sum(1) + response_mask.sum(1)  # (B,)
         order = torch.sort(lengths, stable=True).indices
@@ -89,16 +83,39 @@ def score_rollout(policy: Any, query_ids: torch.Tensor, query_mask: torch.Tensor
     # results into ordinary tensors that the update's losses may use.
     with torch.inference_mode():
         for s in range(0, batch, chunk):
-            rows = order[s:s + chunk]
-            args = (query_ids[rows], query_mask[rows], response_ids[rows], response_mask[rows])
-            if states is not None:
-                out = policy.score_states(states[rows], response_ids[rows], temperature=temperature)
-            else:
-                out = policy.forward_response(*args, temperature=temperature)
-            ref = policy.forward_response(*args, reference=True, with_entropy=False,
-                                          temperature=temperature)
-            parts.append((out.logprobs.float(), out.values.float(), out.entropy.float(),
-                          ref.logprobs.float()))
+            parts.append(tuple(t.float() for t in run(order[s:s + chunk])))
     inverse = torch.argsort(order)  # sorted position of each sample
-    logprobs, values, entropy, ref_logprobs = (torch.cat(p)[inverse] for p in zip(*parts))
-    return logprobs, values, entropy, ref_logprobs
+    return [torch.cat(p)[inverse] for p in zip(*parts)]
+
+
+def policy_pass(policy: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                response_ids: torch.Tensor, response_mask: torch.Tensor, *,
+                states: torch.Tensor | None, temperature: float, chunk: int | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The policy's logprobs, values and entropy (B, R) of the sampled responses (PPO's "old"
+    logprobs): from the generation `states` when given (`PolicyWithValueHead.score_states`), else
+    a forward pass, `chunk` samples at a time (None: the whole batch)."""
+    def run(rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if states is not None:
+            out = policy.score_states(states[rows], response_ids[rows], temperature=temperature)
+        else:
+            out = policy.forward_response(query_ids[rows], query_mask[rows], response_ids[rows],
+                                          response_mask[rows], temperature=temperature)
+        return out.logprobs, out.values, out.entropy
+
+    logprobs, values, entropy = _by_length(query_mask, response_mask, chunk, run)
+    return logprobs, values, entropy
+
+
+def reference_pass(policy: Any, query_ids: torch.Tensor, query_mask: torch.Tensor,
+                   response_ids: torch.Tensor, response_mask: torch.Tensor, *, temperature: float,
+                   chunk: int | None) -> torch.Tensor:
+    """The reference model's logprobs (B, R) of the sampled responses, `chunk` samples at a time."""
+    def run(rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        ref = policy.forward_response(query_ids[rows], query_mask[rows], response_ids[rows],
+                                      response_mask[rows], reference=True, with_entropy=False,
+                                      temperature=temperature)
+        return (ref.logprobs,)
+
+    (ref_logprobs,) = _by_length(query_mask, response_mask, chunk, run)
+    return ref_logprobs

@@ -30,35 +30,30 @@ from typing import Any
 
 import torch
 
-from rlaif.config import RunConfig, save_config
-from rlaif.run_changes import check_resume
+from rlaif.config import RunConfig
 from rlaif.data.prompts import PromptStream
-from rlaif.judges.base import Judge, JudgeError, Score
+from rlaif.judges.base import JudgeError, Score
 from rlaif.models.generate import eos_token_ids
-from rlaif.models.layout import latest_checkpoint
-from rlaif.models.load import load_tokenizer, prepare_tokenizer
 from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
-from rlaif.ppo.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from rlaif.ppo.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
 from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
-from rlaif.ppo.interrupt import GracefulStop, StepSnapshot, TrainingStopped, any_process, save_after_abort
+from rlaif.ppo.finite import check_finite
+from rlaif.ppo.interrupt import StepSnapshot, any_process, save_after_abort
 from rlaif.ppo.kl import make_kl_controller
-from rlaif.ppo.metrics import MetricsLog, reduce_metrics, timed, training_summary, usage_metrics
-from rlaif.ppo.policy import PolicyWithValueHead
+from rlaif.ppo.metrics import reduce_metrics, timed, training_summary, usage_metrics
+from rlaif.ppo.parts import PPOParts, build_parts
 from rlaif.ppo.rewards import (JudgeUsageMeter, check_scored_steps, gather_score_rows, process_rewards,
                                score_samples)
-from rlaif.ppo.rollout import Responses, Rollout, sample_responses, score_rollout
+from rlaif.ppo.rollout import Rollout, policy_pass, reference_pass, sample_responses
 from rlaif.ppo.sampling import sampling_kwargs
 from rlaif.ppo.update import UPDATE_METRICS, ppo_update
+from rlaif.runs.changes import start_or_check_config
+from rlaif.runs.metrics_log import MetricsLog
+from rlaif.runs.signals import GracefulStop, TrainingStopped
 from rlaif.stats import RunningMoments
-from rlaif.tracking import make_tracker
 
 logger = logging.getLogger(__name__)
-
-DTYPES: dict[str, Any] = {"float32": torch.float32, "bfloat16": torch.bfloat16,
-                          "float16": torch.float16, "auto": "auto"}
-SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
-
 
 @dataclass
 class TrainResult:
@@ -70,117 +65,98 @@ class TrainResult:
     checkpoint: Path | None = None
 
 
-def make_accelerator(config: RunConfig) -> Any:
-    """An `accelerate.Accelerator` from the config (DeepSpeed config passed through when given)."""
-    from accelerate import Accelerator
-
-    acc = config.accelerate
-    kwargs: dict[str, Any] = {"cpu": acc.cpu, "mixed_precision": acc.mixed_precision,
-                              "gradient_accumulation_steps": config.ppo.gradient_accumulation_steps}
-    if acc.deepspeed_config:
-        from accelerate import DeepSpeedPlugin
-
-        kwargs["deepspeed_plugin"] = DeepSpeedPlugin(hf_ds_config=acc.deepspeed_config)
-    return Accelerator(**kwargs)
-
-
 class PPOTrainer:
     """PPO on a causal or seq2seq policy with rewards from any judge. `train()` or `step()`.
 
-    `prompts` are the training prompts (see `rlaif.data.prompts.load_prompt_split`); the
-    policy, judge, tokenizer and tracker (`rlaif.tracking`) default to those the config names.
-    A given policy is moved to the accelerator's device and trained in place; the trainer works
+    The trainer is handed its parts (`rlaif.ppo.parts`); `PPOTrainer.build(config, prompts)`
+    makes the ones not given, claims the run folder and starts or resumes the run. `prompts`
+    are the training prompts (see `rlaif.data.prompts.load_prompt_split`). The trainer works
     on its own prepared copy of the tokenizer (`self.tokenizer`).
     """
 
-    def __init__(self, config: RunConfig, prompts: Sequence[str], *,
-                 policy: PolicyWithValueHead | None = None, judge: Judge | None = None,
-                 tokenizer: Any = None, accelerator: Any = None, tracker: Any = None) -> None:
-        from accelerate.utils import set_seed
-        from transformers import get_scheduler
-
-        self.config = config
-        ppo = config.ppo
-        self.accelerator = acc = accelerator or make_accelerator(config)
-        self.run_dir = Path(config.output.dir)
-        set_seed(ppo.seed)  # the same on every process: identical value-head init
-        if policy is None:
-            policy = PolicyWithValueHead.from_pretrained(
-                config.model.name_or_path, lora=config.model.lora,
-                dtype=DTYPES.get(config.model.dtype or ""),
-                gradient_checkpointing=config.model.gradient_checkpointing)
-        self.policy = policy.to(acc.device)
-        policy.share_prefix = ppo.share_prefix
-        self.tokenizer = prepare_tokenizer(
-            tokenizer or load_tokenizer(config.model.name_or_path), policy.is_seq2seq)
-        self._owns_judge = judge is None
-        self.judge = judge if judge is not None else _build_judge(config.judge.ref)
+    def __init__(self, config: RunConfig, prompts: Sequence[str], parts: PPOParts) -> None:
+        self.config, self.parts = config, parts
+        self.policy, self.wrapped_policy = parts.policy, parts.wrapped_policy
+        self.tokenizer, self.judge, self.accelerator = parts.tokenizer, parts.judge, parts.accelerator
+        self.optimizer, self.scheduler, self.kl_ctl = parts.optimizer, parts.scheduler, parts.kl_ctl
+        self.folder, self.tracker = parts.folder, parts.tracker
+        self.run_dir = parts.folder.path
+        self.local_batch_size = parts.local_batch_size
+        self.total_optimizer_steps = parts.total_optimizer_steps
         self.judge_usage = JudgeUsageMeter(self.judge)  # judge/requests, judge/cost_usd per step
         self.prompts = list(prompts)
-        self.local_batch_size = self._check_batch_layout()
         self.stream = PromptStream(len(self.prompts), config.data.seed)
-        self.kl_ctl = make_kl_controller(ppo.kl.kind, ppo.kl.kl_coef, ppo.kl.target, ppo.kl.horizon)
         self.reward_stats = RunningMoments()
-        optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=ppo.learning_rate,
-                                      weight_decay=ppo.weight_decay)
-        backward_batch = ppo.mini_batch_size * ppo.gradient_accumulation_steps
-        self.total_optimizer_steps = ppo.steps * ppo.ppo_epochs * (self.local_batch_size // backward_batch)
-        # Not passed to accelerate.prepare: its scheduler wrapper steps once per process.
-        self.scheduler = get_scheduler(SCHEDULERS[ppo.lr_scheduler], optimizer,
-                                       num_warmup_steps=ppo.warmup_steps,
-                                       num_training_steps=self.total_optimizer_steps)
-        # The policy as DDP / DeepSpeed wrap it: the update's forward and backward go through it.
-        self.wrapped_policy, self.optimizer = acc.prepare(policy, optimizer)
         # use_cache: generation runs in eval mode, where gradient checkpointing is off anyway.
         self.gen_kwargs = {**config.generation.generate_kwargs(), "use_cache": True,
-                           "eos_token_id": sorted(eos_token_ids(policy.base_model(), self.tokenizer)),
+                           "eos_token_id": sorted(eos_token_ids(self.policy.base_model(), self.tokenizer)),
                            "pad_token_id": self.tokenizer.pad_token_id}
         if config.generation.sampler == "inverse_cdf":
             self.gen_kwargs = sampling_kwargs(self.gen_kwargs)
-        self.capture_states = use_generation_states(ppo.rollout_logprobs, policy.config,
-                                                     policy.is_seq2seq)
+        self.capture_states = use_generation_states(config.ppo.rollout_logprobs, self.policy.config,
+                                                     self.policy.is_seq2seq)
         self.step_count = 0
         self.updating = False
         self.data_position = 0
         self.history: list[dict[str, Any]] = []
-        self.metrics_log = MetricsLog(self.run_dir, enabled=acc.is_main_process)
-        set_seed(ppo.seed, device_specific=True)  # each process samples its own responses
-        if config.resume:
-            self._resume(find_resume_checkpoint(config.resume, self.run_dir))
+        self.metrics_log = MetricsLog(self.run_dir, enabled=self.accelerator.is_main_process)
+
+    @classmethod
+    def build(cls, config: RunConfig, prompts: Sequence[str], **given: Any) -> PPOTrainer:
+        """A trainer on `config`'s run folder, started or resumed (`config.resume`); `given` are
+        parts made by the caller (policy, judge, tokenizer, accelerator, tracker, folder)."""
+        from accelerate.utils import set_seed
+
+        parts = build_parts(config, **given)
+        if parts.accelerator.is_main_process:
+            parts.folder = parts.folder.claim(resume=config.resume, overwrite=config.overwrite,
+                                              command="rlaif train")
+        trainer = cls(config, prompts, parts)
+        set_seed(config.ppo.seed, device_specific=True)  # each process samples its own responses
+        trainer.begin()
+        return trainer
+
+    def begin(self) -> None:
+        """Start the run in its folder (config.yaml, an empty metrics.jsonl) or, with
+        `config.resume`, check the settings against the run's config.yaml (a refused resume
+        changes nothing on disk), then restore the checkpoint."""
+        checkpoint = self.folder.resume_checkpoint(self.config.resume) if self.config.resume else None
+        changes = start_or_check_config(self.folder, self.config, checkpoint_step(checkpoint)) \
+            if self.accelerator.is_main_process else None
+        if checkpoint is not None:
+            self._resume(checkpoint)
+            self._apply_changes(self._agreed(changes))
         else:
-            if latest_checkpoint(self.run_dir) is not None:
-                raise ValueError(
-                    f"run folder {self.run_dir} already holds a run (checkpoints/latest); pass "
-                    "--resume (resume=true) to continue it, or choose another output.dir / --out"
-                )
             self.metrics_log.reset(0)
-        if acc.is_main_process:
-            if config.resume:  # config.yaml stays what the first steps used; changes are recorded
-                check_resume(self.run_dir, config, self.step_count)
-            else:
-                save_config(config, self.run_dir)
-        # Trackers (output.report_to): the caller's, or the trainer's own, closed by train().
-        self._owns_tracker = tracker is None
-        self.tracker = tracker or make_tracker(config, enabled=acc.is_main_process)
 
-    # ------------------------------------------------------------------ set-up helpers
+    def _agreed(self, changes: dict[str, Any] | None) -> set[str]:
+        """The changed setting names, from the main process (which read the run's config) to all."""
+        if self.accelerator.num_processes == 1:
+            return set(changes or {})
+        from accelerate.utils import broadcast_object_list
 
-    def _check_batch_layout(self) -> int:
-        ppo, n_proc = self.config.ppo, self.accelerator.num_processes
-        if ppo.batch_size % n_proc:
-            raise ValueError(
-                f"ppo.batch_size={ppo.batch_size} does not split evenly over {n_proc} processes; "
-                f"use a multiple of {n_proc}"
-            )
-        local = ppo.batch_size // n_proc
-        backward_batch = ppo.mini_batch_size * ppo.gradient_accumulation_steps
-        if local % backward_batch:
-            raise ValueError(
-                f"each of {n_proc} processes gets ppo.batch_size / {n_proc} = {local} prompts, not a "
-                f"multiple of mini_batch_size * gradient_accumulation_steps = {backward_batch}; "
-                f"set ppo.batch_size to a multiple of {backward_batch * n_proc}"
-            )
-        return local
+        box = [sorted(changes or {})]
+        broadcast_object_list(box, from_process=0)
+        return set(box[0])
+
+    def _apply_changes(self, changed: set[str]) -> None:
+        """Make the settings a resume changed take effect over the checkpoint's restored state: the
+        learning rate and weight decay (optimizer and LR schedule), and the KL control."""
+        ppo = self.config.ppo
+        if {"ppo.learning_rate", "ppo.weight_decay"} & changed:
+            sched = self.scheduler
+            sched.base_lrs = [ppo.learning_rate] * len(sched.base_lrs)
+            for group, factor in zip(self.optimizer.param_groups, sched.lr_lambdas):
+                group["initial_lr"] = ppo.learning_rate
+                group["lr"] = ppo.learning_rate * factor(sched.last_epoch)
+                group["weight_decay"] = ppo.weight_decay
+            sched._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        if any(key.startswith("ppo.kl.") and key != "ppo.kl.estimator" for key in changed):
+            kl = ppo.kl
+            start = kl.kl_coef if {"ppo.kl.kl_coef", "ppo.kl.kind"} & changed else self.kl_ctl.value
+            self.kl_ctl = self.parts.kl_ctl = make_kl_controller(kl.kind, start, kl.target, kl.horizon)
+        if changed:
+            logger.info("resume applies the changed settings: %s", ", ".join(sorted(changed)))
 
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path, policy=self.policy, optimizer=self.optimizer,
@@ -196,7 +172,7 @@ class PPOTrainer:
         """Write `<run>/checkpoints/step-<step>` (atomic) and point `latest` at it."""
         state = {"data_position": self.data_position, "kl_controller": self.kl_ctl.state_dict(),
                  "reward_stats": self.reward_stats.state_dict()}
-        return save_checkpoint(self.run_dir, self.step_count, policy=self.policy,
+        return save_checkpoint(self.folder, self.step_count, policy=self.policy,
                                optimizer=self.optimizer, scheduler=self.scheduler, state=state,
                                accelerator=self.accelerator)
 
@@ -222,19 +198,27 @@ class PPOTrainer:
                                      max_prompt_tokens=cfg.data.max_prompt_tokens,
                                      capture=self.capture_states, accelerator=self.accelerator,
                                      chat=cfg.data.task == "chat", system_prompt=cfg.data.system_prompt)
-        # 2. judge the decoded (prompt, response) pairs
-        with timed(times, "time/judge"):
+        # 2. reward: the judge scores the decoded (prompt, response) pairs
+        with timed(times, "time/reward"):
             responses = self.tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
             try:
                 scores = score_samples(self.judge, prompts, responses, cfg.judge.on_unscored)
             except Exception as exc:  # raised at the gather in step 3, on every process
                 scores = exc
-        with timed(times, "time/update"):
-            # 3. rewards: the processed score on the last token, -kl_coef * KL on every token
             processed, reward_metrics = self._process_scores(scores)
-            scored = torch.tensor([s.ok for s in scores], device=device)  # (B,)
-            loss_mask = batch.response_mask * scored[:, None].to(batch.response_mask.dtype)  # (B, R)
-            logprobs, values, entropy, ref_logprobs = self._score_rollout(batch)
+        scored = torch.tensor([s.ok for s in scores], device=device)  # (B,)
+        loss_mask = batch.response_mask * scored[:, None].to(batch.response_mask.dtype)  # (B, R)
+        # 3. the policy's ("old") and the reference's logprobs of the responses, the values
+        chunk = ppo.forward_batch_size or ppo.mini_batch_size
+        ids = (batch.query_ids, batch.query_mask, batch.response_ids, batch.response_mask)
+        with timed(times, "time/old_logprobs"), self.accelerator.autocast():
+            logprobs, values, entropy = policy_pass(self.policy, *ids, states=batch.states,
+                                                    temperature=cfg.generation.temperature, chunk=chunk)
+        with timed(times, "time/ref"), self.accelerator.autocast():
+            ref_logprobs = reference_pass(self.policy, *ids, temperature=cfg.generation.temperature,
+                                          chunk=chunk)
+        with timed(times, "time/advantages"):
+            # rewards: the processed score on the last token, -kl_coef * KL on every token
             kl = kl_penalty(logprobs, ref_logprobs, ppo.kl.estimator)  # (B, R)
             kl_coef = self.kl_ctl.value
             rewards, non_score_rewards = per_token_rewards(
@@ -248,12 +232,16 @@ class PPOTrainer:
             advantages, returns = gae(rewards, values, loss_mask, ppo.gamma, ppo.lam)
             if enough:
                 advantages = masked_whiten(advantages, loss_mask)
+            check_finite(self.step_count + 1, loss_mask, **{
+                "the policy's logprobs": logprobs, "the reference logprobs": ref_logprobs,
+                "the values": values, "the KL": kl, "the advantages": advantages, "the returns": returns})
             rollout = Rollout(
                 query_ids=batch.query_ids, query_mask=batch.query_mask, response_ids=batch.response_ids,
                 response_mask=batch.response_mask, scored=scored, loss_mask=loss_mask,
                 logprobs=logprobs, values=values, entropy=entropy, kl=kl,
                 non_score_rewards=non_score_rewards, advantages=advantages, returns=returns)
-            # 6. update: PPO epochs over shuffled minibatches (none when nothing was scored)
+        # 6. update: PPO epochs over shuffled minibatches (none when nothing was scored)
+        with timed(times, "time/update"):
             self.updating = True
             update_metrics = self._update(rollout) if reward_metrics["reward/scored"] else \
                 dict.fromkeys(UPDATE_METRICS, math.nan)
@@ -279,20 +267,11 @@ class PPOTrainer:
         everyone = gather_score_rows(scores, self.accelerator)
         return process_rewards(scores, everyone, self.config.judge, self.reward_stats)
 
-    def _score_rollout(self, batch: Responses) -> tuple[torch.Tensor, ...]:
-        """Policy logprobs, values, entropy and reference logprobs (B, R) of the sampled responses."""
-        ppo = self.config.ppo
-        with self.accelerator.autocast():
-            return score_rollout(self.policy, batch.query_ids, batch.query_mask, batch.response_ids,
-                                 batch.response_mask, states=batch.states,
-                                 temperature=self.config.generation.temperature,
-                                 chunk=ppo.forward_batch_size or ppo.mini_batch_size)
-
     def _update(self, rollout: Rollout) -> dict[str, float]:
         """PPO epochs on `rollout` through the wrapped policy; the policy is left in eval mode."""
         return ppo_update(rollout, self.wrapped_policy, self.policy, self.optimizer, self.scheduler,
                           self.accelerator, ppo=self.config.ppo,
-                          temperature=self.config.generation.temperature)
+                          temperature=self.config.generation.temperature, step=self.step_count + 1)
 
     def _log_step(self, rollout: Rollout, kl_coef: float, reward_metrics: dict[str, Any],
                   local_means: dict[str, float], start: float) -> dict[str, Any]:
@@ -340,7 +319,7 @@ class PPOTrainer:
 
         cfg, main = self.config, self.accelerator.is_main_process
         steps, save_every = cfg.ppo.steps, cfg.output.save_every
-        checkpoint = latest_checkpoint(self.run_dir) if self.step_count else None
+        checkpoint = self.folder.latest_checkpoint() if self.step_count else None
         bar = tqdm(total=steps, initial=self.step_count, desc="PPO", unit="step", disable=not main)
         try:
             with GracefulStop() as stop:
@@ -365,9 +344,9 @@ class PPOTrainer:
                 checkpoint = self.save_checkpoint()
         finally:
             bar.close()
-            if self._owns_judge:
+            if "judge" in self.parts.owned:
                 self.judge.close()
-            if self._owns_tracker:
+            if "tracker" in self.parts.owned:
                 self.tracker.finish()
         if main:
             print(training_summary(self.history, self.run_dir, checkpoint))
@@ -392,8 +371,3 @@ class PPOTrainer:
             self.save_checkpoint()
             raise
 
-
-def _build_judge(ref: str | dict[str, Any]) -> Judge:
-    from rlaif.judges.registry import build_judge
-
-    return build_judge(ref)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlaif.judges.pairwise import Preference
-from rlaif.labeling.sources import LabelItem
+from rlaif.workbench.pairs import LabelItem
 
 DECIDED = ("a", "b")
 

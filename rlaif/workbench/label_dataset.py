@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.io import atomic_write_dir
-from rlaif.labeling.rows import DECIDED
+from rlaif.workbench.label_rows import DECIDED
 
 COLUMNS = ("prompt", "chosen", "rejected", "verdict", "strength", "rationale", "consistent",
            "cost_usd", "judge_calls", "key")

@@ -27,6 +27,7 @@ from typing import Any
 
 from rlaif.io import read_jsonl, save_figure
 from rlaif.markdown import fmt_num, fmt_pct, md_escape
+from rlaif.runs.folder import RunFolder
 
 
 @dataclass
@@ -91,7 +92,7 @@ def read_run(path: str | Path) -> RunSummary:
     run = Path(path)
     if not run.is_dir():
         raise FileNotFoundError(f"{run}: no such run folder")
-    report_path = run / "report.json"
+    report_path = RunFolder(run).report_json
     if not report_path.is_file():
         raise ValueError(
             f"{run} is not an evaluated rlaif run folder: it has no report.json (`rlaif train`, "
@@ -102,7 +103,7 @@ def read_run(path: str | Path) -> RunSummary:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"{report_path}: not a hold-out report ({exc}); was it written by rlaif?") from None
     extra = report.get("extra") or {}
-    metrics = read_jsonl(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
+    metrics = read_jsonl(RunFolder(run).metrics) if RunFolder(run).metrics.is_file() else []
     method = extra.get("method") or ("ppo" if any("reward/mean" in m for m in metrics) else "unknown")
     seconds = {k: float(v) for k, v in (extra.get("timings_s") or {}).items()}
     labels = extra.get("labels") or {}

@@ -1,4 +1,4 @@
-"""What PPO does to the LMs it trains, beyond loading them (`rlaif.models.load`): frozen copies,
+"""What training does to the LMs it trains, beyond loading them (`rlaif.models.load`): frozen copies,
 dropout off, activation checkpointing. Each changes the model it is given, except `frozen_copy`."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rlaif.labeling.rows import DECIDED
+from rlaif.workbench.label_rows import DECIDED
 
 
 def _rate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:

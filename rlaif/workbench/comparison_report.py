@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rlaif.compare import ComparisonReport
 from rlaif.io import atomic_write_text, save_figure
+from rlaif.workbench.judge_comparison import ComparisonReport
 
 
 def write_comparison(report: ComparisonReport, out_dir: str | Path) -> dict[str, Path]:
@@ -71,7 +71,6 @@ def _markdown(report: ComparisonReport, paths: Mapping[str, Path]) -> str:
         "",
     ]
     return "\n".join(parts)
-
 
 
 def plot_distributions(data: Mapping[str, Any], path: Path) -> Path:
