@@ -77,7 +77,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
     from transformers.utils import logging as hf_logging
 
-    from rlaif.judges.classifier import ClassifierJudge
+    from rlaif.judges.local.classifier import ClassifierJudge
     from rlaif.judges.spec import ClassifierSpec
 
     hf_logging.disable_progress_bar()

@@ -25,9 +25,9 @@ from pathlib import Path
 import anthropic
 
 from rlaif.judges.base import Sample, Scale
-from rlaif.judges.parsing import parse_score
+from rlaif.judges.llm.parsing import parse_score
 from rlaif.judges.registry import build_judge
-from rlaif.judges.templates import load_template, render
+from rlaif.judges.llm.templates import load_template, render
 from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 
 GOOD = ["Thanks for asking, here is a careful answer.", "Happy to help with that today.",

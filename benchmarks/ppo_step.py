@@ -320,7 +320,7 @@ def memory_child(side: str, model_dir: Path, run_dir: Path, tiny: bool, checkpoi
     import torch  # noqa: F401
     import transformers  # noqa: F401
 
-    from rlaif.judges import function as _function  # noqa: F401
+    from rlaif.judges.local import function as function as _function  # noqa: F401
     from rlaif.ppo import trainer as _trainer  # noqa: F401
 
     prompts = pick_prompts(model_dir, tiny)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rlaif.judges.base import JudgeError, Sample
-from rlaif.judges.classifier import ClassifierJudge
+from rlaif.judges.local.classifier import ClassifierJudge
 from rlaif.judges.spec import ClassifierSpec
 
 # Mixed lengths on purpose: sorting by length must not change which score goes where.
@@ -172,7 +172,7 @@ def test_truncation_is_said_once_with_the_count(tiny_models, caplog):
     # #11: classifiers used to cut long replies silently.
     judge = _judge(tiny_models["roberta"], max_length=16)
     texts = ["word " * 200, "short", "You are terrible. " * 40]
-    with caplog.at_level("WARNING", logger="rlaif.judges.local_model"):
+    with caplog.at_level("WARNING", logger="rlaif.judges.local.model"):
         judge.score([("", t) for t in texts])
         judge.score([("", t) for t in texts])
     warnings = [r.getMessage() for r in caplog.records if "max_length=16" in r.getMessage()]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rlaif.judges.base import JudgeError
-from rlaif.judges.embedding import load_head, pool, save_head
+from rlaif.judges.local.embedding import load_head, pool, save_head
 from rlaif.judges.registry import build_judge
 from rlaif.judges.spec import load_spec, parse_spec
 

@@ -232,7 +232,7 @@ def test_a_criterion_the_llm_judge_does_not_score_is_refused_when_built(monkeypa
 @pytest.fixture
 def built(monkeypatch) -> list[str]:
     """The names of the function judges built while the test runs, in order."""
-    from rlaif.judges.function import FunctionJudge
+    from rlaif.judges.local.function import FunctionJudge
 
     names: list[str] = []
     original_init = FunctionJudge.__init__
@@ -246,7 +246,7 @@ def built(monkeypatch) -> list[str]:
 
 
 def test_the_registry_builds_shared_members_once_and_the_ensemble_closes_them(monkeypatch, built):
-    from rlaif.judges.function import FunctionJudge
+    from rlaif.judges.local.function import FunctionJudge
 
     closed = []
     monkeypatch.setattr(FunctionJudge, "close", lambda self: closed.append(self.name))

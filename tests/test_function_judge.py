@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from rlaif.judges.base import JudgeError, Sample
-from rlaif.judges.function import FunctionJudge
+from rlaif.judges.local.function import FunctionJudge
 from rlaif.judges.registry import build_judge
 from rlaif.judges.spec import FunctionSpec, load_spec
 

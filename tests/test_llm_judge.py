@@ -11,10 +11,10 @@ import time
 import pytest
 
 from rlaif.judges.base import BudgetExceeded, JudgeError, Sample
-from rlaif.judges.llm import LLMJudge
+from rlaif.judges.llm.pointwise import LLMJudge
 from rlaif.judges.registry import build_judge
 from rlaif.judges.spec import load_spec
-from rlaif.judges.templates import load_template, render
+from rlaif.judges.llm.templates import load_template, render
 from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 
 SAMPLES = [

@@ -11,7 +11,7 @@ import pytest
 
 from rlaif.judges.base import BudgetExceeded, JudgeError
 from rlaif.judges.pairwise import Pair, PairwiseBudgetExceeded, PairwiseError, consistency_rate
-from rlaif.judges.pairwise_llm import PairwiseLLMJudge
+from rlaif.judges.llm.pairwise import PairwiseLLMJudge
 from rlaif.judges.registry import load_pairwise_judge
 from rlaif.testing.fake_claude import DUMMY_CREDENTIALS, FakeClaude
 

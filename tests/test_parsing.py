@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlaif.judges.base import Scale
-from rlaif.judges.parsing import (
+from rlaif.judges.llm.parsing import (
     check_tool_preference, check_tool_value, parse_criteria, parse_preference, parse_score,
 )
 

@@ -20,9 +20,9 @@ import pytest
 from rlaif.data.hh import sample_path, split_prompt_response
 from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score
 from rlaif.judges.ensemble import EnsembleJudge
-from rlaif.judges.installed import local_weights
+from rlaif.judges.local.installed import local_weights
 from rlaif.judges.registry import build_judge
-from rlaif.judges.relevance import copy_share, query_of
+from rlaif.judges.local.relevance import copy_share, query_of
 from rlaif.judges.spec import EnsembleSpec, RelevanceSpec, load_spec, parse_spec
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -109,7 +109,7 @@ def test_builtin_specs_and_the_judges_listing(capsys):
 
 def test_hub_id_resolves_to_the_installed_package(monkeypatch, tmp_path):
     from rlaif.demo.weights import minilm_dir
-    from rlaif.judges import installed
+    from rlaif.judges.local import installed
 
     try:
         folder = str(minilm_dir())
@@ -304,8 +304,8 @@ def test_head_over_pair_features_by_hand(minilm, tmp_path):
     whose weights are 1 on the q * r half gives logit = q . r = the cosine (unit vectors)."""
     import torch
 
-    from rlaif.judges.embedding import save_head
-    from rlaif.judges.relevance import pair_features
+    from rlaif.judges.local.embedding import save_head
+    from rlaif.judges.local.relevance import pair_features
 
     q, r = torch.tensor([[0.6, 0.8]]), torch.tensor([[1.0, 0.0]])
     assert pair_features(q, r)[0].tolist() == pytest.approx([0.6, 0.0, 0.4, 0.8])

@@ -132,7 +132,7 @@ def build_evaluator(out_dir: Path, train: list[tuple[str, int]],
     the hand-written validation texts ("hand-written"), and the examples' P(toxic)."""
     import torch
 
-    from rlaif.judges.embedding import SentenceEncoder, save_head
+    from rlaif.judges.local.embedding import SentenceEncoder, save_head
     from rlaif.judges.spec import parse_spec
 
     settings = settings or EmbeddingHeadSettings()

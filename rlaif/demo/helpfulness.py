@@ -1,7 +1,7 @@
 """The demo's hold-out helpfulness judge: does a reply answer the request it was given?
 
 `build_helpfulness` fits a logistic head on all-MiniLM-L6-v2 pair features (`type:
-relevance` with a head, `rlaif.judges.relevance.pair_features`) of real red-team openings
+relevance` with a head, `rlaif.judges.local.relevance.pair_features`) of real red-team openings
 (hh-rlhf harmless-base, even rows, TRAIN split; `rlaif.demo.openings`): each request with
 its own first reply (answers) against replies to other conversations (unrelated). Its
 validation is printed on the TEST openings, which it never saw, and it reports what the
@@ -67,9 +67,9 @@ def build_helpfulness(out_dir: Path, train: list[Opening], test: list[Opening], 
     """Fit the head on TRAIN openings, write head + `helpfulness.yaml`, return its validation."""
     import torch
 
-    from rlaif.judges.embedding import SentenceEncoder, save_head
+    from rlaif.judges.local.embedding import SentenceEncoder, save_head
     from rlaif.judges.registry import build_judge
-    from rlaif.judges.relevance import pair_features
+    from rlaif.judges.local.relevance import pair_features
 
     settings = settings or HelpfulnessHeadSettings()
     out_dir = Path(out_dir)

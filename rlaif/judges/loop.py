@@ -7,7 +7,7 @@ The caller's thread only waits for the result, so this works the same from scrip
 threads, and inside Jupyter (whose main thread already runs a loop, where `asyncio.run`
 refuses to start).
 
-The client rule, for providers (`rlaif.judges.anthropic`): an async client opened on a
+The client rule, for providers (`rlaif.judges.llm.anthropic`): an async client opened on a
 judge's loop (`current()` is not None) lives until that loop closes, or until its provider
 closes first; `at_close` registers the cleanup, which runs on that loop. A client opened on
 a caller's own loop (`await judge.ascore(...)` from async code) lives for that batch only,

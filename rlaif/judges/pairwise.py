@@ -10,7 +10,7 @@ difference, 1 = as clear as it gets) and a rationale, or verdict None with `erro
 (never a made-up verdict). `orders` keeps what each asking of the pair returned, un-swapped
 to the canonical names a/b; `consistent` says whether the two orders agreed.
 
-Position-bias control (LLM judges, `rlaif.judges.pairwise_llm`): with `orders: both` each
+Position-bias control (LLM judges, `rlaif.judges.llm.pairwise`): with `orders: both` each
 pair is asked as (a, b) and as (b, a); `combine_orders` merges the two answers:
 
 - both scored, same verdict: that verdict, strength = the mean of the two; consistent True;

@@ -43,23 +43,23 @@ def build_judge(spec: AnySpec | str | Path | dict[str, Any], **overrides: Any) -
             "give a pointwise judge (type: llm, classifier, function, embedding, relevance, ensemble) here"
         )
     if isinstance(spec, ClassifierSpec):
-        from rlaif.judges.classifier import ClassifierJudge
+        from rlaif.judges.local.classifier import ClassifierJudge
 
         judge = ClassifierJudge(spec)
     elif isinstance(spec, EmbeddingSpec):
-        from rlaif.judges.embedding import EmbeddingJudge
+        from rlaif.judges.local.embedding import EmbeddingJudge
 
         judge = EmbeddingJudge(spec)
     elif isinstance(spec, RelevanceSpec):
-        from rlaif.judges.relevance import RelevanceJudge
+        from rlaif.judges.local.relevance import RelevanceJudge
 
         judge = RelevanceJudge(spec)
     elif isinstance(spec, FunctionSpec):
-        from rlaif.judges.function import FunctionJudge
+        from rlaif.judges.local.function import FunctionJudge
 
         judge = FunctionJudge(spec)
     elif isinstance(spec, LLMSpec):
-        from rlaif.judges.llm import LLMJudge
+        from rlaif.judges.llm.pointwise import LLMJudge
 
         judge = LLMJudge(spec)
     elif isinstance(spec, EnsembleSpec):
@@ -137,7 +137,7 @@ def load_pairwise_judge(
         if tie_margin:
             raise JudgeError(f"tie_margin applies to a pointwise judge compared pairwise, not to the "
                              f"pairwise judge {spec.name or 'pairwise'!r}; drop it")
-        from rlaif.judges.pairwise_llm import PairwiseLLMJudge
+        from rlaif.judges.llm.pairwise import PairwiseLLMJudge
 
         return PairwiseLLMJudge(spec)
     try:

@@ -159,7 +159,7 @@ class LLMSpec(_SpecBase):
 
 
 class PairwiseSpec(LLMSpec):
-    """Claude compares two responses to one prompt (`rlaif.judges.pairwise_llm`).
+    """Claude compares two responses to one prompt (`rlaif.judges.llm.pairwise`).
 
     Everything an `llm` spec has (provider, model, api, price, budget, cache, retries,
     concurrency), a pairwise template, and the position-bias control:

@@ -19,7 +19,7 @@ class _EncoderSpec(_SpecBase):
     """The sentence encoder fields that the embedding and relevance judges share."""
 
     encoder: str = Field(description="hub id or local folder of a transformers encoder (AutoModel); "
-                         "an installed weights package holding the id is used (judges/installed.py)")
+                         "an installed weights package holding the id is used (judges/local/installed.py)")
     pooling: Literal["mean", "cls"] = Field(
         default="mean", description="mean over the attention mask, or the first token's state")
     max_length: int = Field(default=256, gt=0)
@@ -85,7 +85,7 @@ class EmbeddingSpec(_HeadSpec):
 class RelevanceSpec(_HeadSpec):
     """cosine(last Human turn, reply) - a copy penalty, scale (-1, 1); or, with `head`, a
     logistic head on the pair's features, P(label) - the copy penalty, scale (0, 1)
-    (`rlaif.judges.relevance`)."""
+    (`rlaif.judges.local.relevance`)."""
 
     type: Literal["relevance"] = "relevance"
     copy_penalty: float = Field(

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 from rlaif.data.hh import ASSISTANT_MARKER, HHFormatError, parse_transcript
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.embedding import EncoderJudge, LinearHead, SentenceEncoder, load_head
+from rlaif.judges.local.embedding import EncoderJudge, LinearHead, SentenceEncoder, load_head
 from rlaif.judges.spec import RelevanceSpec
 
 if TYPE_CHECKING:

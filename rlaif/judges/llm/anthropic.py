@@ -1,7 +1,7 @@
 """Anthropic API provider: `anthropic.AsyncAnthropic`, key from ANTHROPIC_API_KEY.
 
 `temperature` is not sent: the SDK 2.x Messages API takes no sampling parameters. Retries
-are the SDK's own (see `rlaif.judges.provider`); an httpx request hook counts every HTTP
+are the SDK's own (see `rlaif.judges.llm.provider`); an httpx request hook counts every HTTP
 attempt, retries included, for the request whose task is sending it (a context variable).
 A judge's synchronous calls share one client for the judge's life (`AnthropicProvider`).
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from rlaif.judges import loop as judge_loop
 from rlaif.judges.base import JudgeError
-from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
+from rlaif.judges.llm.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
 from rlaif.judges.spec import LLMSpec
 from rlaif.secrets import redact_text
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlaif.judges.base import BudgetExceeded, JudgeError, Usage
-from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply
+from rlaif.judges.llm.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply
 from rlaif.judges.spec import LLMSpec
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,10 @@ _CHARS_PER_TOKEN = 3.5
 def make_provider(spec: LLMSpec) -> Provider:
     """The provider for `spec.provider` / `spec.api` (boto3 is imported only for Bedrock)."""
     if spec.provider == "anthropic":
-        from rlaif.judges.anthropic import AnthropicProvider
+        from rlaif.judges.llm.anthropic import AnthropicProvider
 
         return AnthropicProvider(spec)
-    from rlaif.judges.bedrock import BedrockProvider
+    from rlaif.judges.llm.bedrock import BedrockProvider
 
     return BedrockProvider(spec)
 

@@ -3,7 +3,7 @@
 boto3 is synchronous: calls run in a thread pool bounded by the judge's max_concurrency.
 Retries are botocore's own ("adaptive" mode: throttling and transient errors, client-side
 rate limiting, `x-amz-retry-after` honoured as a floor). Region and credentials come from
-the usual AWS chain; they never appear in rlaif's messages (see `rlaif.judges.provider`).
+the usual AWS chain; they never appear in rlaif's messages (see `rlaif.judges.llm.provider`).
 A `before-send` event handler counts every HTTP attempt (retries included) of the call
 running in its thread. The client and its thread pool open once, on the first batch (or
 `judge.load()`), and serve every batch until the judge is closed.
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rlaif.judges.base import JudgeError
-from rlaif.judges.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
+from rlaif.judges.llm.provider import JudgeRequest, Provider, ProviderAuthError, ProviderError, Reply, messages_reply
 from rlaif.judges.spec import LLMSpec
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"

@@ -5,11 +5,11 @@
     judge.usage()                                           # requests, tokens, USD, latency
 
 One request per sample, at most `max_concurrency` in flight and at most
-`requests_per_minute` started per minute (`rlaif.judges.sender`, shared with the pairwise
+`requests_per_minute` started per minute (`rlaif.judges.llm.sender`, shared with the pairwise
 judge); `usage().requests` counts HTTP attempts, retries included. The score is asked for
 through a forced tool call (`submit_score`: rationale + score, or one number per criterion)
 where the provider allows it; a reply without a tool call (or `structured: false`) is parsed from text by the strict
-rules of `rlaif.judges.parsing`. A value that cannot be read becomes `Score.failed(reason)`,
+rules of `rlaif.judges.llm.parsing`. A value that cannot be read becomes `Score.failed(reason)`,
 never a guess.
 
 Failures. After the SDK's own retries a failed request gives that sample
@@ -20,12 +20,12 @@ at once with `JudgeError` (every request would fail), carrying the finished scor
 raises `BudgetExceeded` with `.partial` = every paid-for Score (None for unsent samples);
 `CachedJudge` stores those before re-raising.
 
-Providers: `anthropic` (rlaif.judges.anthropic) uses `anthropic.AsyncAnthropic` (key from
+Providers: `anthropic` (rlaif.judges.llm.anthropic) uses `anthropic.AsyncAnthropic` (key from
 ANTHROPIC_API_KEY; `temperature` is not sent, the SDK 2.x Messages API has no sampling
-parameters); `bedrock` (rlaif.judges.bedrock) uses boto3 `bedrock-runtime` (`invoke_model`
+parameters); `bedrock` (rlaif.judges.llm.bedrock) uses boto3 `bedrock-runtime` (`invoke_model`
 with the Anthropic body, the default, or `converse` with toolConfig), whose blocking calls run in a
 thread pool of `max_concurrency` threads. Both retry with the SDK's own policy
-(`max_retries`); what they share is in rlaif.judges.provider. `score()` runs on the judge's
+(`max_retries`); what they share is in rlaif.judges.llm.provider. `score()` runs on the judge's
 own event loop, so one client serves every call until `close()` (`load()` checks the
 credentials at once); `await ascore(...)` on a caller's loop gets a client for that batch only
 (`rlaif.judges.loop`). Error texts never carry
@@ -45,11 +45,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlaif.judges.base import Judge, JudgeError, Sample, Scale, Score, Usage
-from rlaif.judges.parsing import Verdict, check_tool_value, parse_criteria, parse_score
-from rlaif.judges.provider import JudgeRequest, Provider, Reply, ToolSpec
-from rlaif.judges.sender import RequestSender
+from rlaif.judges.llm.parsing import Verdict, check_tool_value, parse_criteria, parse_score
+from rlaif.judges.llm.provider import JudgeRequest, Provider, Reply, ToolSpec
+from rlaif.judges.llm.sender import RequestSender
 from rlaif.judges.spec import LLMSpec
-from rlaif.judges.templates import Criterion, PromptTemplate, load_template, render
+from rlaif.judges.llm.templates import Criterion, PromptTemplate, load_template, render
 
 log = logging.getLogger(__name__)
 

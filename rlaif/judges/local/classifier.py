@@ -14,7 +14,7 @@ outside the scale (declared or default) is never used: that sample is unscored, 
 `Score.error` names the judge, the value and the scale.
 
 Why it is fast: texts are tokenized once and run in length-sorted, dynamically padded
-batches (`rlaif.judges.local_model`); the forward runs under `torch.inference_mode`.
+batches (`rlaif.judges.local.model`); the forward runs under `torch.inference_mode`.
 Scores come back in input order. `Score.raw` is the JSON list of the row's logits.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.local_model import (LocalModelJudge, TruncationNotice, effective_max_length,
+from rlaif.judges.local.model import (LocalModelJudge, TruncationNotice, effective_max_length,
                                       length_sorted_batches, load_error, resolve_device,
                                       sample_texts, scores_from)
 from rlaif.judges.spec import ClassifierSpec

@@ -3,7 +3,7 @@
     type: embedding
     encoder: sentence-transformers/all-MiniLM-L6-v2   # hub id or local folder (AutoModel);
                             # an installed weights package holding the id is used first
-                            # (`rlaif.judges.installed`)
+                            # (`rlaif.judges.local.installed`)
     head: head.safetensors  # or .json: weight (C, D), bias (C,), labels
     label: clean            # a head label or index: whose output is the score
     output: prob            # prob | logit
@@ -21,7 +21,7 @@ Default scales: prob (0, 1), logit (-10, 10). `Score.raw` is the JSON list of th
 A head file may record how its inputs were made (`pooling`, `normalize`); a spec that
 embeds differently is refused, since the head's weights would then read the wrong vectors.
 The encoder shares batching and truncation with the classifier judge
-(`rlaif.judges.local_model`).
+(`rlaif.judges.local.model`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from rlaif.io import atomic_path, atomic_write_text
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.local_model import (LocalModelJudge, TruncationNotice, effective_max_length,
+from rlaif.judges.local.model import (LocalModelJudge, TruncationNotice, effective_max_length,
                                       length_sorted_batches, load_error, resolve_device,
                                       sample_texts, scores_from)
-from rlaif.judges.installed import local_weights
+from rlaif.judges.local.installed import local_weights
 from rlaif.judges.spec import HEAD_SUFFIXES, EmbeddingSpec, RelevanceSpec
 
 if TYPE_CHECKING:

@@ -7,13 +7,13 @@
 Each pair is asked as (a, b) and, with `orders: both` (the default), as (b, a): the reply
 shown first is "A" in the template (`prompts/pairwise-harmlessness.yaml`). An answer is read
 from the forced tool call `submit_preference` (rationale, preference "A" | "B" | "tie",
-strength in [0, 1]), else from the text by `rlaif.judges.parsing.parse_preference` (the
+strength in [0, 1]), else from the text by `rlaif.judges.llm.parsing.parse_preference` (the
 final "Preference:" and "Strength:" lines; the judged replies' own text never counts).
 Each answer is un-swapped to the canonical a/b, and the two are combined by
 `rlaif.judges.pairwise.combine_orders` (agreeing verdicts count; disagreeing ones become a
 tie or unscored, by `disagreement:`).
 
-Requests go through `rlaif.judges.sender` like the pointwise Claude judge: concurrency,
+Requests go through `rlaif.judges.llm.sender` like the pointwise Claude judge: concurrency,
 pacing, budget (a stop raises `PairwiseBudgetExceeded` with every finished Preference in
 `.partial`), retries, cost; `usage().requests` counts HTTP attempts. With `cache:` each asking
 is stored by (spec fingerprint, prompt, first, second) (`rlaif.judges.pairwise_cache`), so a
@@ -28,16 +28,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlaif.judges.base import JudgeStats, Usage
-from rlaif.judges.llm import oversize_error
+from rlaif.judges.llm.pointwise import oversize_error
 from rlaif.judges.pairwise import (
     Pair, PairwiseBudgetExceeded, PairwiseError, PairwiseJudge, Preference, combine_orders, unswap,
 )
 from rlaif.judges.pairwise_cache import PairwiseCache, shown_hash
-from rlaif.judges.parsing import PreferenceVerdict, check_tool_preference, parse_preference
-from rlaif.judges.provider import JudgeRequest, Provider, Reply, ToolSpec
-from rlaif.judges.sender import RequestSender
+from rlaif.judges.llm.parsing import PreferenceVerdict, check_tool_preference, parse_preference
+from rlaif.judges.llm.provider import JudgeRequest, Provider, Reply, ToolSpec
+from rlaif.judges.llm.sender import RequestSender
 from rlaif.judges.spec import PairwiseSpec
-from rlaif.judges.templates import PairwiseTemplate, load_pairwise_template, render_pair
+from rlaif.judges.llm.templates import PairwiseTemplate, load_pairwise_template, render_pair
 
 log = logging.getLogger(__name__)
 
