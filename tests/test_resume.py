@@ -316,3 +316,26 @@ def test_a_damaged_checkpoint_is_named_and_the_previous_good_one_offered(tiny_mo
                                      f"resume={run / 'checkpoints' / 'step-1'}"),
                          judge=LetterJudge(), prompts=PROMPTS)
     assert resumed.step_count == 1
+
+
+def test_a_judge_spec_edited_in_place_counts_as_a_changed_setting(tiny_models, tmp_path, capsys):
+    """The reward jumped from 0.5 to -500 when a judge spec file was edited between segments."""
+    import json
+
+    out, spec = tmp_path / "run", tmp_path / "judge.yaml"
+    spec.write_text("type: function\nfunction: 'ppo_helpers:e_share'\nscale: [0, 1]\n")
+    cfg = _write_cli_config(tmp_path / "cfg.yaml", tiny_models["gpt2"], 1, out)
+    assert main(["train", str(cfg), f"judge.ref={spec}"]) == 0
+    recorded = json.loads((out / "inputs.json").read_text())
+    assert recorded["judge_spec"] and recorded["data"] is None  # the bundled sample: a name
+    spec.write_text("type: function\nfunction: 'ppo_helpers:e_share'\nscale: [0, 1]\n"
+                    "transform: {multiply: -1000}\n")
+    capsys.readouterr()
+    assert main(["train", str(cfg), f"judge.ref={spec}", "ppo.steps=2", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "inputs.judge_spec" in err and "--allow-changes" in err
+    assert [r["step"] for r in read_metrics(out)] == [1]
+    assert main(["train", str(cfg), f"judge.ref={spec}", "ppo.steps=2", "--resume", "--allow-changes"]) == 0
+    change = json.loads((out / "config_changes.jsonl").read_text().splitlines()[-1])
+    assert change["from_step"] == 2 and change["changes"]["inputs.judge_spec"]["was"] == recorded["judge_spec"]
+    assert json.loads((out / "inputs.json").read_text())["judge_spec"] == change["changes"]["inputs.judge_spec"]["now"]

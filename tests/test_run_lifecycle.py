@@ -171,3 +171,18 @@ def test_a_diverging_ppo_run_fails_naming_the_quantity_and_publishes_nothing(tmp
 
         weights = [p for f in (latest / "policy").rglob("*.safetensors") for p in load_file(f).values()]
         assert weights and all(bool(torch.isfinite(w).all()) for w in weights)
+
+
+def test_dpo_pairs_leave_out_nan_strengths_and_identical_replies(tmp_path):
+    from rlaif.dpo.config import PreferenceConfig
+    from rlaif.dpo.data import load_preferences
+
+    rows = [{"prompt": "p", "chosen": "kind", "rejected": "rude", "strength": 0.9},
+            {"prompt": "p", "chosen": "kind", "rejected": "rude", "strength": float("nan")},
+            {"prompt": "p", "chosen": "same ", "rejected": "same", "strength": 0.9}]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))  # json writes NaN as NaN
+    prefs = load_preferences(PreferenceConfig(path=str(path), min_strength=0.5), chat=False)
+    assert len(prefs.rows) == 1
+    assert prefs.left_out == {"ties or unscored": 0, "below min_strength": 1, "identical replies": 1}
+    assert "1 identical replies" in prefs.summary()

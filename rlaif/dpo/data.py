@@ -11,6 +11,7 @@ left out and counted, never guessed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def load_preferences(prefs: PreferenceConfig, *, chat: bool, system_prompt: str 
                      ) -> PreferenceSet:
     """Read, check and convert the pairs; errors name the file, row and field, and the fix."""
     path = Path(prefs.path).expanduser()
-    rows, left_out = [], {"ties or unscored": 0, "below min_strength": 0}
+    rows, left_out = [], {"ties or unscored": 0, "below min_strength": 0, "identical replies": 0}
     for lineno, row in _read_rows(path):
         where = f"{path}: row {lineno}"
         for name in ("prompt", "chosen", "rejected"):
@@ -70,9 +71,13 @@ def load_preferences(prefs: PreferenceConfig, *, chat: bool, system_prompt: str 
                 # ValueError, not TypeError: bad user data, which the CLI reports as such.
                 raise ValueError(f"{where}, field {name!r}: expected a string, got "  # noqa: TRY004
                                  f"{type(row[name]).__name__}")
+        if row["chosen"].strip() == row["rejected"].strip():
+            left_out["identical replies"] += 1  # no preference to learn; DPO's loss is flat there
+            continue
         if prefs.min_strength is not None:
             strength = row.get("strength")
-            if strength is None or strength < prefs.min_strength:
+            if not isinstance(strength, (int, float)) or not math.isfinite(strength) \
+                    or strength < prefs.min_strength:  # NaN compares False: test it explicitly
                 left_out["below min_strength"] += 1
                 continue
         rows.append(_trl_row(row, chat=chat, system_prompt=system_prompt, where=where))

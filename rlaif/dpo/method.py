@@ -27,7 +27,7 @@ from rlaif.dpo.config import DPORunConfig
 from rlaif.dpo.data import PreferenceSet, load_preferences
 from rlaif.data.label_meta import read_label_meta
 from rlaif.dpo.setup import check_causal, dpo_args, peft_config
-from rlaif.runs.changes import start_or_check_config
+from rlaif.runs.changes import fingerprint_path, start_or_check_config
 from rlaif.runs.folder import STATE_FILE, CheckpointDamaged, RunFolder, verify_checkpoint
 from rlaif.runs.method import FinalModel, MethodOutcome
 from rlaif.runs.metrics_log import MetricsLog
@@ -85,7 +85,8 @@ class DPOMethod:
         checkpoint = folder.resume_checkpoint(config.resume) if config.resume else None
         if checkpoint is not None:
             verify_checkpoint(checkpoint)
-        start_or_check_config(folder, config, checkpoint_step(checkpoint))
+        start_or_check_config(folder, config, checkpoint_step(checkpoint),
+                              {"preferences": fingerprint_path(config.preferences.path)})
         MetricsLog(folder.path).reset(keep_through_step=checkpoint_step(checkpoint))
         tokenizer = load_tokenizer(name)
         if tokenizer.pad_token_id is None:

@@ -48,7 +48,7 @@ from rlaif.ppo.rewards import (JudgeUsageMeter, check_scored_steps, gather_score
 from rlaif.ppo.rollout import Rollout, policy_pass, reference_pass, sample_responses
 from rlaif.ppo.sampling import sampling_kwargs
 from rlaif.ppo.update import UPDATE_METRICS, ppo_update
-from rlaif.runs.changes import start_or_check_config
+from rlaif.runs.changes import fingerprint_path, start_or_check_config
 from rlaif.runs.metrics_log import MetricsLog
 from rlaif.runs.signals import GracefulStop, TrainingStopped
 from rlaif.stats import RunningMoments
@@ -121,13 +121,20 @@ class PPOTrainer:
         `config.resume`, check the settings against the run's config.yaml (a refused resume
         changes nothing on disk), then restore the checkpoint."""
         checkpoint = self.folder.resume_checkpoint(self.config.resume) if self.config.resume else None
-        changes = start_or_check_config(self.folder, self.config, checkpoint_step(checkpoint)) \
-            if self.accelerator.is_main_process else None
+        changes = start_or_check_config(self.folder, self.config, checkpoint_step(checkpoint),
+                                        self._inputs()) if self.accelerator.is_main_process else None
         if checkpoint is not None:
             self._resume(checkpoint)
             self._apply_changes(self._agreed(changes))
         else:
             self.metrics_log.reset(0)
+
+    def _inputs(self) -> dict[str, str | None]:
+        """Fingerprints of what the run reads beside its config: the judge's spec (its template
+        and ensemble members' specs included) and a local data file or folder."""
+        spec = self.judge.spec
+        return {"judge_spec": spec.fingerprint() if spec is not None else None,
+                "data": fingerprint_path(self.config.data.source)}
 
     def _agreed(self, changes: dict[str, Any] | None) -> set[str]:
         """The changed setting names, from the main process (which read the run's config) to all."""

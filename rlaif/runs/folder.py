@@ -3,6 +3,7 @@ holds a run. PPO (`rlaif train`), DPO (`rlaif dpo`) and the demo share it.
 
     <run>/config.yaml                the settings of the run's first start (never overwritten)
     <run>/config_changes.jsonl       what each `--resume` changed, from which step
+    <run>/inputs.json                fingerprints of the judge spec and data files the run reads
     <run>/metrics.jsonl              one line per training step (or log line, DPO)
     <run>/eval_before.json           the start model's hold-out answers and scores
     <run>/eval_control_before.json   the same for the control prompts (eval.control_source)
@@ -30,6 +31,7 @@ from rlaif.runs.manifest import damaged_file, write_file_manifest
 
 CONFIG_FILE = "config.yaml"
 CHANGES_FILE = "config_changes.jsonl"
+INPUTS_FILE = "inputs.json"  # fingerprints of the files a run reads (judge spec, data)
 METRICS_FILE = "metrics.jsonl"
 BEFORE_FILE = "eval_before.json"
 CONTROL_BEFORE_FILE = "eval_control_before.json"
@@ -43,7 +45,7 @@ STATE_FILE = "trainer_state.json"  # in every step-N folder: what marks it a che
 FINAL_DIR = "final"
 CARD_FILE = "README.md"  # the model card, inside final/
 TRACKER_DIRS = ("tensorboard", "mlruns", "wandb")  # output.report_to's local folders (rlaif.tracking)
-RUN_FILES = (CONFIG_FILE, CHANGES_FILE, METRICS_FILE, BEFORE_FILE, CONTROL_BEFORE_FILE, REPORT_JSON,
+RUN_FILES = (CONFIG_FILE, CHANGES_FILE, INPUTS_FILE, METRICS_FILE, BEFORE_FILE, CONTROL_BEFORE_FILE, REPORT_JSON,
              REPORT_MD, *PLOT_FILES.values(), CHECKPOINTS_DIR, FINAL_DIR, *TRACKER_DIRS)
 
 
@@ -80,6 +82,10 @@ class RunFolder:
     @property
     def changes(self) -> Path:
         return self.path / CHANGES_FILE
+
+    @property
+    def inputs(self) -> Path:
+        return self.path / INPUTS_FILE
 
     @property
     def metrics(self) -> Path:
