@@ -57,12 +57,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args._module.run(args) or 0)
-    except (JudgeError, FileNotFoundError, ValueError) as exc:
-        print(f"rlaif {args.verb}: error: {exc}", file=sys.stderr)
+    except (JudgeError, OSError, ValueError) as exc:  # OSError: unwritable folder, full disk, ...
+        if args.verbose:
+            logging.getLogger("rlaif").exception("rlaif %s failed", args.verb)
+        print(f"rlaif {args.verb}: error: {_what(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:  # TrainingStopped says what was saved
         print(f"rlaif {args.verb}: interrupted" + (f": {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
+
+
+def _what(exc: BaseException) -> str:
+    """The message of an error; an OSError says what failed on which file and the usual fix."""
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.strerror:
+        where = f" {exc.filename}" if exc.filename else ""
+        fix = {13: "choose a folder you can write to", 28: "free disk space (or write elsewhere) and "
+               "rerun; checkpoints and answers already written are kept"}.get(exc.errno or 0, "")
+        return f"{exc.strerror}:{where}" + (f"; {fix}" if fix else "")
+    return str(exc)
 
 
 if __name__ == "__main__":

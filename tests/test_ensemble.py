@@ -188,10 +188,12 @@ def test_criteria_come_from_the_score_and_a_shared_judge_is_called_once_per_batc
 
 
 def test_member_names_are_made_unique():
-    judges = {"a": Table("a", (0, 10)), "b": Table("a", (0, 10))}  # two judges both named "a"
+    table = {"r": {"x": 5.0}}
+    judges = {"a": Table("a", (0, 10), table), "b": Table("a", (0, 10), table)}  # both named "a"
     ens = ensemble([{"judge": "a"}, {"judge": "b"}, {"judge": "a", "criterion": "x"},
                     {"judge": "b", "criterion": "x"}], judges)
-    assert ens.member_names == ["a", "a#2", "a.x", "a.x#2"]
+    (score,) = ens.score(samples("r"))
+    assert list(score.members) == ["a", "a#2", "a.x", "a.x#2"]
 
 
 def test_a_failing_member_judge_raises_with_the_finished_ensemble_scores():
@@ -254,8 +256,9 @@ def test_the_registry_builds_shared_members_once_and_the_ensemble_closes_them(mo
     ens = build_judge({"type": "ensemble", "name": "e", "members": [
         {"judge": polite}, {"judge": polite, "weight": 2}, {"judge": {**polite, "name": "other"}}]})
     assert isinstance(ens, EnsembleJudge) and built == ["polite", "other"]  # the shared one once
-    assert ens.member_names == ["polite", "polite#2", "other"]
-    assert [s.value for s in ens.score([Sample("p", "please")])] == [0.0]  # all three at mid-scale
+    (score,) = ens.score([Sample("p", "please")])
+    assert list(score.members) == ["polite", "polite#2", "other"]
+    assert score.value == 0.0  # all three at mid-scale
     ens.close()
     assert sorted(closed) == ["other", "polite"]
 

@@ -186,3 +186,15 @@ def test_dpo_pairs_leave_out_nan_strengths_and_identical_replies(tmp_path):
     assert len(prefs.rows) == 1
     assert prefs.left_out == {"ties or unscored": 0, "below min_strength": 1, "identical replies": 1}
     assert "1 identical replies" in prefs.summary()
+
+
+def test_an_out_that_cannot_be_made_is_one_line_naming_the_folder(tmp_path, tiny_models, capsys):
+    """An OSError (here: --out under a file; alike for a read-only folder or a full disk) is one
+    line naming the path, not a traceback."""
+    (tmp_path / "a-file").write_text("x")
+    out = tmp_path / "a-file" / "run"
+    assert main(["train", str(ROOT / "configs" / "tiny.yaml"), f"model.name_or_path={tiny_models['gpt2']}",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rlaif train: error: Not a directory: ") and str(tmp_path / "a-file") in err
+    assert "Traceback" not in err

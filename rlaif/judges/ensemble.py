@@ -148,11 +148,6 @@ class EnsembleJudge(Judge):
                 slot.name = qualified if seen[qualified] == 1 else f"{qualified}#{seen[qualified]}"
         return slots
 
-    @property
-    def member_names(self) -> list[str]:
-        """Unique member names, in spec order (keys of `Score.members`)."""
-        return [s.name for s in self._slots]
-
     async def _call_members(self, samples: Sequence[Sample]) -> dict[str, list[Score | None]]:
         """Score the batch once per distinct judge, concurrently."""
         keys = list(self._judges)

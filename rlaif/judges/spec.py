@@ -9,6 +9,7 @@ a Judge from a spec is `rlaif.judges.registry.build_judge`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -247,16 +248,12 @@ JudgeSpec = Annotated[
 Member.model_rebuild()
 AnySpec = Union[ClassifierSpec, EmbeddingSpec, RelevanceSpec, FunctionSpec, LLMSpec, EnsembleSpec]
 
-_ADAPTER: Any = None
-
-
+@functools.cache
 def _adapter() -> Any:
-    global _ADAPTER
-    if _ADAPTER is None:
-        from pydantic import TypeAdapter
+    """The validator of any judge spec (built once, on first use)."""
+    from pydantic import TypeAdapter
 
-        _ADAPTER = TypeAdapter(JudgeSpec)
-    return _ADAPTER
+    return TypeAdapter(JudgeSpec)
 
 
 def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec | PairwiseSpec:

@@ -25,15 +25,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.local.model import (LocalModelJudge, TruncationNotice, effective_max_length,
-                                      length_sorted_batches, load_error, resolve_device,
-                                      sample_texts, scores_from)
+from rlaif.judges.local.model import (DEFAULT_SCALES, LocalModelJudge, TruncationNotice,
+                                      effective_max_length, length_sorted_batches, load_error,
+                                      resolve_device, sample_texts, scores_from)
 from rlaif.judges.spec import ClassifierSpec
 
 if TYPE_CHECKING:
     import torch
-
-DEFAULT_SCALES = {"prob": (0.0, 1.0), "logprob": (-20.0, 0.0), "logit": (-10.0, 10.0)}
 
 
 def _torch_dtype(name: str) -> Any:

@@ -35,16 +35,14 @@ from typing import TYPE_CHECKING, Any
 
 from rlaif.io import atomic_path, atomic_write_text
 from rlaif.judges.base import JudgeError, Sample, Scale, Score
-from rlaif.judges.local.model import (LocalModelJudge, TruncationNotice, effective_max_length,
-                                      length_sorted_batches, load_error, resolve_device,
-                                      sample_texts, scores_from)
 from rlaif.judges.local.installed import local_weights
+from rlaif.judges.local.model import (DEFAULT_SCALES, LocalModelJudge, TruncationNotice,
+                                      effective_max_length, length_sorted_batches, load_error,
+                                      resolve_device, sample_texts, scores_from)
 from rlaif.judges.spec import HEAD_SUFFIXES, EmbeddingSpec, RelevanceSpec
 
 if TYPE_CHECKING:
     import torch
-
-DEFAULT_SCALES = {"prob": (0.0, 1.0), "logit": (-10.0, 10.0)}
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, normalize: bool) -> torch.Tensor:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The score range of each `output:` a local model judge may give, unless the spec sets `scale:`.
+DEFAULT_SCALES = {"prob": (0.0, 1.0), "logprob": (-20.0, 0.0), "logit": (-10.0, 10.0)}
 # Tokenizers whose model_max_length was never set report ~1e30: treat that as "unknown".
 _UNSET_MAX_LENGTH = 1_000_000
 # RoBERTa-style models number positions from pad_token_id + 1, so two position slots are
