@@ -163,6 +163,11 @@ class PPOConfig(_Section):
     lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = Field(default=0, ge=0, description="optimizer steps of linear warm-up")
     weight_decay: float = Field(default=0.0, ge=0)
+    tis_cap: float | None = Field(
+        default=None, gt=0, description="truncated importance sampling when another engine "
+        "sampled the rollout (generation.backend vllm): each token's policy loss is weighted by "
+        "min(exp(trainer logprob - sampler logprob), tis_cap), as TRL's "
+        "vllm_importance_sampling_cap and veRL's TIS do (e.g. 2.0); null = no correction")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -184,8 +189,43 @@ class PPOConfig(_Section):
         return self
 
 
+# vLLM accepts these LoRA ranks only (its `--max-lora-rank`).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class VLLMSettings(_Section):
+    """generation.backend vllm: the vLLM server PPO rollouts come from (rlaif/engines/)."""
+
+    url: str | None = Field(
+        default=None, description="a vLLM OpenAI-compatible server that is already running (e.g. "
+        "http://127.0.0.1:8000), started with the policy's base model, --enable-lora, "
+        "--max-lora-rank >= model.lora.r, --logprobs-mode processed_logprobs and "
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; null = rlaif starts one on 127.0.0.1 and stops it")
+    python: str | None = Field(
+        default=None, description="the Python that has vLLM installed; null = $RLAIF_VLLM_PYTHON, "
+        "else .venv-vllm/bin/python in the working directory or the rlaif checkout "
+        "(bash scripts/setup_vllm.sh makes it)")
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        default=None, description="the server's weights; null = model.dtype (float32 when unset). "
+        "bfloat16 is about 2x faster on CPUs with AVX-512-BF16 and drifts further from the "
+        "trainer's logprobs (rollout/sampler_kl; ppo.tis_cap corrects for it)")
+    kv_cache_gb: int = Field(default=2, gt=0, description="CPU servers: GiB for the KV cache "
+                             "(VLLM_CPU_KVCACHE_SPACE)")
+    start_timeout_s: float = Field(default=600.0, gt=0, description="how long the server may "
+                                   "take to answer /health after it starts")
+    request_timeout_s: float = Field(default=600.0, gt=0, description="one request's limit")
+    extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` "
+                                  "arguments, e.g. ['--enforce-eager']")
+
+
 class GenerationConfig(_Section):
     """Rollout sampling; top_k 0 and top_p 1.0 sample from the full distribution."""
+
+    backend: Literal["hf", "vllm"] = Field(
+        default="hf", description="what generates PPO rollouts: hf = transformers' generate on the "
+        "trainer's own weights; vllm = a vLLM server (generation.vllm) that loads the policy's LoRA "
+        "adapter every step; the trainer still computes the old logprobs itself")
+    vllm: VLLMSettings = VLLMSettings()
 
     min_new_tokens: int = Field(default=1, ge=0)
     max_new_tokens: int = Field(default=32, gt=0)
@@ -306,12 +346,31 @@ class RunConfig(_Section):
                 f"data.max_prompt_tokens={self.data.max_prompt_tokens}; no prompt could pass "
                 "the length filter: lower min_prompt_tokens or raise max_prompt_tokens"
             )
+        if self.generation.backend == "vllm":
+            self._check_vllm()
         if self.accelerate.cpu and self.model.dtype == "float16":
             raise ValueError(
                 "model.dtype='float16' with accelerate.cpu=true: many CPU kernels lack float16; "
                 "use model.dtype=float32 or bfloat16 on CPU"
             )
         return self
+
+    def _check_vllm(self) -> None:
+        """generation.backend vllm syncs the policy to the server as a LoRA adapter."""
+        lora = self.model.lora
+        if lora is None:
+            raise ValueError(
+                "generation.backend='vllm' needs model.lora: rlaif syncs the policy to vLLM as a "
+                "LoRA adapter each step, and a full fine-tune (model.lora: null) has no weight sync "
+                "yet; set model.lora (e.g. r: 16), or use generation.backend=hf")
+        if lora.r > max(VLLM_LORA_RANKS):
+            raise ValueError(
+                f"model.lora.r={lora.r} exceeds vLLM's largest LoRA rank {max(VLLM_LORA_RANKS)}; "
+                "lower model.lora.r, or use generation.backend=hf")
+        if lora.bias != "none":
+            raise ValueError(
+                f"model.lora.bias={lora.bias!r}: vLLM loads LoRA adapters without biases; set "
+                "model.lora.bias=none, or use generation.backend=hf")
 
 
 # --------------------------------------------------------------------------- loading

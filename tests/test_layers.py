@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rlaif.runs.changes", "rlaif.runs.metrics_log"),  # what a --resume changed; metrics.jsonl
     ("rlaif.data",),
     ("rlaif.judges", "rlaif.models"),
+    ("rlaif.engines",),  # generation engines in their own process (a vLLM server)
     ("rlaif.export", "rlaif.tracking"),  # what a run leaves: final/, trackers
     ("rlaif.runs.method",),  # what a training method offers the run lifecycle
     ("rlaif.ppo", "rlaif.dpo", "rlaif.evaluation", "rlaif.integrations", "rlaif.testing"),

@@ -95,7 +95,7 @@ def test_ppo_and_dpo_leave_one_layout_and_refuse_an_existing_run_alike(tmp_path,
         before = (run / "metrics.jsonl").read_bytes(), (run / "report.json").read_bytes()
         assert rerun() == 1
         err = capsys.readouterr().err
-        assert f"error: {run} already holds a run (config.yaml, metrics.jsonl" in err
+        assert f"error: {run} already holds a run (config.yaml, inputs.json, metrics.jsonl" in err
         assert f"pass --resume to continue it, --overwrite to replace it, or choose another --out for {name}" in err
         assert ((run / "metrics.jsonl").read_bytes(), (run / "report.json").read_bytes()) == before
         (run / "notes.txt").write_text("mine")

@@ -125,19 +125,37 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 # --------------------------------------------------------------------------- losses
 
 
+def truncated_is_weights(logprobs: torch.Tensor, sampler_logprobs: torch.Tensor,
+                         cap: float) -> torch.Tensor:
+    """Truncated importance-sampling weights min(pi_trainer / pi_sampler, cap) per token (B, T).
+
+    When another engine (vLLM) sampled the tokens, its distribution differs from the trainer's
+    by numerics (kernels, dtype); weighting each token's policy loss by this ratio corrects the
+    expectation, and the cap bounds the variance (Yao et al. 2025, "Your efficient RL framework
+    secretly brings you off-policy RL training"; TRL's vllm_importance_sampling_cap, veRL's TIS).
+    No gradient flows through the weights.
+    """
+    return torch.exp(logprobs - sampler_logprobs).clamp(max=cap).detach()
+
+
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, cliprange: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                mask: torch.Tensor, cliprange: float, weights: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped PPO surrogate (Schulman et al. 2017), masked mean over tokens -> (loss, stats).
 
-    stats (detached scalars): `clipfrac` share of tokens where the clipped term is taken,
-    `approxkl` = 0.5 * mean((logp - old)^2) as in lm-human-preferences, `approxkl_k3` the
-    k3 estimator of KL(old || new), `ratio_mean`.
+    `weights` (B, T), optional: each token's loss is multiplied by it (the truncated importance
+    weights of `truncated_is_weights`). stats (detached scalars): `clipfrac` share of tokens
+    where the clipped term is taken, `approxkl` = 0.5 * mean((logp - old)^2) as in
+    lm-human-preferences, `approxkl_k3` the k3 estimator of KL(old || new), `ratio_mean`.
     """
     log_ratio = logprobs - old_logprobs  # (B, T)
     ratio = torch.exp(log_ratio)
     pg_loss1 = -advantages * ratio
     pg_loss2 = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
-    loss = masked_mean(torch.max(pg_loss1, pg_loss2), mask)
+    pg_losses = torch.max(pg_loss1, pg_loss2)  # (B, T)
+    if weights is not None:
+        pg_losses = pg_losses * weights
+    loss = masked_mean(pg_losses, mask)
     with torch.no_grad():
         stats = {
             "clipfrac": masked_mean((pg_loss2 > pg_loss1).to(logprobs.dtype), mask),

@@ -49,6 +49,12 @@ METRIC_KEYS = (
     "time/step",
     "tokens/per_second",         # response tokens generated per second of step time
 )
+# Only when another engine samples the rollouts (generation.backend vllm):
+SAMPLER_METRIC_KEYS = (
+    "time/weight_sync",          # the policy's adapter written and loaded on the vLLM server
+    "rollout/sampler_kl",        # KL(sampler || trainer) per generated token (k3 estimate)
+    "rollout/tis_capped",        # ppo.tis_cap set: share of generated tokens whose weight hit the cap
+)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@
     kl_ctl       the KL controller
     folder       the run folder (`rlaif.runs.folder`)
     tracker      output.report_to's trackers
+    rollouts     generation.backend vllm: the vLLM server rollouts come from (started on first use)
 
 `build_parts` makes whatever the caller did not hand in; the trainer closes only the parts it
 was not given (`owned`).
@@ -23,9 +24,11 @@ import torch
 
 from rlaif.config import RunConfig
 from rlaif.judges.base import Judge
+from rlaif.models.generate import eos_token_ids
 from rlaif.models.load import load_tokenizer, prepare_tokenizer
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.policy import PolicyWithValueHead
+from rlaif.ppo.vllm_rollout import VLLMRollouts
 from rlaif.runs.folder import RunFolder
 from rlaif.tracking import make_tracker
 
@@ -51,6 +54,7 @@ class PPOParts:
     local_batch_size: int
     total_optimizer_steps: int
     owned: frozenset[str] = field(default_factory=frozenset)  # parts the trainer closes
+    rollouts: VLLMRollouts | None = None  # None: the hf backend, the policy's own generate
 
 
 def make_accelerator(config: RunConfig) -> Any:
@@ -115,6 +119,8 @@ def build_parts(config: RunConfig, *, policy: PolicyWithValueHead | None = None,
     scheduler = get_scheduler(SCHEDULERS[ppo.lr_scheduler], optimizer, num_warmup_steps=ppo.warmup_steps,
                               num_training_steps=total)
     wrapped, optimizer = acc.prepare(policy, optimizer)
+    rollouts = vllm_rollouts(config, policy, tokenizer, acc.num_processes) \
+        if config.generation.backend == "vllm" else None
     return PPOParts(
         policy=policy, wrapped_policy=wrapped, tokenizer=tokenizer,
         judge=judge if judge is not None else build_judge(config.judge.ref), accelerator=acc,
@@ -122,4 +128,17 @@ def build_parts(config: RunConfig, *, policy: PolicyWithValueHead | None = None,
         kl_ctl=make_kl_controller(ppo.kl.kind, ppo.kl.kl_coef, ppo.kl.target, ppo.kl.horizon),
         folder=folder or RunFolder(config.output.dir),
         tracker=tracker or make_tracker(config, enabled=acc.is_main_process),
-        local_batch_size=local, total_optimizer_steps=total, owned=frozenset(owned))
+        local_batch_size=local, total_optimizer_steps=total, owned=frozenset(owned),
+        rollouts=rollouts)
+
+
+def vllm_rollouts(config: RunConfig, policy: PolicyWithValueHead, tokenizer: Any,
+                  num_processes: int) -> VLLMRollouts:
+    """The vLLM side of the run (its server starts at the first step): the policy's EOS ids, and
+    a context no longer than a prompt plus a reply (or the model's own, if shorter)."""
+    positions = getattr(policy.config, "max_position_embeddings", None)
+    longest = config.data.max_prompt_tokens + config.generation.max_new_tokens
+    return VLLMRollouts(config, eos_ids=eos_token_ids(policy.base_model(), tokenizer),
+                        pad_token_id=tokenizer.pad_token_id,
+                        max_model_len=min(positions, longest) if positions else longest,
+                        num_processes=num_processes, is_seq2seq=policy.is_seq2seq)

@@ -29,6 +29,9 @@ class Responses:
     response_ids: torch.Tensor  # (B, R), pad after the first EOS
     response_mask: torch.Tensor  # (B, R), 1 up to and including the first EOS
     states: torch.Tensor | None  # (B, R, H): final hidden states that predicted each token
+    # (B, R): each token's logprob under the engine that sampled it, when that is not the trainer
+    # (generation.backend vllm); 0 at padding
+    sampler_logprobs: torch.Tensor | None = None
 
 
 @dataclass
@@ -48,6 +51,10 @@ class Rollout:
     non_score_rewards: torch.Tensor  # -kl_coef * kl on scored samples' tokens
     advantages: torch.Tensor
     returns: torch.Tensor
+    # Another engine sampled the rollout (generation.backend vllm): per-token KL(sampler ||
+    # trainer) for the mismatch metric, and the truncated importance weights (ppo.tis_cap)
+    sampler_kl: torch.Tensor | None = None
+    is_weights: torch.Tensor | None = None
 
 
 def sample_responses(policy: Any, tokenizer: Any, prompts: Sequence[str], *,

@@ -2,7 +2,9 @@
 
 One step, as in CleanRL's LM PPO (and Ziegler et al. 2019); `PPOTrainer.step` reads in this order:
 
-    1. generate   one batched `generate` call (left-padded prompts for causal LMs), EOS truncation
+    1. generate   one batched `generate` call (left-padded prompts for causal LMs), EOS truncation;
+                  or (generation.backend vllm) the policy's adapter loaded on a vLLM server, which
+                  samples the batch
     2. judge      decode, score (prompt, response) with the judge; unscored samples follow
                   `judge.on_unscored`
     3. rewards    optional running normalisation and clipping of the scores; policy logprobs +
@@ -37,7 +39,7 @@ from rlaif.models.generate import eos_token_ids
 from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
 from rlaif.ppo.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
-from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards
+from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards, truncated_is_weights
 from rlaif.ppo.finite import check_finite
 from rlaif.ppo.interrupt import StepSnapshot, any_process, save_after_abort
 from rlaif.ppo.kl import make_kl_controller
@@ -84,6 +86,7 @@ class PPOTrainer:
         self.local_batch_size = parts.local_batch_size
         self.total_optimizer_steps = parts.total_optimizer_steps
         self.judge_usage = JudgeUsageMeter(self.judge)  # judge/requests, judge/cost_usd per step
+        self.rollouts = parts.rollouts  # generation.backend vllm; None: the policy's own generate
         self.prompts = list(prompts)
         self.stream = PromptStream(len(self.prompts), config.data.seed)
         self.reward_stats = RunningMoments()
@@ -199,12 +202,22 @@ class PPOTrainer:
         start, times = time.perf_counter(), {}
         self.updating = False  # True from the first weight change to the end of the step
         prompts = self._step_prompts(prompts)
-        # 1. generate: one batched call; everything after the first EOS becomes padding
+        # 1. generate: one batched call; everything after the first EOS becomes padding. vllm: the
+        #    server first gets the weights as they are now (after the last step's update)
+        chat, system_prompt = cfg.data.task == "chat", cfg.data.system_prompt
+        if self.rollouts is not None:
+            with timed(times, "time/weight_sync"):
+                self.rollouts.sync(self.policy)
         with timed(times, "time/generate"):
-            batch = sample_responses(self.policy, self.tokenizer, prompts, gen_kwargs=self.gen_kwargs,
-                                     max_prompt_tokens=cfg.data.max_prompt_tokens,
-                                     capture=self.capture_states, accelerator=self.accelerator,
-                                     chat=cfg.data.task == "chat", system_prompt=cfg.data.system_prompt)
+            if self.rollouts is not None:
+                batch = self.rollouts.sample(self.tokenizer, prompts, device=device, chat=chat,
+                                             max_prompt_tokens=cfg.data.max_prompt_tokens,
+                                             system_prompt=system_prompt)
+            else:
+                batch = sample_responses(self.policy, self.tokenizer, prompts, gen_kwargs=self.gen_kwargs,
+                                         max_prompt_tokens=cfg.data.max_prompt_tokens,
+                                         capture=self.capture_states, accelerator=self.accelerator,
+                                         chat=chat, system_prompt=system_prompt)
         # 2. reward: the judge scores the decoded (prompt, response) pairs
         with timed(times, "time/reward"):
             responses = self.tokenizer.batch_decode(batch.response_ids, skip_special_tokens=True)
@@ -227,6 +240,11 @@ class PPOTrainer:
         with timed(times, "time/advantages"):
             # rewards: the processed score on the last token, -kl_coef * KL on every token
             kl = kl_penalty(logprobs, ref_logprobs, ppo.kl.estimator)  # (B, R)
+            sampler_kl = is_weights = None
+            if batch.sampler_logprobs is not None:  # another engine sampled: its mismatch
+                sampler_kl = kl_penalty(batch.sampler_logprobs, logprobs, "k3") * batch.response_mask
+                if ppo.tis_cap is not None:
+                    is_weights = truncated_is_weights(logprobs, batch.sampler_logprobs, ppo.tis_cap)
             kl_coef = self.kl_ctl.value
             rewards, non_score_rewards = per_token_rewards(
                 torch.tensor(processed, device=device), kl, batch.response_mask, kl_coef)
@@ -246,7 +264,8 @@ class PPOTrainer:
                 query_ids=batch.query_ids, query_mask=batch.query_mask, response_ids=batch.response_ids,
                 response_mask=batch.response_mask, scored=scored, loss_mask=loss_mask,
                 logprobs=logprobs, values=values, entropy=entropy, kl=kl,
-                non_score_rewards=non_score_rewards, advantages=advantages, returns=returns)
+                non_score_rewards=non_score_rewards, advantages=advantages, returns=returns,
+                sampler_kl=sampler_kl, is_weights=is_weights)
         # 6. update: PPO epochs over shuffled minibatches (none when nothing was scored)
         with timed(times, "time/update"):
             self.updating = True
@@ -292,6 +311,10 @@ class PPOTrainer:
                 "entropy": float((r.entropy * r.loss_mask).sum()), "tokens": float(r.loss_mask.sum()),
                 "scored": float(r.scored.sum()), "generated": float(r.response_mask.sum()),
                 "prompts": float(r.query_ids.size(0)), **self.judge_usage.take()}
+        if r.sampler_kl is not None:
+            sums["sampler_kl"] = float(r.sampler_kl.sum())
+        if r.is_weights is not None:
+            sums["tis_capped"] = float(((r.is_weights >= self.config.ppo.tis_cap) * r.response_mask).sum())
         totals = reduce_metrics(self.accelerator, sums, means)
         n_scored, n_tokens, n_generated = totals["scored"], totals["tokens"], totals["generated"]
         mean_kl = totals["kl"] / n_scored if n_scored else math.nan
@@ -313,6 +336,9 @@ class PPOTrainer:
             "time/step": seconds,
             "tokens/per_second": n_generated / seconds,
         }
+        for key in ("sampler_kl", "tis_capped"):  # per generated token (SAMPLER_METRIC_KEYS)
+            if key in totals:
+                metrics[f"rollout/{key}"] = totals[key] / n_generated if n_generated else math.nan
         self.history.append(metrics)
         self.metrics_log.write(metrics)
         self.tracker.log(metrics, step=self.step_count)
@@ -351,6 +377,7 @@ class PPOTrainer:
                 checkpoint = self.save_checkpoint()
         finally:
             bar.close()
+            self.close_rollouts()
             if "judge" in self.parts.owned:
                 self.judge.close()
             if "tracker" in self.parts.owned:
@@ -359,6 +386,12 @@ class PPOTrainer:
             print(training_summary(self.history, self.run_dir, checkpoint))
         return TrainResult(run_dir=self.run_dir, step=self.step_count, history=list(self.history),
                            checkpoint=checkpoint)
+
+    def close_rollouts(self) -> None:
+        """Stop the vLLM server rollouts came from, if any (`train` does it at its end; a caller
+        driving `step` itself calls it)."""
+        if self.rollouts is not None:
+            self.rollouts.close()
 
     def _after_step(self, m: dict[str, Any], bar: Any, main: bool) -> None:
         """Progress bar and the periodic log line."""

@@ -41,8 +41,10 @@ def ppo_update(rollout: Rollout, wrapped_policy: Any, policy: Any, optimizer: An
                     # parameter, so DDP's gradient all-reduce stays in step.
                     loss = 0.0 * (out.logprobs.sum() + out.values.sum())
                 else:
+                    mb_weights = rollout.is_weights[mb] if rollout.is_weights is not None else None
                     pg_loss, pg_stats = policy_loss(out.logprobs, rollout.logprobs[mb],
-                                                    rollout.advantages[mb], mb_mask, ppo.cliprange)
+                                                    rollout.advantages[mb], mb_mask, ppo.cliprange,
+                                                    weights=mb_weights)
                     vf_loss, vf_stats = value_loss(out.values, rollout.values[mb], rollout.returns[mb],
                                                    mb_mask, ppo.cliprange_value)
                     loss = pg_loss + ppo.vf_coef * vf_loss

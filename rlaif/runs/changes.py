@@ -31,7 +31,10 @@ log = logging.getLogger(__name__)
 BIG_FILE = 64 << 20  # larger files of a data folder are fingerprinted by size and mtime only
 # Dotted prefixes of settings that do not change what a training step computes.
 NEUTRAL = ("resume", "allow_changes", "overwrite", "output.", "eval.", "ppo.steps", "dpo.max_steps",
-           "dpo.num_train_epochs", "accelerate.cpu")
+           "dpo.num_train_epochs", "accelerate.cpu",
+           # where the vLLM server runs and how long it may take, not what it computes
+           "generation.vllm.url", "generation.vllm.python", "generation.vllm.kv_cache_gb",
+           "generation.vllm.start_timeout_s", "generation.vllm.request_timeout_s")
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:

