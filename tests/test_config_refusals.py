@@ -135,3 +135,13 @@ def test_both_configs_carry_resume_and_overwrite(load, data):
             == DPORunConfig.model_fields["overwrite"].description)
     assert "its files are replaced" in RunConfig.model_fields["overwrite"].description
     assert RunConfig.model_fields["resume"].annotation == DPORunConfig.model_fields["resume"].annotation
+
+
+def test_a_judge_spec_with_a_key_given_twice_is_refused(tmp_path):
+    from rlaif.judges.base import JudgeError
+    from rlaif.judges.spec import load_spec
+
+    spec = tmp_path / "j.yaml"
+    spec.write_text("type: function\nfunction: 'judge_fns:politeness'\nscale: [0, 2]\nscale: [0, 5]\n")
+    with pytest.raises(JudgeError, match=r"j.yaml: key 'scale' is given twice .* line 3 and at line 4"):
+        load_spec(spec)

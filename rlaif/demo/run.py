@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rlaif.demo.assets import DemoAssets, build_toy_assets, build_real_assets
+from rlaif.demo.assets import DemoAssets, build_real_assets, build_toy_assets
+from rlaif.io import read_yaml
 from rlaif.runs.folder import RunFolder
 
 logger = logging.getLogger(__name__)
@@ -81,7 +80,7 @@ def demo_config(assets: DemoAssets, out_dir: Path, config_path: Path | None = No
     from rlaif.config import load_config
 
     path = Path(config_path) if config_path else default_config_path(toy=assets.toy)
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml(path, what="run config") or {}
     data.setdefault("model", {})["name_or_path"] = str(assets.policy)
     data.setdefault("eval", {})["evaluator"] = evaluator or evaluator_ref(assets)
     if assets.helpfulness is not None and data["eval"].get("helpfulness", "") is None:

@@ -49,15 +49,13 @@ def training_kl(history: Sequence[Mapping[str, Any]], last: int = TRAINING_KL_ST
 def run_training_kl(run_dir: Path) -> tuple[Path | None, dict[str, float]]:
     """A run folder's metrics.jsonl (None if it has none) and its training-KL row (named with the
     run's config.yaml sampling temperature and KL estimator when it has one)."""
-    import yaml
-
-    from rlaif.io import read_jsonl
+    from rlaif.io import read_jsonl, read_yaml
 
     metrics = RunFolder(run_dir).metrics
     if not metrics.is_file():
         return None, {}
     config_path = RunFolder(run_dir).config
-    config = (yaml.safe_load(config_path.read_text()) or {}) if config_path.is_file() else None
+    config = (read_yaml(config_path, what="run config") or {}) if config_path.is_file() else None
     named: dict[str, Any] = {}
     if isinstance(config, dict) and isinstance(config.get("ppo"), dict):
         # the config's own defaults (rlaif.config) where the file leaves them out

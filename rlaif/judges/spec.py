@@ -14,9 +14,9 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from rlaif.io import read_yaml as read_yaml_file
 from rlaif.judges.base import JudgeError
 # The shared base and the encoder judges' specs live in their own modules; importable from here.
 from rlaif.judges.spec_base import HEAD_SUFFIXES, RUNTIME_FIELDS, _SpecBase, _Strict  # noqa: F401
@@ -283,12 +283,13 @@ def parse_spec(data: dict[str, Any], source: str = "<dict>") -> AnySpec | Pairwi
 
 
 def read_yaml(kind: str, ref: str | Path) -> tuple[Path, Any]:
-    """Resolve a built-in name of `kind` ("judges", "prompts") or a path, and parse its YAML."""
+    """Resolve a built-in name of `kind` ("judges", "prompts") or a path, and parse its YAML (not
+    UTF-8, not YAML, or a key given twice: JudgeError naming the file, and both lines)."""
     path = resolve(kind, ref)
     try:
-        return path, yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise JudgeError(f"{path}: not valid YAML: {exc}") from None
+        return path, read_yaml_file(path, what="judge spec" if kind == "judges" else "prompt template")
+    except ValueError as exc:
+        raise JudgeError(str(exc)) from None
 
 
 def load_spec(ref: str | Path) -> AnySpec | PairwiseSpec:
