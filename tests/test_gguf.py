@@ -99,3 +99,19 @@ def test_lora_run_on_a_gguf_base_checkpoints_and_reloads(written, tmp_path) -> N
     ids = torch.tensor([tok(SENTENCE)["input_ids"]])
     with torch.no_grad():
         torch.testing.assert_close(lm(ids).logits, policy.model(ids).logits, rtol=1e-5, atol=1e-5)
+
+
+def test_a_truncated_gguf_and_an_empty_folder_say_what_is_wrong(written, tmp_path) -> None:
+    """#21: both used to end in "no tokenizer found ... Pass tokenizer=" (or a traceback)."""
+    from rlaif.models.gguf import GGUFUnreadable
+    from rlaif.models.load import load_tokenizer
+
+    folder, _, _ = written
+    data = (folder / "tiny.gguf").read_bytes()
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(GGUFUnreadable, match=r"cut.gguf: not a readable GGUF file.*truncated or damaged"):
+        load_tokenizer(cut)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"model folder .*empty is empty"):
+        load_tokenizer(tmp_path / "empty")

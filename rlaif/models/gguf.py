@@ -11,6 +11,8 @@ it (a LoRA adapter's base, a policy's `policy.json`) names a path this module lo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,18 +52,38 @@ def find_gguf(ref: str | Path) -> GGUFFile | None:
     return GGUFFile(p, found[0]) if found else None
 
 
+class GGUFUnreadable(ValueError):
+    """A .gguf file that cannot be parsed (truncated, damaged, or not GGUF at all)."""
+
+
+@contextmanager
+def reading(source: GGUFFile, what: str) -> Iterator[None]:
+    """Turn a parser's error inside the block into GGUFUnreadable naming the file and the fix."""
+    try:
+        yield
+    except (GGUFUnreadable, MemoryError):
+        raise
+    except Exception as exc:  # the gguf reader raises struct, index, key and value errors alike
+        raise GGUFUnreadable(
+            f"{source.path}: not a readable GGUF file, its {what} could not be read "
+            f"({type(exc).__name__}: {str(exc)[:200]}); it may be truncated or damaged: download it "
+            f"again (its size is {source.path.stat().st_size} bytes)") from None
+
+
 def load_gguf_config(source: GGUFFile) -> Any:
     """The transformers config that the GGUF file's metadata describes."""
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(source.folder, gguf_file=source.name)
+    with reading(source, "metadata"):
+        return AutoConfig.from_pretrained(source.folder, gguf_file=source.name)
 
 
 def load_gguf_tokenizer(source: GGUFFile) -> Any:
     """The tokenizer (vocabulary, merges, special tokens, chat template) stored in the GGUF file."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(source.folder, gguf_file=source.name)
+    with reading(source, "tokenizer"):
+        return AutoTokenizer.from_pretrained(source.folder, gguf_file=source.name)
 
 
 def load_gguf_model(source: GGUFFile, *, dtype: Any = None, config: Any = None) -> Any:
@@ -81,7 +103,8 @@ def load_gguf_model(source: GGUFFile, *, dtype: Any = None, config: Any = None) 
         kwargs["quantization_config"] = GgufConfig(gguf_file=source.name, dequantize=True)
     except ImportError:  # older transformers always dequantise
         pass
-    model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
+    with reading(source, "weights"):
+        model = AutoModelForCausalLM.from_pretrained(source.folder, **kwargs)
     drop_quantizer_marker(model)
     model.config.name_or_path = str(source.path)
     return model

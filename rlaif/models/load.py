@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlaif.models.gguf import (
+    GGUFUnreadable,
     find_gguf,
     load_gguf_config,
     load_gguf_model,
@@ -221,6 +222,10 @@ def load_tokenizer(ref: Any, model: Any = None) -> Any:
     if isinstance(ref, (str, Path)):
         check_model_ref(str(ref))
         p = Path(ref)
+        if p.is_dir() and not any(p.iterdir()):
+            raise FileNotFoundError(
+                f"model folder {p} is empty; pass a folder holding a model (config.json, weights, "
+                "tokenizer files), a .gguf file, a run/checkpoint folder or a hub id")
         folder = resolve_checkpoint(p) if p.is_dir() else None
         if folder is not None:
             candidates += [str(folder), str(p)]
@@ -239,6 +244,8 @@ def load_tokenizer(ref: Any, model: Any = None) -> Any:
         try:
             gguf = find_gguf(c)
             return load_gguf_tokenizer(gguf) if gguf else AutoTokenizer.from_pretrained(c)
+        except GGUFUnreadable:
+            raise  # a damaged file, not a missing tokenizer: say so, not "no tokenizer found"
         except (OSError, ValueError) as exc:
             errors.append(f"{c}: {exc}")
     raise FileNotFoundError(
