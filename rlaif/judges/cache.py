@@ -122,7 +122,9 @@ class SqliteStore:
                 f"holds it and did not let go within {self.timeout:.0f} s. Stop that process, "
                 "or point `cache:` / --cache at another file."
             )
-        if "readonly" in text or "read-only" in text:
+        unwritable = not os.access(self.path.parent, os.W_OK) or (
+            self.path.exists() and not os.access(self.path, os.W_OK))
+        if "readonly" in text or "read-only" in text or unwritable or "unable to open" in text:
             return JudgeError(
                 f"score cache {self.path} is read-only ({text}) while {doing}; the scores in it are "
                 "valid and are kept (do not delete it): make the file and its folder writable "
