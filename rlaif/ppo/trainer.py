@@ -38,19 +38,18 @@ from rlaif.judges.base import JudgeError, Score
 from rlaif.models.generate import eos_token_ids
 from rlaif.models.logprobs import kl_penalty
 from rlaif.ppo.capture import use_generation_states
-from rlaif.ppo.checkpoint import checkpoint_step, load_checkpoint, save_checkpoint
+from rlaif.ppo.checkpoint import save_checkpoint
 from rlaif.ppo.core import explained_variance, gae, masked_whiten, per_token_rewards, truncated_is_weights
 from rlaif.ppo.finite import check_finite
 from rlaif.ppo.interrupt import StepSnapshot, any_process, save_after_abort
-from rlaif.ppo.kl import make_kl_controller
 from rlaif.ppo.metrics import reduce_metrics, timed, training_summary, usage_metrics
 from rlaif.ppo.parts import PPOParts, build_parts
+from rlaif.ppo.resume import start_or_resume
 from rlaif.ppo.rewards import (JudgeUsageMeter, check_scored_steps, gather_score_rows, process_rewards,
                                score_samples)
 from rlaif.ppo.rollout import Rollout, policy_pass, reference_pass, sample_responses
 from rlaif.ppo.sampling import sampling_kwargs
 from rlaif.ppo.update import UPDATE_METRICS, ppo_update
-from rlaif.runs.changes import fingerprint_path, start_or_check_config
 from rlaif.runs.metrics_log import MetricsLog
 from rlaif.runs.signals import GracefulStop, TrainingStopped
 from rlaif.stats import RunningMoments
@@ -120,63 +119,8 @@ class PPOTrainer:
         return trainer
 
     def begin(self) -> None:
-        """Start the run in its folder (config.yaml, an empty metrics.jsonl) or, with
-        `config.resume`, check the settings against the run's config.yaml (a refused resume
-        changes nothing on disk), then restore the checkpoint."""
-        checkpoint = self.folder.resume_checkpoint(self.config.resume) if self.config.resume else None
-        changes = start_or_check_config(self.folder, self.config, checkpoint_step(checkpoint),
-                                        self._inputs()) if self.accelerator.is_main_process else None
-        if checkpoint is not None:
-            self._resume(checkpoint)
-            self._apply_changes(self._agreed(changes))
-        else:
-            self.metrics_log.reset(0)
-
-    def _inputs(self) -> dict[str, str | None]:
-        """Fingerprints of what the run reads beside its config: the judge's spec (its template
-        and ensemble members' specs included) and a local data file or folder."""
-        spec = self.judge.spec
-        return {"judge_spec": spec.fingerprint() if spec is not None else None,
-                "data": fingerprint_path(self.config.data.source)}
-
-    def _agreed(self, changes: dict[str, Any] | None) -> set[str]:
-        """The changed setting names, from the main process (which read the run's config) to all."""
-        if self.accelerator.num_processes == 1:
-            return set(changes or {})
-        from accelerate.utils import broadcast_object_list
-
-        box = [sorted(changes or {})]
-        broadcast_object_list(box, from_process=0)
-        return set(box[0])
-
-    def _apply_changes(self, changed: set[str]) -> None:
-        """Make the settings a resume changed take effect over the checkpoint's restored state: the
-        learning rate and weight decay (optimizer and LR schedule), and the KL control."""
-        ppo = self.config.ppo
-        if {"ppo.learning_rate", "ppo.weight_decay"} & changed:
-            sched = self.scheduler
-            sched.base_lrs = [ppo.learning_rate] * len(sched.base_lrs)
-            for group, factor in zip(self.optimizer.param_groups, sched.lr_lambdas):
-                group["initial_lr"] = ppo.learning_rate
-                group["lr"] = ppo.learning_rate * factor(sched.last_epoch)
-                group["weight_decay"] = ppo.weight_decay
-            sched._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-        if any(key.startswith("ppo.kl.") and key != "ppo.kl.estimator" for key in changed):
-            kl = ppo.kl
-            start = kl.kl_coef if {"ppo.kl.kl_coef", "ppo.kl.kind"} & changed else self.kl_ctl.value
-            self.kl_ctl = self.parts.kl_ctl = make_kl_controller(kl.kind, start, kl.target, kl.horizon)
-        if changed:
-            logger.info("resume applies the changed settings: %s", ", ".join(sorted(changed)))
-
-    def _resume(self, path: Path) -> None:
-        state = load_checkpoint(path, policy=self.policy, optimizer=self.optimizer,
-                                scheduler=self.scheduler, accelerator=self.accelerator)
-        self.step_count = int(state["step"])
-        self.data_position = int(state["data_position"])
-        self.kl_ctl.load_state_dict(state["kl_controller"])
-        self.reward_stats.load_state_dict(state["reward_stats"])
-        self.metrics_log.reset(keep_through_step=self.step_count)
-        logger.info("resumed from %s at step %d", path, self.step_count)
+        """Start the run in its folder or, with `config.resume`, continue it (`ppo/resume.py`)."""
+        start_or_resume(self)
 
     def save_checkpoint(self) -> Path:
         """Write `<run>/checkpoints/step-<step>` (atomic) and point `latest` at it."""
