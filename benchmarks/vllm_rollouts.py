@@ -71,9 +71,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--vllm-dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--threads", type=int, default=None, help="torch threads of the trainers "
+                   "(default: torch's own, one per core)")
     args = p.parse_args()
 
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from peers_models import bench_prompts, policy_dir
 
     from rlaif.ppo.trainer import PPOTrainer

