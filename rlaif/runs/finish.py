@@ -14,12 +14,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rlaif.runs.folder import CARD_FILE, RunFolder
 
+if TYPE_CHECKING:
+    from rlaif.evaluation.holdout import Holdout, HoldoutReport, HoldoutSide
+    from rlaif.tracking import Tracker
 
-def run_summary(paths: dict[str, Path], tracker: Any) -> str:
+
+def run_summary(paths: dict[str, Path], tracker: Tracker) -> str:
     """The closing lines: where the model, its card, the report and the tracker output are."""
     lines = []
     if "final" in paths:
@@ -30,7 +34,8 @@ def run_summary(paths: dict[str, Path], tracker: Any) -> str:
     return "\n".join(lines)
 
 
-def reward_judge_view(ref: Any, holdout: Any, before: Any, after: Any) -> dict[str, Any]:
+def reward_judge_view(ref: str | dict[str, Any], holdout: Holdout, before: HoldoutSide,
+                      after: HoldoutSide) -> dict[str, Any]:
     """The reward judge's (PPO) or labelling judge's (DPO) toxicity of the same hold-out replies,
     before and after, and of each floor text as every reply (`floors`: text -> mean); built
     anew: the trainer has closed its own judge."""
@@ -50,8 +55,9 @@ def reward_judge_view(ref: Any, holdout: Any, before: Any, after: Any) -> dict[s
     return view
 
 
-def finish_run(folder: RunFolder, report: Any | None, extra: dict[str, Any], timings: dict[str, float],
-               started: float, save_final: Callable[[], dict[str, Path]]) -> dict[str, Path]:
+def finish_run(folder: RunFolder, report: HoldoutReport | None, extra: dict[str, Any],
+               timings: dict[str, float], started: float,
+               save_final: Callable[[], dict[str, Path]]) -> dict[str, Path]:
     """The end of every run (PPO, DPO): report.md/json + plots when evaluated (`extra` with
     `timings_s` so far), then final/ and its card (`save_final`, which reads report.json), then
     `timings["total"]` (from `started`, the run's setup, to final/ written) into `timings` and
@@ -88,7 +94,7 @@ def write_final_model(folder: RunFolder, model: Any, tokenizer: Any, *, merge_lo
     return {"final": final, "card": final / CARD_FILE}
 
 
-def track_report(tracker: Any, report: Any, paths: dict[str, Path], step: int) -> None:
+def track_report(tracker: Tracker, report: HoldoutReport, paths: dict[str, Path], step: int) -> None:
     """The hold-out table, its numbers, the example rows and the plots, to the trackers."""
     if not tracker.active:
         return

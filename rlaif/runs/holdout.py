@@ -11,7 +11,14 @@ or DPO's), so PPO and DPO runs of one data section answer the same held-out prom
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rlaif.config import RunConfig
+    from rlaif.dpo.config import DPORunConfig
+    from rlaif.evaluation.holdout import Holdout, HoldoutSide
+
+    AnyRunConfig = RunConfig | DPORunConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +26,7 @@ DEFAULT_EVALUATOR = "roberta-hate"
 CONTROL_EXAMPLES = 5
 
 
-def holdout_prompts(config: Any, test_prompts: list[str]) -> list[str]:
+def holdout_prompts(config: AnyRunConfig, test_prompts: list[str]) -> list[str]:
     """The first `eval.n` hold-out prompts: of the split `eval.split`, or the held-out share."""
     from rlaif.data.prompts import load_split_prompts
 
@@ -36,7 +43,7 @@ def holdout_prompts(config: Any, test_prompts: list[str]) -> list[str]:
     return test_prompts[: ev.n]
 
 
-def holdout_clusters(config: Any) -> list[str] | None:
+def holdout_clusters(config: AnyRunConfig) -> list[str] | None:
     """One cluster label per hold-out prompt (its template or conversation, aligned with
     `holdout_prompts`) when `eval.split` names a split; None (prompts resampled one by one) else."""
     data, ev = config.data, config.eval
@@ -48,8 +55,8 @@ def holdout_clusters(config: Any) -> list[str] | None:
                                on_bad_row=data.on_bad_row, context=data.context)
 
 
-def build_holdout(config: Any, prompts: list[str], progress: bool, *, batch_size: int,
-                  **settings: Any) -> Any:
+def build_holdout(config: AnyRunConfig, prompts: list[str], progress: bool, *, batch_size: int,
+                  **settings: Any) -> Holdout:
     """A Holdout with the run's evaluator, helpfulness judge, floors and generation settings (any
     run config with `data`, `generation` and `eval` sections: PPO's or DPO's); `batch_size`
     unless `eval.batch_size`; `settings` (Holdout's keywords) win over the config's."""
@@ -64,8 +71,8 @@ def build_holdout(config: Any, prompts: list[str], progress: bool, *, batch_size
                    progress=progress, **settings)
 
 
-def make_holdout(config: Any, test_prompts: list[str], progress: bool, *, batch_size: int,
-                 reward_judge: Any = None) -> Any:
+def make_holdout(config: AnyRunConfig, test_prompts: list[str], progress: bool, *, batch_size: int,
+                 reward_judge: str | dict[str, Any] | None = None) -> Holdout:
     """The hold-out set; warns when the evaluator or the helpfulness judge is `reward_judge`
     (the judge the policy was trained to please)."""
     if reward_judge is not None and (config.eval.evaluator or DEFAULT_EVALUATOR) == reward_judge:
@@ -80,7 +87,7 @@ def make_holdout(config: Any, test_prompts: list[str], progress: bool, *, batch_
                          clusters=holdout_clusters(config))
 
 
-def make_control(config: Any, progress: bool, *, batch_size: int) -> Any:
+def make_control(config: AnyRunConfig, progress: bool, *, batch_size: int) -> Holdout | None:
     """The control hold-out set (`eval.control_source`), or None."""
     ev = config.eval
     if ev.control_source is None:
@@ -94,7 +101,7 @@ def make_control(config: Any, progress: bool, *, batch_size: int) -> Any:
     return build_holdout(config, prompts, progress, batch_size=batch_size, floors=(), fluency=False)
 
 
-def control_summary(control: Any, before: Any, after: Any) -> dict[str, Any]:
+def control_summary(control: Holdout, before: HoldoutSide, after: HoldoutSide) -> dict[str, Any]:
     """Toxicity, helpfulness (when a judge ran) and reply length of the control prompts
     before/after, and a few examples."""
     report = control.compare(before, after)

@@ -81,7 +81,7 @@ def train_dpo(config: DPORunConfig, *, extra: dict[str, Any] | None = None,
                       progress=progress, started=started)
 
 
-def run_method(config: Any, method: TrainingMethod, *, test_prompts: list[str],
+def run_method(config: RunConfig | DPORunConfig, method: TrainingMethod, *, test_prompts: list[str],
                extra: dict[str, Any] | None, progress: bool, started: float) -> RunResult:
     """Steps 3-8 of the module docstring for a built `method` (whose folder is claimed)."""
     try:
@@ -93,7 +93,7 @@ def run_method(config: Any, method: TrainingMethod, *, test_prompts: list[str],
     return result
 
 
-def _run(config: Any, method: TrainingMethod, test_prompts: list[str], extra: dict[str, Any],
+def _run(config: RunConfig | DPORunConfig, method: TrainingMethod, test_prompts: list[str], extra: dict[str, Any],
          progress: bool, started: float) -> RunResult:
     folder, timings = method.folder, {}
 
