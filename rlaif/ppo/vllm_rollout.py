@@ -101,13 +101,21 @@ class VLLMRollouts:
         self.pad_token_id = pad_token_id
         self.max_model_len = max_model_len
         self.params = vllm_sampling_params(config, self.eos_ids)
-        self.workdir = Path(tempfile.mkdtemp(prefix="rlaif-vllm-"))
+        self._workdir: Path | None = None
         self.server: VLLMServer | None = None
         self.client: VLLMClient | None = None
         self.adapter: str | None = None  # the adapter's name on the server now
         self.adapter_dir: Path | None = None
+        self.keep_log = False  # the server failed: `close` leaves its log in the work folder
         self.syncs = 0
         self.run_tag = uuid.uuid4().hex[:8]  # adapter names unique on a shared server too
+
+    @property
+    def workdir(self) -> Path:
+        """A temporary folder (made on first use) for the server's log, adapters and base model."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="rlaif-vllm-"))
+        return self._workdir
 
     # ------------------------------------------------------------------ the server
 
@@ -134,7 +142,11 @@ class VLLMRollouts:
             start_timeout_s=settings.start_timeout_s, request_timeout_s=settings.request_timeout_s,
             extra_args=["--skip-tokenizer-init", *settings.extra_args])
         logger.info("starting the vLLM server (%s) on %s", python, spec.model)
-        self.server = VLLMServer.start(spec, log_dir=self.workdir)
+        try:
+            self.server = VLLMServer.start(spec, log_dir=self.workdir)
+        except BaseException:
+            self.keep_log = True
+            raise
         self.client = self.server.client
         logger.info("vLLM server ready at %s (log %s)", self.server.url, self.server.log_path)
         return self.client
@@ -190,7 +202,10 @@ class VLLMRollouts:
 
     def close(self) -> None:
         """Stop rlaif's server (a server at generation.vllm.url keeps running, its adapter
-        unloaded) and remove the work folder's adapters and base model (the log stays)."""
+        unloaded) and remove the work folder; the server's log stays when it had died (the
+        error that said so names it)."""
+        if self.server is not None and self.server.process.poll() is not None:
+            self.keep_log = True  # it died: keep the log its error named
         try:
             if self.server is not None:
                 self.server.stop()
@@ -201,5 +216,9 @@ class VLLMRollouts:
                     logger.warning("could not unload the adapter %s: %s", self.adapter, exc)
         finally:
             self.server = self.client = self.adapter = None
-            for sub in ("adapters", "base"):
-                shutil.rmtree(self.workdir / sub, ignore_errors=True)
+            if self._workdir is not None:
+                for folder in ((self._workdir / "adapters", self._workdir / "base") if self.keep_log
+                               else (self._workdir,)):
+                    shutil.rmtree(folder, ignore_errors=True)
+                if not self.keep_log:
+                    self._workdir = None
