@@ -231,11 +231,10 @@ def checkpoint_step(checkpoint: str | Path) -> int | None:
     """The step of the checkpoint a path names (a run folder: its latest), or None."""
     from rlaif.models.policy_layout import POLICY_DIR
     from rlaif.models.load import resolve_checkpoint
+    from rlaif.runs.folder import step_of
 
     folder = resolve_checkpoint(checkpoint)
-    name = (folder.parent if folder.name == POLICY_DIR else folder).name
-    tail = name.removeprefix("step-")
-    return int(tail) if name.startswith("step-") and tail.isdigit() else None
+    return step_of(folder.parent if folder.name == POLICY_DIR else folder)
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, *, merge_lora: bool = True,

@@ -26,17 +26,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def tiny_llama(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama (RoPE, RMSNorm, grouped-query attention, untied head) with the tiny
     GPT-2's tokenizer, saved to disk."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from ppo_helpers import save_gpt2_tokenizer_llama
 
-    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256, bos_token_id=tok.eos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                         tie_word_embeddings=False)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_gpt2_tokenizer_llama(tiny_models["gpt2"], tmp_path_factory.mktemp("tiny-llama"),
+                                     hidden=32, intermediate=64, heads=4, kv_heads=2)

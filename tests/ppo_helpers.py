@@ -136,3 +136,27 @@ def sharpen(model_dir: str | Path, out_dir: str | Path, factor: float = 10.0) ->
         model.get_input_embeddings().weight.mul_(factor)
     model.save_pretrained(out)
     return out
+
+
+def save_gpt2_tokenizer_llama(tokenizer_dir: Path, path: Path, *, hidden: int, intermediate: int,
+                              heads: int, kv_heads: int, head_scale: float = 1.0) -> Path:
+    """A 2-layer Llama (RoPE, RMSNorm, grouped-query attention, untied head) on the tiny GPT-2's
+    tokenizer, seeded, saved with that tokenizer to `path`; `head_scale` multiplies the output
+    head (peaked next-token distributions, like a trained model's)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate,
+                         num_hidden_layers=2, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         max_position_embeddings=256, bos_token_id=tok.eos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
+                         tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    if head_scale != 1.0:
+        with torch.no_grad():
+            model.lm_head.weight.mul_(head_scale)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

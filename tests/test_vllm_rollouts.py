@@ -20,7 +20,8 @@ import signal
 
 import pytest
 import torch
-from ppo_helpers import PROMPTS, LetterJudge, TokenSetJudge, make_config, one_thread  # noqa: F401
+from ppo_helpers import (  # noqa: F401  (one_thread: fixture)
+    PROMPTS, LetterJudge, TokenSetJudge, make_config, one_thread, save_gpt2_tokenizer_llama)
 
 from rlaif.engines.vllm_server import EngineDied, ServerSpec, VLLMServer
 from rlaif.engines.vllm_setup import find_vllm_python, vllm_unavailable_reason
@@ -47,22 +48,8 @@ MEAN_TOL, MAX_TOL = 2e-3, 0.05
 def llama_dir(tiny_models, tmp_path_factory):
     """A 2-layer Llama vLLM can serve (head size 32), the tiny GPT-2's BPE tokenizer, its
     output head scaled up so its next-token distributions are peaked like a trained model's."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tiny_models["gpt2"])
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
-                         max_position_embeddings=256, bos_token_id=tok.eos_token_id,
-                         eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id,
-                         tie_word_embeddings=False)
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    with torch.no_grad():
-        model.lm_head.weight.mul_(20.0)
-    path = tmp_path_factory.mktemp("vllm-llama")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_gpt2_tokenizer_llama(tiny_models["gpt2"], tmp_path_factory.mktemp("vllm-llama"),
+                                     hidden=64, intermediate=128, heads=2, kv_heads=1, head_scale=20.0)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,10 @@ from rlaif.dpo.data import PreferenceSet, load_preferences
 from rlaif.data.label_meta import read_label_meta
 from rlaif.dpo.setup import check_causal, dpo_args, peft_config
 from rlaif.runs.changes import fingerprint_path, start_or_check_config
-from rlaif.runs.folder import STATE_FILE, CheckpointDamaged, RunFolder, verify_checkpoint
+from rlaif.runs.folder import RunFolder, checkpoint_step, verify_checkpoint
 from rlaif.runs.method import FinalModel, MethodOutcome
 from rlaif.runs.metrics_log import MetricsLog
 from rlaif.tracking import Tracker
-
-
-def checkpoint_step(path: Path | None) -> int:
-    """The optimizer step a TRL checkpoint ends (0 for None), from its trainer_state.json."""
-    if path is None:
-        return 0
-    try:
-        return int(json.loads((path / STATE_FILE).read_text())["global_step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointDamaged(f"{path / STATE_FILE} names no global_step: the checkpoint is damaged "
-                                "or not a DPO checkpoint") from None
 
 
 class DPOMethod:
@@ -85,9 +73,9 @@ class DPOMethod:
         checkpoint = folder.resume_checkpoint(config.resume) if config.resume else None
         if checkpoint is not None:
             verify_checkpoint(checkpoint)
-        start_or_check_config(folder, config, checkpoint_step(checkpoint),
-                              {"preferences": fingerprint_path(config.preferences.path)})
-        MetricsLog(folder.path).reset(keep_through_step=checkpoint_step(checkpoint))
+        step = checkpoint_step(checkpoint, "global_step")
+        start_or_check_config(folder, config, step, {"preferences": fingerprint_path(config.preferences.path)})
+        MetricsLog(folder.path).reset(keep_through_step=step)
         tokenizer = load_tokenizer(name)
         if tokenizer.pad_token_id is None:
             tokenizer = copy.deepcopy(tokenizer)

@@ -28,7 +28,7 @@ import torch
 from rlaif.io import atomic_write_json
 from rlaif.models.policy_layout import POLICY_DIR
 from rlaif.ppo.policy import PolicyWithValueHead
-from rlaif.runs.folder import STATE_FILE, CheckpointDamaged, RunFolder, older_good_checkpoint, verify_checkpoint
+from rlaif.runs.folder import STATE_FILE, CheckpointDamaged, RunFolder, older_good_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -82,25 +82,11 @@ def save_checkpoint(folder: RunFolder, step: int, *, policy: Any, optimizer: Any
     return final
 
 
-def checkpoint_step(path: Path | None) -> int:
-    """The step a checkpoint ends (0 for None), from its trainer_state.json (its files verified
-    against files.json first)."""
-    if path is None:
-        return 0
-    verify_checkpoint(path)
-    try:
-        return int(json.loads((path / STATE_FILE).read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise CheckpointDamaged(f"{path / STATE_FILE} names no step: the checkpoint is damaged"
-                                f"{older_good_checkpoint(path)}") from None
-
-
 def load_checkpoint(path: str | Path, *, policy: Any, optimizer: Any, scheduler: Any,
                     accelerator: Any) -> dict[str, Any]:
     """Restore into `policy`, `optimizer`, `scheduler` and this process's RNG (all in place);
-    returns the trainer state."""
+    returns the trainer state. The caller verifies the checkpoint's files first (`verify_checkpoint`)."""
     path = Path(path)
-    verify_checkpoint(path)
     try:
         state = json.loads((path / STATE_FILE).read_text())
     except json.JSONDecodeError as exc:

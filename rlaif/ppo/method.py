@@ -3,8 +3,7 @@ the run's config on the TRAIN prompts, with the hold-out's share of the prompts 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rlaif.config import RunConfig
@@ -62,11 +61,9 @@ class PPOMethod:
     def is_main(self) -> bool:
         return bool(self.trainer.accelerator.is_main_process)
 
-    @contextmanager
-    def reference(self) -> Iterator[Any]:
+    def reference(self) -> AbstractContextManager[Any]:
         """The policy's PPO reference: LoRA adapters off, or the frozen copy."""
-        with self.trainer.policy.reference() as ref:
-            yield ref
+        return self.trainer.policy.reference()
 
     def wait(self) -> None:
         self.trainer.accelerator.wait_for_everyone()

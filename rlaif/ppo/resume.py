@@ -9,9 +9,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rlaif.ppo.checkpoint import checkpoint_step, load_checkpoint
+from rlaif.ppo.checkpoint import load_checkpoint
 from rlaif.ppo.kl import make_kl_controller
 from rlaif.runs.changes import fingerprint_path, start_or_check_config
+from rlaif.runs.folder import checkpoint_step, verify_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ def start_or_resume(trainer: Any) -> None:
     applied (a resume before the first checkpoint starts from step 0, keeping eval_before.json)."""
     config, folder = trainer.config, trainer.folder
     checkpoint = folder.resume_checkpoint(config.resume) if config.resume else None
+    if checkpoint is not None:
+        verify_checkpoint(checkpoint)  # once, before anything reads it
     changes = start_or_check_config(folder, config, checkpoint_step(checkpoint), run_inputs(trainer)) \
         if trainer.accelerator.is_main_process else None
     if checkpoint is None:

@@ -103,7 +103,8 @@ def read_run(path: str | Path) -> RunSummary:
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"{report_path}: not a hold-out report ({exc}); was it written by rlaif?") from None
     extra = report.get("extra") or {}
-    metrics = read_jsonl(RunFolder(run).metrics) if RunFolder(run).metrics.is_file() else []
+    metrics_file = RunFolder(run).metrics
+    metrics = read_jsonl(metrics_file) if metrics_file.is_file() else []
     method = extra.get("method") or ("ppo" if any("reward/mean" in m for m in metrics) else "unknown")
     seconds = {k: float(v) for k, v in (extra.get("timings_s") or {}).items()}
     labels = extra.get("labels") or {}

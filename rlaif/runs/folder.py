@@ -20,6 +20,7 @@ its `files.json`, so `latest` never names a half-written checkpoint.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterable
@@ -213,6 +214,19 @@ class RunFolder:
         raise FileNotFoundError(
             f"nothing to resume in {base}: expected a run folder with {CHECKPOINTS_DIR}/{LATEST_FILE} "
             f"or a checkpoint folder with {STATE_FILE}; start without --resume, or pass the folder")
+
+
+def checkpoint_step(path: Path | None, key: str = "step") -> int:
+    """The step a checkpoint ends (0 for None): `key` of its trainer_state.json ("step" in rlaif's
+    PPO checkpoints, "global_step" in TRL's). Verify the checkpoint first: a damaged file is then
+    named by its manifest."""
+    if path is None:
+        return 0
+    try:
+        return int(json.loads((path / STATE_FILE).read_text())[key])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise CheckpointDamaged(f"{path / STATE_FILE} names no {key}: the checkpoint is damaged"
+                                f"{older_good_checkpoint(path)}") from None
 
 
 def step_of(folder: Path) -> int | None:

@@ -110,17 +110,25 @@ def openrlhf_answer(scores: Sequence[Score], fill: float | str) -> tuple[dict[st
     return {"rewards": rewards, "scores": rewards, "extra_logs": {"rlaif_unscored": unscored}}, len(missing)
 
 
+def _text_items(body: Any, where: str, key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The objects of `body[key]`, each with string `fields` (a missing `prompt` is "")."""
+    items = _object(body, where).get(key)
+    shape = "{" + ", ".join(fields) + "}"
+    if not isinstance(items, list):
+        raise RequestError(f"{where}: '{key}' must be a list of {shape} objects")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("prompt", ""), str) \
+                or not all(isinstance(item.get(f), str) for f in fields if f != "prompt"):
+            want = ", ".join(f"'{f}': str" for f in fields)
+            raise RequestError(f"{where}: {key}[{i}] must be {{{want}}}, got {item!r:.80}")
+    return items
+
+
 def parse_native(body: Any) -> list[Sample]:
     """Samples from `{"samples": [{"prompt", "response"[, "meta"]}]}`."""
     where = "POST /v1/score"
-    items = _object(body, where).get("samples")
-    if not isinstance(items, list):
-        raise RequestError(f"{where}: 'samples' must be a list of {{prompt, response}} objects")
     out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("response"), str) \
-                or not isinstance(item.get("prompt", ""), str):
-            raise RequestError(f"{where}: samples[{i}] must be {{'prompt': str, 'response': str}}, got {item!r:.80}")
+    for i, item in enumerate(_text_items(body, where, "samples", ("prompt", "response"))):
         meta = item.get("meta") or {}
         if not isinstance(meta, dict):
             raise RequestError(f"{where}: samples[{i}].meta must be an object")
@@ -146,17 +154,8 @@ def score_json(score: Score) -> dict[str, Any]:
 
 def parse_pairs(body: Any) -> list[Pair]:
     """Pairs from `{"pairs": [{"prompt", "a", "b"}]}`."""
-    where = "POST /v1/compare"
-    items = _object(body, where).get("pairs")
-    if not isinstance(items, list):
-        raise RequestError(f"{where}: 'pairs' must be a list of {{prompt, a, b}} objects")
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in ("a", "b")) \
-                or not isinstance(item.get("prompt", ""), str):
-            raise RequestError(f"{where}: pairs[{i}] must be {{'prompt': str, 'a': str, 'b': str}}, got {item!r:.80}")
-        out.append(Pair(item.get("prompt", ""), item["a"], item["b"]))
-    return out
+    items = _text_items(body, "POST /v1/compare", "pairs", ("prompt", "a", "b"))
+    return [Pair(item.get("prompt", ""), item["a"], item["b"]) for item in items]
 
 
 def preference_json(pref: Preference) -> dict[str, Any]:
