@@ -31,6 +31,7 @@ from rlaif.config_loading import (
     read_config_mapping,
     validate_config,
 )
+from rlaif.config_generation import VLLM_LORA_RANKS, GenerationConfig, VLLMSettings
 from rlaif.io import atomic_write_text
 from rlaif.runs.folder import CONFIG_FILE
 from rlaif.secrets import redact_mapping
@@ -168,6 +169,11 @@ class PPOConfig(_Section):
         "sampled the rollout (generation.backend vllm): each token's policy loss is weighted by "
         "min(exp(trainer logprob - sampler logprob), tis_cap), as TRL's "
         "vllm_importance_sampling_cap and veRL's TIS do (e.g. 2.0); null = no correction")
+    async_rollout: bool = Field(
+        default=False, description="generation.backend vllm: the engine samples the next batch "
+        "while the trainer scores and updates on this one, so each batch comes from the weights "
+        "one step before the trainer's (the trainer recomputes the old logprobs; ppo.tis_cap "
+        "corrects for the lag); false = every batch from the latest weights")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -187,76 +193,6 @@ class PPOConfig(_Section):
                 "e.g. 6.0 as in Ziegler et al.); set it, or use ppo.kl.kind=fixed"
             )
         return self
-
-
-# vLLM accepts these LoRA ranks only (its `--max-lora-rank`).
-VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-
-
-class VLLMSettings(_Section):
-    """generation.backend vllm: the vLLM server PPO rollouts come from (rlaif/engines/)."""
-
-    url: str | None = Field(
-        default=None, description="a vLLM OpenAI-compatible server that is already running (e.g. "
-        "http://127.0.0.1:8000), started with the policy's base model, --enable-lora, "
-        "--max-lora-rank >= model.lora.r, --logprobs-mode processed_logprobs and "
-        "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True; null = rlaif starts one on 127.0.0.1 and stops it")
-    python: str | None = Field(
-        default=None, description="the Python that has vLLM installed; null = $RLAIF_VLLM_PYTHON, "
-        "else .venv-vllm/bin/python in the working directory or the rlaif checkout "
-        "(bash scripts/setup_vllm.sh makes it)")
-    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
-        default=None, description="the server's weights; null = model.dtype (float32 when unset). "
-        "bfloat16 is about 2x faster on CPUs with AVX-512-BF16 and drifts further from the "
-        "trainer's logprobs (rollout/sampler_kl; ppo.tis_cap corrects for it)")
-    kv_cache_gb: int = Field(default=2, gt=0, description="CPU servers: GiB for the KV cache "
-                             "(VLLM_CPU_KVCACHE_SPACE)")
-    start_timeout_s: float = Field(default=600.0, gt=0, description="how long the server may "
-                                   "take to answer /health after it starts")
-    request_timeout_s: float = Field(default=600.0, gt=0, description="one request's limit")
-    extra_args: list[str] = Field(default_factory=list, description="more `vllm serve` "
-                                  "arguments, e.g. ['--enforce-eager']")
-
-
-class GenerationConfig(_Section):
-    """Rollout sampling; top_k 0 and top_p 1.0 sample from the full distribution."""
-
-    backend: Literal["hf", "vllm"] = Field(
-        default="hf", description="what generates PPO rollouts: hf = transformers' generate on the "
-        "trainer's own weights; vllm = a vLLM server (generation.vllm) that loads the policy's LoRA "
-        "adapter every step; the trainer still computes the old logprobs itself")
-    vllm: VLLMSettings = VLLMSettings()
-
-    min_new_tokens: int = Field(default=1, ge=0)
-    max_new_tokens: int = Field(default=32, gt=0)
-    top_k: int = Field(default=0, ge=0)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    do_sample: bool = True
-    temperature: float = Field(default=1.0, gt=0)
-    sampler: Literal["inverse_cdf", "multinomial"] = Field(
-        default="inverse_cdf", description="how PPO rollouts draw a token: inverse_cdf = one uniform "
-        "per row against the cumulative distribution (rlaif/ppo/sampling.py); multinomial = "
-        "torch.multinomial inside transformers, one exponential variate per vocabulary entry. "
-        "The same distribution; different random streams. Evaluation always uses multinomial")
-
-    @model_validator(mode="after")
-    def _check(self) -> GenerationConfig:
-        if self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(
-                f"generation.min_new_tokens={self.min_new_tokens} exceeds "
-                f"generation.max_new_tokens={self.max_new_tokens}; a response cannot be longer "
-                f"than its maximum: lower min_new_tokens or raise max_new_tokens"
-            )
-        return self
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `generate` (greedy decoding drops the sampling knobs)."""
-        kwargs: dict[str, Any] = {"min_new_tokens": self.min_new_tokens,
-                                  "max_new_tokens": self.max_new_tokens,
-                                  "do_sample": self.do_sample}
-        if self.do_sample:
-            kwargs.update(top_k=self.top_k, top_p=self.top_p, temperature=self.temperature)
-        return kwargs
 
 
 class EvalConfig(_Section):
@@ -348,6 +284,10 @@ class RunConfig(_Section):
             )
         if self.generation.backend == "vllm":
             self._check_vllm()
+        elif self.ppo.async_rollout:
+            raise ValueError("ppo.async_rollout=true needs generation.backend=vllm (an engine that "
+                             "samples while the trainer updates); set generation.backend=vllm, or "
+                             "ppo.async_rollout=false")
         if self.accelerate.cpu and self.model.dtype == "float16":
             raise ValueError(
                 "model.dtype='float16' with accelerate.cpu=true: many CPU kernels lack float16; "
@@ -356,21 +296,24 @@ class RunConfig(_Section):
         return self
 
     def _check_vllm(self) -> None:
-        """generation.backend vllm syncs the policy to the server as a LoRA adapter."""
-        lora = self.model.lora
-        if lora is None:
+        """What generation.backend vllm can sync: a LoRA adapter (vLLM's ranks, no biases), or
+        the changed weights (a full fine-tune, or LoRA merged into its base layers)."""
+        lora, sync = self.model.lora, self.generation.vllm.sync_mode()
+        if lora is None and sync == "adapter":
             raise ValueError(
-                "generation.backend='vllm' needs model.lora: rlaif syncs the policy to vLLM as a "
-                "LoRA adapter each step, and a full fine-tune (model.lora: null) has no weight sync "
-                "yet; set model.lora (e.g. r: 16), or use generation.backend=hf")
+                "generation.vllm.sync='adapter' needs model.lora: a full fine-tune (model.lora: "
+                "null) has no adapter to load; use generation.vllm.sync=weights (or auto)")
+        if sync != "adapter" or lora is None:
+            return
         if lora.r > max(VLLM_LORA_RANKS):
             raise ValueError(
                 f"model.lora.r={lora.r} exceeds vLLM's largest LoRA rank {max(VLLM_LORA_RANKS)}; "
-                "lower model.lora.r, or use generation.backend=hf")
+                "lower model.lora.r, or use generation.vllm.sync=weights (the adapter merged "
+                "into the weights it changes)")
         if lora.bias != "none":
             raise ValueError(
                 f"model.lora.bias={lora.bias!r}: vLLM loads LoRA adapters without biases; set "
-                "model.lora.bias=none, or use generation.backend=hf")
+                "model.lora.bias=none, or use generation.vllm.sync=weights")
 
 
 # --------------------------------------------------------------------------- loading

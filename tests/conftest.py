@@ -30,3 +30,14 @@ def tiny_llama(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 
     return save_gpt2_tokenizer_llama(tiny_models["gpt2"], tmp_path_factory.mktemp("tiny-llama"),
                                      hidden=32, intermediate=64, heads=4, kv_heads=2)
+
+
+@pytest.fixture(scope="session")
+def vllm_llama(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama vLLM's CPU kernels can serve (head size 32, their smallest), the tiny
+    GPT-2's BPE tokenizer, its output head scaled up so its next-token distributions are peaked
+    like a trained model's (the vLLM engine tests)."""
+    from ppo_helpers import save_gpt2_tokenizer_llama
+
+    return save_gpt2_tokenizer_llama(tiny_models["gpt2"], tmp_path_factory.mktemp("vllm-llama"),
+                                     hidden=64, intermediate=128, heads=2, kv_heads=1, head_scale=20.0)

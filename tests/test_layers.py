@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("rlaif.runs.manifest", "rlaif.runs.signals"),  # files.json; a graceful stop on signals
     ("rlaif.runs.folder",),  # every file name of a run folder; the rule for an existing one
     ("rlaif.config_loading",),  # YAML + overrides -> any pydantic run config, dotted-key errors
+    ("rlaif.config_generation",),  # the generation section: sampling, the vLLM engine
     ("rlaif.config",),
     ("rlaif.runs.changes", "rlaif.runs.metrics_log"),  # what a --resume changed; metrics.jsonl
     ("rlaif.data",),

@@ -21,7 +21,7 @@ import signal
 import pytest
 import torch
 from ppo_helpers import (  # noqa: F401  (one_thread: fixture)
-    PROMPTS, LetterJudge, TokenSetJudge, make_config, one_thread, save_gpt2_tokenizer_llama)
+    PROMPTS, LetterJudge, TokenSetJudge, make_config, one_thread)
 
 from rlaif.engines.vllm_server import EngineDied, ServerSpec, VLLMServer
 from rlaif.engines.vllm_setup import find_vllm_python, vllm_unavailable_reason
@@ -45,17 +45,9 @@ MEAN_TOL, MAX_TOL = 2e-3, 0.05
 
 
 @pytest.fixture(scope="module")
-def llama_dir(tiny_models, tmp_path_factory):
-    """A 2-layer Llama vLLM can serve (head size 32), the tiny GPT-2's BPE tokenizer, its
-    output head scaled up so its next-token distributions are peaked like a trained model's."""
-    return save_gpt2_tokenizer_llama(tiny_models["gpt2"], tmp_path_factory.mktemp("vllm-llama"),
-                                     hidden=64, intermediate=128, heads=2, kv_heads=1, head_scale=20.0)
-
-
-@pytest.fixture(scope="module")
-def server(llama_dir, tmp_path_factory):
+def server(vllm_llama, tmp_path_factory):
     """One vLLM server on the Llama for the tests that reach it by URL (generation.vllm.url)."""
-    spec = ServerSpec(model=str(llama_dir), python=str(find_vllm_python()), dtype="float32",
+    spec = ServerSpec(model=str(vllm_llama), python=str(find_vllm_python()), dtype="float32",
                       max_lora_rank=8, max_model_len=256, kv_cache_gb=1,
                       extra_args=["--skip-tokenizer-init"])
     started = VLLMServer.start(spec, log_dir=tmp_path_factory.mktemp("vllm-log"))
@@ -84,8 +76,8 @@ def trainer_logprobs(trainer, batch):
     return logprobs
 
 
-def test_each_sync_serves_the_weights_just_loaded(llama_dir, server, tmp_path):
-    config = vllm_config(llama_dir, tmp_path / "run", "generation.temperature=1.0", url=server.url)
+def test_each_sync_serves_the_weights_just_loaded(vllm_llama, server, tmp_path):
+    config = vllm_config(vllm_llama, tmp_path / "run", "generation.temperature=1.0", url=server.url)
     trainer = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS)
     rollouts, policy, tok = trainer.rollouts, trainer.policy, trainer.tokenizer
     sample = dict(max_prompt_tokens=64, device=torch.device("cpu"))
@@ -112,7 +104,7 @@ def test_each_sync_serves_the_weights_just_loaded(llama_dir, server, tmp_path):
         assert stale > 10 * MAX_TOL, f"the two adapters give the same logprobs ({stale})"
 
         # Greedy: the same tokens as the hf backend's generate on the same weights.
-        greedy = vllm_config(llama_dir, tmp_path / "greedy", "generation.do_sample=false", url=server.url)
+        greedy = vllm_config(vllm_llama, tmp_path / "greedy", "generation.do_sample=false", url=server.url)
         rollouts.params = vllm_sampling_params(greedy, rollouts.eos_ids)
         rollouts.sync(policy)
         vllm_batch = rollouts.sample(tok, PROMPTS, **sample)
@@ -130,17 +122,17 @@ def test_each_sync_serves_the_weights_just_loaded(llama_dir, server, tmp_path):
     assert server.client.healthy()  # a server given by URL keeps running
 
 
-def test_ppo_with_vllm_rollouts_learns(llama_dir, server, tmp_path):
+def test_ppo_with_vllm_rollouts_learns(vllm_llama, server, tmp_path):
     from transformers import AutoTokenizer
 
     # test_learning's settings for a LoRA policy, at a learning rate this Llama learns steadily
     # with on both backends (here, 30 steps: hf 0.08 -> 0.60, vllm 0.09 -> 0.64 over the last 5)
     steps, window = 30, 5
-    config = vllm_config(llama_dir, tmp_path / "run", f"ppo.steps={steps}", "ppo.batch_size=16",
+    config = vllm_config(vllm_llama, tmp_path / "run", f"ppo.steps={steps}", "ppo.batch_size=16",
                          "ppo.mini_batch_size=8", "ppo.learning_rate=3e-3", "ppo.ppo_epochs=4",
                          "ppo.kl.kl_coef=0.01", "ppo.tis_cap=2.0", "generation.min_new_tokens=8",
                          url=server.url, lora={**LORA, "target_modules": None})
-    judge = TokenSetJudge(AutoTokenizer.from_pretrained(llama_dir))
+    judge = TokenSetJudge(AutoTokenizer.from_pretrained(vllm_llama))
     result = PPOTrainer.build(config, judge=judge, prompts=PROMPTS * 4).train()
 
     rewards = [m["reward/mean"] for m in result.history]
@@ -155,8 +147,8 @@ def test_ppo_with_vllm_rollouts_learns(llama_dir, server, tmp_path):
     assert all(m["time/weight_sync"] > 0 for m in result.history)
 
 
-def test_a_server_killed_mid_run_is_an_error_that_keeps_the_last_step(llama_dir, tmp_path):
-    config = vllm_config(llama_dir, tmp_path / "run", "ppo.steps=3")
+def test_a_server_killed_mid_run_is_an_error_that_keeps_the_last_step(vllm_llama, tmp_path):
+    config = vllm_config(vllm_llama, tmp_path / "run", "ppo.steps=3")
     trainer = None
 
     class KillerJudge(LetterJudge):

