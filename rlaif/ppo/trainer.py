@@ -130,11 +130,13 @@ class PPOTrainer:
                                optimizer=self.optimizer, scheduler=self.scheduler, state=state,
                                accelerator=self.accelerator)
 
-    def next_prompts(self) -> list[str]:
-        """This process's share of the next global batch from the seeded prompt stream."""
+    def next_prompts(self, advance: bool = True) -> list[str]:
+        """This process's share of the next global batch from the seeded prompt stream
+        (`advance=False`: the same batch, and the stream stays where it is)."""
         global_batch = self.config.ppo.batch_size
         indices = self.stream.indices(self.data_position, global_batch)
-        self.data_position += global_batch
+        if advance:
+            self.data_position += global_batch
         rank, local = self.accelerator.process_index, self.local_batch_size
         return [self.prompts[i] for i in indices[rank * local:(rank + 1) * local]]
 
@@ -147,17 +149,17 @@ class PPOTrainer:
         self.updating = False  # True from the first weight change to the end of the step
         prompts = self._step_prompts(prompts)
         # 1. generate: one batched call; everything after the first EOS becomes padding. vllm: the
-        #    server first gets the weights as they are now (after the last step's update)
+        #    engine first gets the weights as they are now (after the last step's update); with
+        #    ppo.async_rollout the batch was sampled during the last step, and the next one starts
         chat, system_prompt = cfg.data.task == "chat", cfg.data.system_prompt
         if self.rollouts is not None:
-            with timed(times, "time/weight_sync"):
-                self.rollouts.sync(self.policy)
-        with timed(times, "time/generate"):
-            if self.rollouts is not None:
-                batch = self.rollouts.sample(self.tokenizer, prompts, device=device, chat=chat,
-                                             max_prompt_tokens=cfg.data.max_prompt_tokens,
-                                             system_prompt=system_prompt)
-            else:
+            batch, stale = self.rollouts.rollout(
+                self.policy, self.tokenizer, prompts, next_prompts=self._prefetch_prompts(),
+                times=times, device=device, chat=chat, max_prompt_tokens=cfg.data.max_prompt_tokens,
+                system_prompt=system_prompt)
+            times["rollout/stale"] = float(stale)
+        else:
+            with timed(times, "time/generate"):
                 batch = sample_responses(self.policy, self.tokenizer, prompts, gen_kwargs=self.gen_kwargs,
                                          max_prompt_tokens=cfg.data.max_prompt_tokens,
                                          capture=self.capture_states, accelerator=self.accelerator,
@@ -219,6 +221,13 @@ class PPOTrainer:
         metrics = self._log_step(rollout, kl_coef, reward_metrics, {**times, **update_metrics}, start)
         self.updating = False
         return metrics
+
+    def _prefetch_prompts(self) -> list[str] | None:
+        """ppo.async_rollout: the next step's prompts, for the engine to sample while this step
+        updates (None: synchronous rollouts, or this is the run's last step)."""
+        if not self.config.ppo.async_rollout or self.step_count + 1 >= self.config.ppo.steps:
+            return None
+        return self.next_prompts(advance=False)
 
     def _step_prompts(self, prompts: Sequence[str] | None) -> list[str]:
         """`prompts`, or the next batch of the stream; refuses a batch minibatches cannot split."""
