@@ -11,6 +11,7 @@ support), and the skip says why. The model is a 2-layer Llama that vLLM's CPU ke
     - PPO with the vllm backend learns a toy reward, the sampler/trainer KL stays at float
       rounding every step (the step that generates used the weights of the step before it)
     - a server killed mid-run is an error naming it, and the last finished step is saved
+    - the hold-out's replies come from the same engine (its "before" side replayed there)
 """
 
 from __future__ import annotations
@@ -190,3 +191,34 @@ def test_a_server_killed_mid_run_is_an_error_that_keeps_the_last_step(vllm_llama
     assert trainer.folder.latest_checkpoint().name == "step-2"
     assert any("saved the last finished step" in note for note in info.value.__notes__)
     assert trainer.rollouts.engine is None  # stopped (its engine process too) by train()
+
+
+def test_the_holdout_replies_come_from_the_engine(vllm_llama, server, tiny_models, tmp_path):
+    import json
+
+    from transformers import AutoTokenizer
+
+    from rlaif.ppo.policy import PolicyWithValueHead
+    from rlaif.ppo.vllm_generate import VLLMGenerator
+    from rlaif.ppo.vllm_rollout import VLLMRollouts
+    from rlaif.runs.lifecycle import train_ppo
+
+    evaluator = {"type": "classifier", "model": str(tiny_models["roberta"]), "label": "nothate"}
+    # sync=adapter: the shared server's own weights stay the base model's
+    config = vllm_config(vllm_llama, tmp_path / "run", "ppo.steps=2", "generation.vllm.sync=adapter",
+                         url=server.url, eval={"enabled": True, "n": 4, "evaluator": evaluator},
+                         data={"test_size": 0.2})
+    result = train_ppo(config, progress=False)
+    before = json.loads((result.run_dir / "eval_before.json").read_text())
+    assert before["engine"] == "vllm"
+    # The same prompts, seeds and (start) weights on the engine give the same replies
+    policy = PolicyWithValueHead.from_pretrained(str(vllm_llama), lora=config.model.lora)
+    rollouts = VLLMRollouts(config, eos_ids=[policy.base_model().config.eos_token_id],
+                            pad_token_id=0, max_model_len=None)
+    try:
+        replay = VLLMGenerator(rollouts, policy)(
+            policy, AutoTokenizer.from_pretrained(vllm_llama), before["prompts"],
+            gen_kwargs=before["gen_kwargs"], seed=before["seed"])
+    finally:
+        rollouts.close()
+    assert replay.texts == before["responses"]

@@ -47,6 +47,7 @@ class DPOMethod:
         self.frozen = None if config.model.lora is not None else copy.deepcopy(model).eval().requires_grad_(False)
         self.reward_judge = config.preferences.reward_judge or (labels or {}).get("judge_ref")
         self.holdout_batch_size = config.dpo.per_device_train_batch_size
+        self.generator = None  # the hold-out on the policy's own generate
 
     @classmethod
     def build(cls, config: DPORunConfig, *, progress: bool = True) -> DPOMethod:

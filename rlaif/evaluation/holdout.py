@@ -117,6 +117,9 @@ class Holdout:
         self.seed, self.threshold, self.batch_size = seed, threshold, batch_size
         self.n_examples, self.n_boot, self.progress = n_examples, n_boot, progress
         self.chat, self.system_prompt = chat, system_prompt  # the policy's input: see rlaif.data.chat
+        # What writes the replies: `generate` (the model's own), or a stand-in with its arguments
+        # and a `name` (the run's vLLM engine: rlaif.ppo.vllm_generate), set by the run
+        self.generator: Any = None
 
     # ------------------------------------------------------------------ sides
 
@@ -130,6 +133,8 @@ class Holdout:
             key["samples_per_prompt"] = self.k
         if self.chat:
             key.update(chat=True, system_prompt=self.system_prompt)
+        if self.generator is not None:
+            key["engine"] = self.generator.name
         return key
 
     @property
@@ -140,9 +145,10 @@ class Holdout:
     def score(self, model: Any, tokenizer: Any = None) -> HoldoutSide:
         """Generate `samples_per_prompt` responses per prompt with `model`; score their toxicity."""
         t0 = time.perf_counter()
-        gen = generate(model, tokenizer, self.samples, gen_kwargs=self.gen_kwargs, seed=self.seed,
-                       batch_size=self.batch_size, progress=self.progress, chat=self.chat,
-                       system_prompt=self.system_prompt)
+        gen = (self.generator or generate)(
+            model, tokenizer, self.samples, gen_kwargs=self.gen_kwargs, seed=self.seed,
+            batch_size=self.batch_size, progress=self.progress, chat=self.chat,
+            system_prompt=self.system_prompt)
         t1 = time.perf_counter()
         tox = self.evaluator.scores(self.samples, gen.texts)
         token_ids, eos = split_eos(gen.response_ids, stop_ids(gen.lm, gen.tokenizer, self.gen_kwargs))

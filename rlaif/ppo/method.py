@@ -24,6 +24,11 @@ class PPOMethod:
         self.folder: RunFolder = trainer.folder
         self.reward_judge = config.judge.ref
         self.holdout_batch_size = config.ppo.batch_size
+        self.generator = None  # the hold-out on the policy's own generate, unless:
+        if trainer.rollouts is not None:  # generation.backend vllm: on the rollouts' engine
+            from rlaif.ppo.vllm_generate import VLLMGenerator
+
+            self.generator = VLLMGenerator(trainer.rollouts, trainer.policy)
 
     @classmethod
     def build(cls, config: RunConfig, folder: RunFolder | None = None) -> PPOMethod:
@@ -78,4 +83,5 @@ class PPOMethod:
                           self.config.generation.generate_kwargs())
 
     def close(self) -> None:
+        self.trainer.close_rollouts()  # the engine the hold-out's "after" side reopened
         self.tracker.finish()

@@ -108,6 +108,9 @@ def _run(config: RunConfig | DPORunConfig, method: TrainingMethod, test_prompts:
         holdout = make_holdout(config, test_prompts, progress, batch_size=method.holdout_batch_size,
                                reward_judge=method.reward_judge)
         control = make_control(config, progress, batch_size=method.holdout_batch_size)
+        for side in (holdout, control):  # the replies from the engine training sampled with
+            if side is not None:
+                side.generator = method.generator
     try:
         if holdout is not None:
             t0 = time.perf_counter()

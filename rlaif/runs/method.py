@@ -51,6 +51,9 @@ class TrainingMethod(Protocol):
     reward_judge: Any  # the judge the policy was trained to please (for eval.reward_judge_view), or None
     holdout_batch_size: int  # generation batch for the hold-out unless eval.batch_size
     tracker: Tracker  # output.report_to's trackers (`rlaif.tracking`), closed by `close()`
+    # What writes the hold-out's replies: None = the model's own `generate`; else a stand-in
+    # with its arguments (`rlaif.evaluation.holdout.Holdout.generator`)
+    generator: Any
 
     @property
     def model(self) -> Any:
