@@ -3,7 +3,7 @@
 Pairs come from (a) the HH chosen/rejected rows of SRC (the human label is kept, and the
 judge's agreement with it is printed, overall and by the position the human-chosen reply was
 shown in), or (b) with `--policy MODEL`, two samples per prompt of SRC from that policy
-(chat template unless `--no-chat`). JUDGE is any judge: a `type: pairwise` Claude judge, or
+(chat template unless `--no-chat`; `--engine vllm` samples them on vLLM). JUDGE is any judge: a `type: pairwise` Claude judge, or
 any pointwise judge compared on its two scores. The output JSONL is TRL's preference format
 (`prompt`, `chosen`, `rejected`) plus verdict, strength, rationale and cost per row; ties and
 unscored pairs are kept with chosen/rejected null and left out of `--dataset` and `rlaif dpo`.
@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     policy.add_argument("--top-p", type=float, default=1.0)
     policy.add_argument("--seed", type=int, default=0, help="samples use seeds SEED and SEED+1")
     policy.add_argument("--batch-size", type=int, default=16)
+    policy.add_argument("--engine", choices=("hf", "vllm"), default="hf",
+                        help="what samples: hf = transformers' generate; vllm = a vLLM engine "
+                        "started for MODEL (in this process when vllm is importable, else a "
+                        "server from .venv-vllm: bash scripts/setup_vllm.sh; docs/VLLM.md)")
 
 
 def _items(args: argparse.Namespace) -> list:
@@ -79,7 +83,7 @@ def _items(args: argparse.Namespace) -> list:
     print(f"sampling 2 replies to each of {len(prompts)} prompts from {args.policy}", flush=True)
     return policy_items(args.policy, None, prompts, gen_kwargs=gen, seed=args.seed,
                         batch_size=args.batch_size, chat=not args.no_chat,
-                        system_prompt=args.system_prompt)
+                        system_prompt=args.system_prompt, engine=args.engine)
 
 
 def run(args: argparse.Namespace) -> int:

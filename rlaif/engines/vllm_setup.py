@@ -117,10 +117,3 @@ def vllm_unavailable_reason(setting: str | None = None) -> str | None:
     except VLLMUnavailable as exc:
         return str(exc)
     return None
-
-
-def vllm_importable() -> bool:
-    """Whether this interpreter can import vllm (in-process vLLM), without importing it."""
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None

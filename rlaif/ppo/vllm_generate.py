@@ -6,7 +6,8 @@ sampled from.
                     `Generation` back): the policy's weights as they are now synced to the
                     engine, prompts cut on the left as `generate` cuts them, a seed per sample
                     derived from the hold-out's seed and the sample's index (the same seeds
-                    before and after training), replies cut after their first EOS.
+                    before and after training), replies cut after their first EOS
+                    (`rlaif.engines.generate.engine_generate`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rlaif.models.generate import (
-    Generation,
-    cut_at_eos,
-    eos_token_ids,
-    max_prompt_tokens,
-    tokenize_queries,
-)
-from rlaif.models.load import load_lm, prepare_tokenizer
-from rlaif.ppo.vllm_rollout import SEED_LIMIT, VLLMRollouts, engine_params
-
-SEED_STRIDE = 1_000_003  # seeds of two hold-out seeds do not overlap for sets under a million
+from rlaif.engines.generate import engine_generate
+from rlaif.models.generate import Generation
+from rlaif.models.load import load_lm
+from rlaif.ppo.vllm_rollout import VLLMRollouts
 
 
 class VLLMGenerator:
@@ -42,17 +36,8 @@ class VLLMGenerator:
         """`generate`'s contract on the engine (`batch_size` and `device` do not apply: the
         engine batches the requests itself)."""
         lm, tok, _ = load_lm(model, tokenizer)
-        tok = prepare_tokenizer(tok, False)
-        tok.truncation_side = "left"  # keep the dialogue's end, as generate() does
-        eos = sorted(eos_token_ids(self.policy.base_model(), tok))
-        params = engine_params(gen_kwargs, eos)
-        limit = max_prompt_tokens(self.policy.base_model(), tok, params["max_tokens"], False)
-        ids, mask = tokenize_queries(tok, list(prompts), limit, "cpu", chat=chat,
-                                     system_prompt=system_prompt)
-        prompt_ids = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
-        seeds = [(seed * SEED_STRIDE + i) % SEED_LIMIT for i in range(len(prompt_ids))]
         model_name = self.rollouts.sync(self.policy)
-        completions = self.rollouts.client.complete_batch(model_name, prompt_ids, params, seeds)
-        response_ids = [cut_at_eos(c.token_ids, set(eos)) for c in completions]
-        texts = [t.strip() for t in tok.batch_decode(response_ids, skip_special_tokens=True)]
-        return Generation(texts, prompt_ids, response_ids, lm, tok, False)
+        gen = engine_generate(self.rollouts.client, model_name, self.policy.base_model(), tok, prompts,
+                              gen_kwargs=gen_kwargs, seed=seed, chat=chat, system_prompt=system_prompt)
+        gen.lm = lm  # the policy as trained (the hold-out's perplexity and KL read it)
+        return gen

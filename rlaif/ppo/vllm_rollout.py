@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from rlaif.config import RunConfig
+from rlaif.engines.generate import SEED_LIMIT, engine_params
 from rlaif.engines.vllm_client import Completion
 from rlaif.engines.vllm_server import SERVED_NAME
 from rlaif.models.generate import cut_at_eos, tokenize_queries
@@ -46,27 +47,12 @@ from rlaif.ppo.vllm_connect import Engine, open_engine
 
 logger = logging.getLogger(__name__)
 
-SEED_LIMIT = 2**31 - 1
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def vllm_sampling_params(config: RunConfig, eos_ids: Sequence[int]) -> dict[str, Any]:
     """The /v1/completions sampling fields for the run's generation settings."""
     return engine_params(config.generation.generate_kwargs(), eos_ids)
-
-
-def engine_params(gen_kwargs: dict[str, Any], eos_ids: Sequence[int]) -> dict[str, Any]:
-    """transformers `generate` keywords -> the /v1/completions sampling fields (top_k 0 = off
-    in both; greedy = temperature 0; unset = generate's defaults)."""
-    params: dict[str, Any] = {"max_tokens": int(gen_kwargs.get("max_new_tokens", 20)),
-                              "min_tokens": int(gen_kwargs.get("min_new_tokens") or 0),
-                              "stop_token_ids": sorted(eos_ids), "skip_special_tokens": False}
-    if gen_kwargs.get("do_sample", False):
-        params.update(temperature=float(gen_kwargs.get("temperature", 1.0)),
-                      top_p=float(gen_kwargs.get("top_p", 1.0)), top_k=int(gen_kwargs.get("top_k", 50)))
-    else:
-        params.update(temperature=0.0)
-    return params
 
 
 def pack_completions(completions: Sequence[Completion], eos_ids: Sequence[int], pad_token_id: int,

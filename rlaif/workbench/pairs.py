@@ -57,8 +57,10 @@ def hh_items(source: str = "sample", *, split: str = "train", data_dir: str | No
 
 def policy_items(model: Any, tokenizer: Any, prompts: Sequence[str], *, gen_kwargs: dict[str, Any],
                  seed: int = 0, batch_size: int = 16, chat: bool = True,
-                 system_prompt: str | None = None, progress: bool = True) -> list[LabelItem]:
-    """Two samples per prompt from `model` (seeds `seed` and `seed + 1`): `a` and `b`."""
+                 system_prompt: str | None = None, progress: bool = True,
+                 engine: str = "hf") -> list[LabelItem]:
+    """Two samples per prompt from `model` (seeds `seed` and `seed + 1`): `a` and `b`;
+    `engine` "vllm": sampled on a vLLM engine started for `model` (`rlaif.engines.generate`)."""
     from rlaif.models.generate import generate
 
     if not prompts:
@@ -66,9 +68,16 @@ def policy_items(model: Any, tokenizer: Any, prompts: Sequence[str], *, gen_kwar
     if not gen_kwargs.get("do_sample", False):
         raise ValueError("two samples per prompt need sampling (do_sample=true): greedy decoding "
                          "would answer both times the same")
-    runs = [generate(model, tokenizer, prompts, gen_kwargs=gen_kwargs, seed=s, batch_size=batch_size,
-                     progress=progress, chat=chat, system_prompt=system_prompt)
-            for s in (seed, seed + 1)]
+    if engine == "vllm":
+        from rlaif.engines.generate import generate_on_vllm
+
+        runs = generate_on_vllm(model, prompts, gen_kwargs=gen_kwargs, seeds=(seed, seed + 1),
+                                chat=chat, system_prompt=system_prompt)
+    else:
+        runs = [generate(model, tokenizer, prompts, gen_kwargs=gen_kwargs, seed=s,
+                         batch_size=batch_size, progress=progress, chat=chat,
+                         system_prompt=system_prompt)
+                for s in (seed, seed + 1)]
     items = []
     for i, (prompt, a, b) in enumerate(zip(prompts, runs[0].texts, runs[1].texts)):
         info = {"source": "policy", "prompt_index": i}
