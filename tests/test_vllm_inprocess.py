@@ -13,6 +13,9 @@ rlaif's environment has no vllm, so `tests/vllm_inprocess_driver.py` runs the en
     - a LoRA adapter (peft's save_pretrained) under a name serves the merged model's greedy
       replies and logprobs, the base name still the base model's
     - refusals are `EngineError`s that say why; close() leaves no engine process behind
+    - PPO with the engine in the trainer's process (generation.vllm.engine auto, where vllm is
+      importable: vLLM's environment, which setup_vllm.sh gives rlaif's trainer packages too):
+      every step samples from the weights the trainer scores with
 """
 
 from __future__ import annotations
@@ -153,3 +156,28 @@ def test_refusals_say_why_and_close_leaves_no_process(run):
     assert out["children_closed"] == []
     assert not out["healthy_closed"]
     assert out["closed_refusal"] == "the in-process vLLM engine was closed"
+
+
+def test_ppo_runs_with_the_engine_in_the_trainers_process(vllm_llama, tmp_path):
+    python = find_vllm_python()
+    trainer_deps = subprocess.run([str(python), "-c", "import peft, accelerate"], capture_output=True,
+                                  text=True, check=False)
+    assert trainer_deps.returncode == 0, (
+        f"{python} lacks rlaif's trainer packages; rebuild it with bash scripts/setup_vllm.sh "
+        f"(it installs them): {trainer_deps.stderr[-500:]}")
+    env = {**os.environ, "PYTHONPATH": f"{CHECKOUT}{os.pathsep}{CHECKOUT / 'tests'}",
+           "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "out.json"
+    done = subprocess.run([str(python), str(CHECKOUT / "tests" / "vllm_inprocess_ppo.py"), str(vllm_llama),
+                           str(tmp_path / "run"), str(out)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, f"the driver failed ({done.returncode}):\n{done.stderr[-6000:]}"
+    result = json.loads(out.read_text(encoding="utf-8"))
+    history = result["history"]
+    assert result["engine"] == "inprocess" and result["closed"] and len(history) == 8
+    assert all(m["time/weight_sync"] > 0 and m["rollout/stale"] == 0.0 for m in history)
+    # Fresh weights every step: the sampler/trainer KL stays at the decode path's rounding
+    # (seen: 1e-8 to 2e-3), while the policy moves away from its start (a sampler one update
+    # behind gives 0.19 and more here: test_vllm_rollouts.py)
+    assert max(m["rollout/sampler_kl"] for m in history) < 1e-2
+    assert history[-1]["objective/kl"] > 1e-3, [m["objective/kl"] for m in history]

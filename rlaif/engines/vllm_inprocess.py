@@ -120,8 +120,12 @@ class InProcessEngine:
         try:
             llm = vllm.LLM(**args)
         except Exception as exc:
+            cause = f"{exc} {exc.__cause__ or ''}"
+            hint = ("; vLLM starts its engine in a spawned process, which imports your script "
+                    "again: put the script's code under `if __name__ == \"__main__\":`"
+                    if "bootstrapping phase" in cause or "Failed core proc" in cause else "")
             raise EngineError(f"vLLM could not start on {spec.model} in this process: "
-                              f"{type(exc).__name__}: {exc}") from exc
+                              f"{type(exc).__name__}: {exc}{hint}") from exc
         return cls(llm, vllm, lora=bool(spec.max_lora_rank))
 
     # ------------------------------------------------------------------ state
