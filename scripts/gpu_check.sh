@@ -13,7 +13,9 @@
 # device; the shared-prefix forward vs the plain one under autocast. 5: the peer benchmark's
 # cost part (benchmarks/peers.py --quick --device cuda
 # --dtype bfloat16) on SmolLM2-135M shapes with seeded random weights, then rlaif alone on a
-# 1B Llama. The carried wheels go into $GPU_SITE/site-* (default /tmp/rlaif-gpu-site; pip
+# 1B Llama. 6: where `import vllm` works here, a PPO step on the 1B Llama with rollouts from
+# vLLM in this process (bfloat16) next to the hf backend's step (scripts/gpu/checks.py --vllm;
+# a GPU machine has no registry: without vllm the check says it is skipped and why). The carried wheels go into $GPU_SITE/site-* (default /tmp/rlaif-gpu-site; pip
 # --target, --no-index; outside the carry, which must stay small);
 # the TRL sides run only where their imports work (datasets needs pyarrow + pandas, which
 # the carry holds only when they fit), and the script says which sides it skipped.
@@ -46,6 +48,19 @@ $PY -c "import torch, transformers, peft, accelerate; print('torch', torch.__ver
 status=0
 echo "== checks 1-4 ($(left)s left)"
 timeout "$(left)" $PY scripts/gpu/checks.py --device "$DEVICE" || status=1
+
+VLLM_LIMIT=${VLLM_LIMIT_S:-240}   # seconds at most for check 6 (engine start included)
+if ! VLLM_WHY=$($PY -c "import vllm" 2>&1); then
+  echo "== 6: vLLM check skipped: import vllm fails here ($(printf '%s\n' "$VLLM_WHY" | tail -n 1))"
+elif [ "$DEVICE" = cpu ]; then
+  echo "== 6: vLLM check skipped: it runs on a GPU (--device cuda)"
+elif [ "$(left)" -gt 60 ]; then
+  T=$(left); [ "$T" -gt "$VLLM_LIMIT" ] && T=$VLLM_LIMIT
+  echo "== 6: vLLM rollouts in-process, bf16, 1B Llama, next to hf (${T}s of $(left)s left)"
+  timeout "$T" $PY scripts/gpu/checks.py --device "$DEVICE" --vllm || status=1
+else
+  echo "== 6: vLLM check skipped, out of time"; status=1
+fi
 
 SIDES=rlaif,rlaif-plain
 GRPO_PATH="$SITE/site-trl116"

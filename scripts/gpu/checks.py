@@ -4,7 +4,10 @@
 2. the frozen-head fused logprobs (`rlaif.ppo.head`) under autocast, values and gradients;
 3. two PPO steps and a hold-out evaluation on the device;
 4. the shared-prefix forward (`ppo.share_prefix`, `rlaif.models.prefix`) vs the plain one,
-   under bf16 autocast, logprobs and LoRA gradients.
+   under bf16 autocast, logprobs and LoRA gradients;
+6. (`--vllm`, alone; check 5 is gpu_check.sh's peer benchmark) a PPO step on a 1B Llama (seeded random weights) with rollouts from vLLM
+   in this process (`generation.backend: vllm`, `generation.vllm.engine: inprocess`,
+   bfloat16, sync weights), timed next to the same step with `generation.backend: hf`.
 
 Checks 1, 2 and 4 measure each bf16 path's error against a float32 forward and pass when the
 fast path is no less accurate than plain autograd in bf16 (2x its error + a small floor).
@@ -186,11 +189,66 @@ def check_prefix(policy, tokenizer, prompts, device: str, bf16: bool) -> bool:
     return ok
 
 
+def check_vllm(reward_dir: Path, prompts, device: str) -> bool:
+    """6: one warm-up and one timed PPO step per backend on the 1B Llama, bf16; the vLLM one
+    passes when every metric is finite and the sampler/trainer KL per token is small."""
+    import gc
+    import math
+
+    import torch
+    from peers_models import policy_dir
+    from peers_rlaif import run_config
+
+    from rlaif.judges.registry import build_judge
+    from rlaif.ppo.trainer import PPOTrainer
+
+    policy = policy_dir("1b")
+    judge = build_judge({"type": "classifier", "name": "seeded-reward", "model": str(reward_dir),
+                         "label": None, "output": "logit", "input": "prompt_response", "device": device})
+    batch, rows = prompts[:16], {}
+    for backend in ("hf", "vllm"):
+        ns = argparse.Namespace(policy=str(policy), device=device, dtype="bfloat16", batch=16,
+                                mini_batch=8, epochs=1, lr=1e-4, min_new_tokens=32, new_tokens=32,
+                                temperature=0.7, backend=backend, vllm_engine="inprocess",
+                                vllm_sync="auto", vllm_dtype="bfloat16")
+        trainer = PPOTrainer(run_config(ns, tempfile.mkdtemp(prefix=f"gpu-check-{backend}-")), prompts,
+                             judge=judge)
+        try:
+            t0 = time.perf_counter()
+            trainer.step(batch)  # warm-up: the engine starts, kernels compile
+            warm = time.perf_counter() - t0
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            m = trainer.step(batch)
+            torch.cuda.synchronize()
+            rows[backend] = dict(m, wall=time.perf_counter() - t0, warm=warm)
+        finally:
+            trainer.close_rollouts()
+            del trainer
+            gc.collect()
+            torch.cuda.empty_cache()
+        r = rows[backend]
+        print(f"[6] {backend:4s} PPO step on the 1B Llama (bf16, 16 x 32 tokens): warm-up {r['warm']:.1f}s, "
+              f"step {r['wall']:.2f}s (generate {r['time/generate']:.2f}s, weight sync "
+              f"{r.get('time/weight_sync', 0.0):.2f}s, update {r['time/update']:.2f}s), sampler/trainer "
+              f"KL {r.get('rollout/sampler_kl', float('nan')):.2e}", flush=True)
+    hf, vl = rows["hf"], rows["vllm"]
+    kl = vl.get("rollout/sampler_kl", float("nan"))
+    finite = all(math.isfinite(r[k]) for r in (hf, vl) for k in ("objective/kl", "reward/mean", "ppo/loss/total"))
+    ok = finite and math.isfinite(kl) and kl < 0.05
+    print(f"[6] vLLM in-process vs hf: step {hf['wall'] / vl['wall']:.2f}x, generate "
+          f"{hf['time/generate'] / max(vl['time/generate'] + vl.get('time/weight_sync', 0.0), 1e-9):.2f}x "
+          f"(hf / vllm, generate + sync); metrics finite {finite}, KL {kl:.2e} (< 5e-2) -> "
+          f"{'ok' if ok else 'FAILED'}", flush=True)
+    return ok
+
+
 def main() -> int:
     """Run the checks; non-zero exit if any fails."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--no-bf16", action="store_true", help="float32 only (CPU dry run)")
+    p.add_argument("--vllm", action="store_true", help="only check 5 (vLLM rollouts, in-process)")
     args = p.parse_args()
     import torch
     from peers_models import bench_prompts, policy_dir, reward_dir
@@ -202,6 +260,19 @@ def main() -> int:
     if args.device == "cpu":
         torch.set_num_threads(1)  # shared cores: multi-threaded matmuls stall (ppo_step.py)
     bf16 = not args.no_bf16
+    if args.vllm:
+        if not args.device.startswith("cuda"):
+            print("[6] vLLM check skipped: it runs on a GPU (--device cuda)")
+            return 0
+        try:
+            import vllm
+        except Exception as exc:  # noqa: BLE001 - said, and the check is skipped
+            print(f"[6] vLLM check skipped: import vllm fails here ({type(exc).__name__}: {exc})"
+                  .splitlines()[0])
+            return 0
+        print(f"[6] device {args.device} ({torch.cuda.get_device_name()}), torch {torch.__version__}, "
+              f"vllm {vllm.__version__}", flush=True)
+        return 0 if check_vllm(reward_dir(policy_dir("135m")), bench_prompts(16), args.device) else 1
     pol = policy_dir("135m")
     rew = reward_dir(pol)
     tokenizer = AutoTokenizer.from_pretrained(pol, padding_side="left")
