@@ -222,3 +222,24 @@ def test_the_holdout_replies_come_from_the_engine(vllm_llama, server, tiny_model
     finally:
         rollouts.close()
     assert replay.texts == before["responses"]
+
+
+def test_a_full_fine_tune_syncs_every_weight(vllm_llama, server, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from rlaif.models.synced_weights import save_synced
+
+    config = vllm_config(vllm_llama, tmp_path / "run", "ppo.steps=3", "ppo.batch_size=8",
+                         "ppo.mini_batch_size=4", "ppo.learning_rate=1e-3", "ppo.ppo_epochs=2",
+                         url=server.url, lora=None)
+    assert config.generation.vllm.sync_mode() == "weights"
+    try:
+        result = PPOTrainer.build(config, judge=LetterJudge(), prompts=PROMPTS * 2).train()
+        history = result.history
+        # every step sampled from the weights the trainer scored with, though they all moved
+        assert max(m["rollout/sampler_kl"] for m in history) < 1e-2, [m["rollout/sampler_kl"] for m in history]
+        assert history[-1]["objective/kl"] > 0
+    finally:  # the shared server gets the base model's weights back
+        base = AutoModelForCausalLM.from_pretrained(vllm_llama)
+        save_synced(base.requires_grad_(True), tmp_path / "base.safetensors")
+        server.client.update_weights(str(tmp_path / "base.safetensors"))

@@ -10,6 +10,7 @@ transformers on the same weights, float32 on both sides:
     - a LoRA policy's adapted layers merged in (only q/k/v sent): the layers not sent keep the
       weights loaded before, the sent ones take the new values
     - a server without the worker extension's route is an error that says what it lacks
+    - a model whose architecture vLLM does not serve: the error says so
 """
 
 from __future__ import annotations
@@ -137,3 +138,21 @@ def test_a_server_without_the_extension_route_says_so(tmp_path):
     client = VLLMClient(f"http://127.0.0.1:{free_port()}", timeout_s=5)
     with pytest.raises(EngineError, match="is the vLLM server running"):
         client.update_weights(str(tmp_path / "w.safetensors"))
+
+
+def test_an_architecture_vllm_does_not_serve_is_named(vllm_llama, tmp_path):
+    import json
+    import shutil
+
+    from rlaif.engines.vllm_server import EngineDied
+
+    model = tmp_path / "model"
+    shutil.copytree(vllm_llama, model)
+    config = json.loads((model / "config.json").read_text())
+    config["architectures"] = ["RlaifMadeUpForCausalLM"]
+    (model / "config.json").write_text(json.dumps(config))
+    spec = ServerSpec(model=str(model), python=str(find_vllm_python()), max_lora_rank=None,
+                      max_model_len=256, kv_cache_gb=1, extra_args=["--skip-tokenizer-init"])
+    with pytest.raises(EngineDied, match=r"while starting: vLLM does not serve this model's "
+                       r"architecture.*generation.backend=hf(.|\n)*RlaifMadeUpForCausalLM"):
+        VLLMServer.start(spec, log_dir=tmp_path / "log")

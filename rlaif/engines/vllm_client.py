@@ -45,6 +45,18 @@ class Completion:
     finish_reason: str | None
 
 
+def reset_prefix_cache(reset: Callable[[], bool]) -> None:
+    """Call `reset` (an engine's prefix-cache reset; False = refused while a request still holds
+    cache blocks) until it succeeds; an `EngineError` after RESET_TRIES refusals."""
+    for _ in range(RESET_TRIES):
+        if reset():
+            return
+        time.sleep(RESET_WAIT_S)
+    raise EngineError("vLLM loaded the new weights but would not reset its prefix cache "
+                      f"({RESET_TRIES} tries): cached prompts would reuse keys and values of the "
+                      "old weights; are requests still running in it (another client)?")
+
+
 class VLLMClient:
     """Requests to the vLLM server at `url`. `alive()` (optional) raises when the server process
     is known to be gone, so a refused connection reads as the real cause."""
@@ -125,15 +137,9 @@ class VLLMClient:
         """Load the safetensors file `path` (checkpoint names) into the served model in place,
         and drop the prefix cache the old weights computed; returns how many tensors loaded."""
         counts = self.collective_rpc("rlaif_load_weights", path)
-        for _ in range(RESET_TRIES):  # refused while a request still holds cache blocks
-            text = self._post_ok("/reset_prefix_cache", {}, "reset its prefix cache",
-                                 hint=DEV_MODE_HINT)
-            if json.loads(text or "{}").get("success", True):
-                return int(counts[0]) if counts else 0
-            time.sleep(RESET_WAIT_S)
-        raise EngineError("the vLLM server loaded the new weights but would not reset its prefix "
-                          f"cache ({RESET_TRIES} tries): cached prompts would reuse keys and values "
-                          "of the old weights; is another client sending it requests?")
+        reset_prefix_cache(lambda: json.loads(self._post_ok(
+            "/reset_prefix_cache", {}, "reset its prefix cache", hint=DEV_MODE_HINT) or "{}").get("success", True))
+        return int(counts[0]) if counts else 0
 
     def weight_sums(self) -> dict[str, float]:
         """{parameter name: sum} of the served model (worker 0), to check a sync (tests)."""

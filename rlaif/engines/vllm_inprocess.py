@@ -32,11 +32,10 @@ import json
 import multiprocessing
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlaif.engines.vllm_client import RESET_TRIES, RESET_WAIT_S, Completion, EngineError
+from rlaif.engines.vllm_client import Completion, EngineError, reset_prefix_cache
 from rlaif.engines.vllm_server import SERVED_NAME, STOP_GRACE_S, WORKER_DIR, WORKER_EXTENSION, ServerSpec
 from rlaif.engines.vllm_setup import VLLMUnavailable
 
@@ -208,13 +207,8 @@ class InProcessEngine:
         """Load the safetensors file `path` (checkpoint names) into the model in place, and drop
         the prefix cache the old weights computed; returns how many tensors loaded."""
         counts = self.collective_rpc("rlaif_load_weights", path)
-        for _ in range(RESET_TRIES):  # refused while a request still holds cache blocks
-            if self._engine().reset_prefix_cache():
-                return int(counts[0]) if counts else 0
-            time.sleep(RESET_WAIT_S)
-        raise EngineError("vLLM loaded the new weights but would not reset its prefix cache "
-                          f"({RESET_TRIES} tries): cached prompts would reuse keys and values of "
-                          "the old weights; are requests still running in it?")
+        reset_prefix_cache(lambda: bool(self._engine().reset_prefix_cache()))
+        return int(counts[0]) if counts else 0
 
     def weight_sums(self) -> dict[str, float]:
         """{parameter name: sum} of the model (worker 0), to check a sync (tests)."""

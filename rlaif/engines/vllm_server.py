@@ -119,6 +119,16 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def startup_cause(log: str) -> str:
+    """What a failed start's log says went wrong, when rlaif knows the fix ('' otherwise)."""
+    if "are not supported for now" in log and "architectures" in log.lower():
+        return (": vLLM does not serve this model's architecture (the log names it); use "
+                "generation.backend=hf for it")
+    if "address already in use" in log.lower():
+        return ": another process took its port"
+    return ""
+
+
 class VLLMServer:
     """One vLLM server process; `VLLMServer.start(spec)` returns it ready (health checked)."""
 
@@ -176,9 +186,10 @@ class VLLMServer:
             return
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         when = "while starting" if starting else "while rlaif was using it"
+        tail = log_tail(self.log_path)
         raise EngineDied(
-            f"the vLLM server (pid {self.process.pid}, model {self.spec.model}) {how} {when}. "
-            f"Log {self.log_path}, last lines:\n{log_tail(self.log_path)}")
+            f"the vLLM server (pid {self.process.pid}, model {self.spec.model}) {how} {when}"
+            f"{startup_cause(tail)}. Log {self.log_path}, last lines:\n{tail}")
 
     def stop(self) -> None:
         """Stop the server and its engine processes (its process group: an engine process may
