@@ -92,41 +92,26 @@ def generate_on_vllm(model: str | Path, prompts: Sequence[str], *, gen_kwargs: d
     import shutil
     import tempfile
 
-    from rlaif.engines.vllm_server import SERVED_NAME, ServerSpec, VLLMServer
-    from rlaif.engines.vllm_setup import (
-        VLLMUnavailable,
-        cpu_problem,
-        find_vllm_python,
-        has_nvidia_gpu,
-        vllm_importable,
-    )
+    from rlaif.engines.start import start_engine
+    from rlaif.engines.vllm_server import SERVED_NAME, ServerSpec
+    from rlaif.engines.vllm_setup import vllm_importable
 
-    if not has_nvidia_gpu() and (problem := cpu_problem()):
-        raise VLLMUnavailable(f"--engine vllm cannot run here: {problem}")
     workdir = Path(tempfile.mkdtemp(prefix="rlaif-vllm-"))
     engine: Any = None
     keep_log = False
     try:
         folder, lm, tok = serve_folder(model, workdir)
-        inprocess = vllm_importable()
-        spec = ServerSpec(model=folder, python="" if inprocess else str(find_vllm_python()),
-                          dtype=dtype, max_lora_rank=None, extra_args=["--skip-tokenizer-init"])
-        if inprocess:
-            from rlaif.engines.vllm_inprocess import InProcessEngine
-
-            engine = InProcessEngine.start(spec)
-            client = engine
-        else:
-            engine = VLLMServer.start(spec, log_dir=workdir)
-            client = engine.client
-        return [engine_generate(client, SERVED_NAME, lm, tok, prompts, gen_kwargs=gen_kwargs,
+        spec = ServerSpec(model=folder, python="", dtype=dtype, max_lora_rank=None,
+                          extra_args=["--skip-tokenizer-init"])
+        engine = start_engine(spec, inprocess=vllm_importable(), log_dir=workdir, who="--engine vllm")
+        return [engine_generate(engine.client, SERVED_NAME, lm, tok, prompts, gen_kwargs=gen_kwargs,
                                 seed=seed, chat=chat, system_prompt=system_prompt) for seed in seeds]
     except BaseException:
         keep_log = True  # the error names the server's log
         raise
     finally:
         if engine is not None:
-            (engine.close if hasattr(engine, "close") else engine.stop)()
+            engine.close()
         shutil.rmtree(workdir / "served-model", ignore_errors=True)
         if not keep_log:
             shutil.rmtree(workdir, ignore_errors=True)

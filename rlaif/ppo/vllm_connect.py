@@ -2,7 +2,7 @@
 
     open_engine   generation.vllm.url -> a client of that server; else `engine`: inprocess ->
                   vllm.LLM in this process (`rlaif.engines.vllm_inprocess`), server -> a vLLM
-                  server rlaif starts from .venv-vllm (`rlaif.engines.vllm_server`); auto ->
+                  server rlaif starts from .venv-vllm (both: `rlaif.engines.start`); auto ->
                   inprocess when vllm is importable here, else server. The engine serves the
                   policy's base model (a folder of it written first when the policy came from a
                   .gguf file or a hub id), with LoRA kernels only for sync=adapter.
@@ -11,46 +11,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rlaif.config import RunConfig
 from rlaif.config_generation import VLLM_LORA_RANKS
+from rlaif.engines.start import Engine, start_engine
 from rlaif.engines.vllm_client import EngineError, VLLMClient
-from rlaif.engines.vllm_server import ServerSpec, VLLMServer
-from rlaif.engines.vllm_setup import (
-    VLLMUnavailable,
-    cpu_problem,
-    find_vllm_python,
-    has_nvidia_gpu,
-    vllm_importable,
-)
+from rlaif.engines.vllm_server import ServerSpec
+from rlaif.engines.vllm_setup import vllm_importable
 from rlaif.models.load import load_base_model
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"  # a transformers model folder vLLM can serve as it is
-
-
-@dataclass
-class Engine:
-    """An open engine: `client` has VLLMClient's methods; `server` is rlaif's own server process
-    (None for a server at a URL, or in-process vLLM); `close()` stops what rlaif started."""
-
-    client: Any
-    server: VLLMServer | None = None
-    kind: str = "server"
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-        elif self.kind == "inprocess":
-            self.client.close()
-
-    def died(self) -> bool:
-        """Whether rlaif's own server process has exited (its log is worth keeping)."""
-        return self.server is not None and self.server.process.poll() is not None
 
 
 def server_lora_rank(r: int) -> int:
@@ -68,13 +42,18 @@ def engine_kind(config: RunConfig) -> str:
     return settings.engine
 
 
-def engine_spec(config: RunConfig, model_folder: str, python: str, max_model_len: int | None) -> ServerSpec:
+def engine_dtype(config: RunConfig) -> str:
+    """The engine's weights: generation.vllm.dtype, else the policy's (model.dtype; float32)."""
+    return config.generation.vllm.dtype or config.model.dtype or "float32"
+
+
+def engine_spec(config: RunConfig, model_folder: str, max_model_len: int | None) -> ServerSpec:
     """What the engine serves and how, for either kind (the in-process engine takes it too)."""
     settings, lora = config.generation.vllm, config.model.lora
     adapter = settings.sync_mode() == "adapter" and lora is not None
     return ServerSpec(
-        model=model_folder, python=python,
-        dtype=settings.dtype or config.model.dtype or "float32",
+        model=model_folder, python="",  # start_engine finds the vLLM Python
+        dtype=engine_dtype(config),
         max_lora_rank=server_lora_rank(lora.r) if adapter else None, max_model_len=max_model_len,
         seed=config.ppo.seed, kv_cache_gb=settings.kv_cache_gb,
         start_timeout_s=settings.start_timeout_s, request_timeout_s=settings.request_timeout_s,
@@ -91,20 +70,9 @@ def open_engine(config: RunConfig, policy: Any, workdir: Path, max_model_len: in
             raise EngineError(f"the vLLM server at generation.vllm.url={settings.url} does not "
                               "answer /health; start it, or unset the url to let rlaif start one")
         return Engine(client, kind="url")
-    if not has_nvidia_gpu() and (problem := cpu_problem()):
-        raise VLLMUnavailable(f"generation.backend='vllm' cannot run here: {problem}")
-    if kind == "inprocess":
-        from rlaif.engines.vllm_inprocess import InProcessEngine
-
-        spec = engine_spec(config, base_folder(policy, workdir), python="", max_model_len=max_model_len)
-        logger.info("starting vLLM in this process on %s", spec.model)
-        return Engine(InProcessEngine.start(spec), kind="inprocess")
-    python = find_vllm_python(settings.python)
-    spec = engine_spec(config, base_folder(policy, workdir), str(python), max_model_len)
-    logger.info("starting the vLLM server (%s) on %s", python, spec.model)
-    server = VLLMServer.start(spec, log_dir=workdir)
-    logger.info("vLLM server ready at %s (log %s)", server.url, server.log_path)
-    return Engine(server.client, server=server)
+    spec = engine_spec(config, base_folder(policy, workdir), max_model_len)
+    return start_engine(spec, inprocess=kind == "inprocess", log_dir=workdir,
+                        who="generation.backend='vllm'", vllm_python=settings.python)
 
 
 def base_folder(policy: Any, workdir: Path) -> str:

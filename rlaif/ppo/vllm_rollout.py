@@ -43,11 +43,11 @@ from rlaif.engines.vllm_server import SERVED_NAME
 from rlaif.models.generate import cut_at_eos, tokenize_queries
 from rlaif.models.synced_weights import save_synced
 from rlaif.ppo.rollout import Responses
-from rlaif.ppo.vllm_connect import Engine, open_engine
+from rlaif.engines.start import Engine
+from rlaif.ppo.vllm_connect import engine_dtype, open_engine
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def vllm_sampling_params(config: RunConfig, eos_ids: Sequence[int]) -> dict[str, Any]:
@@ -146,7 +146,7 @@ class VLLMRollouts:
         self.syncs += 1
         if self.sync_mode == "weights":
             path = self.workdir / f"weights-{self.syncs}.safetensors"
-            dtype = DTYPES.get(self.config.generation.vllm.dtype or self.config.model.dtype or "float32")
+            dtype = getattr(torch, engine_dtype(self.config))  # the file in the engine's dtype
             try:
                 save_synced(policy.model, path, dtype)
                 client.update_weights(str(path))
